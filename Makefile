@@ -1,0 +1,34 @@
+# The project's commands. `make test` is what CI runs (through .ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv lint typecheck test test-fast demo bench engine bases images \
+        build-runners build-runner-python build-runner-node build-runner-go build-generator-orval clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check executor tests bench examples runners
+	$(BIN)/ruff format --check executor tests bench examples runners
+
+typecheck: venv
+	$(BIN)/mypy --strict executor
+
+# Unit tests only: no engine needed.
+test-fast: venv
+	$(BIN)/pytest -m "not docker" -q
+
+test: venv lint typecheck images
+	$(BIN)/pytest -q
+
+demo: venv
+	$(BIN)/python examples/stats_local.py

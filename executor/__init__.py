@@ -1,0 +1,48 @@
+"""executor: run typed tasks in-process or in locked-down Docker containers.
+
+One async interface, :class:`Executor` ``[A, B]``: ``await ex.execute(input) -> output``.
+:class:`LocalExecutor` runs a trusted function in-process; :class:`ContainerExecutor` runs
+code in a fresh, locked-down container speaking the JSON protocol of :mod:`executor.protocol`.
+"""
+
+from ._base import Execution as Execution
+from ._base import Executor as Executor
+from ._base import ResultStream as ResultStream
+from ._errors import ConfigError as ConfigError
+from ._errors import ContainerFailed as ContainerFailed
+from ._errors import EngineUnavailable as EngineUnavailable
+from ._errors import ExecutionFailed as ExecutionFailed
+from ._errors import ExecutionTimeout as ExecutionTimeout
+from ._errors import ExecutorError as ExecutorError
+from ._errors import ImageNotFound as ImageNotFound
+from ._errors import InputValidationError as InputValidationError
+from ._errors import OutputTooLarge as OutputTooLarge
+from ._errors import OutputValidationError as OutputValidationError
+from ._errors import ProtocolError as ProtocolError
+from ._errors import SchemaError as SchemaError
+from ._errors import ValidationError as ValidationError
+from ._local import LocalConfig as LocalConfig
+from ._local import LocalExecutor as LocalExecutor
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ConfigError",
+    "ContainerFailed",
+    "EngineUnavailable",
+    "Execution",
+    "ExecutionFailed",
+    "ExecutionTimeout",
+    "Executor",
+    "ExecutorError",
+    "ImageNotFound",
+    "InputValidationError",
+    "LocalConfig",
+    "LocalExecutor",
+    "OutputTooLarge",
+    "OutputValidationError",
+    "ProtocolError",
+    "ResultStream",
+    "SchemaError",
+    "ValidationError",
+)

@@ -1,0 +1,403 @@
+"""The ``Executor[A, B]`` interface shared by every backend, and its batch helpers.
+
+A backend implements :meth:`Executor.run` (and usually a faster :meth:`Executor.execute`);
+``execute_many`` and ``map`` are built here on top of ``execute`` so every backend gets the
+same ordering, concurrency and error semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+import msgspec
+
+from ._errors import ConfigError, ExecutorError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Self
+
+    from anyio.abc import ObjectSendStream
+
+A = TypeVar("A")
+B = TypeVar("B")
+T = TypeVar("T")
+
+#: Input accepted by ``execute``: an ``A``, or plain JSON-like data converted to ``A``.
+Inputs = Iterable[Any] | AsyncIterable[Any]
+#: Called after each finished call of a batch with (finished, failed) counts so far.
+ProgressCallback = Callable[[int, int], None]
+
+
+class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
+    """The result of :meth:`Executor.run`: the output plus what happened during the call.
+
+    ``duration`` and ``timings`` are in seconds; ``timings`` maps a phase name (``validate_in``,
+    ``create``, ``start``, ``call``, ``validate_out``, ...) to its duration. ``logs`` is the
+    task's stderr (empty for local calls), ``logs_truncated`` whether it was cut at
+    ``max_log_bytes``. The container fields are ``None`` for local calls.
+    """
+
+    output: B
+    duration: float
+    timings: dict[str, float] = {}
+    logs: str = ""
+    logs_truncated: bool = False
+    container_id: str | None = None
+    exit_code: int | None = None
+    image: str | None = None
+    engine: str | None = None
+
+
+class _TypedAlias:
+    """``Executor[In, Out]`` with concrete types: calling it passes the types to ``__init__``.
+
+    ``typing``'s own alias only sets ``__orig_class__`` after ``__init__`` returns, too late to
+    derive schemas at construction; everything else is delegated to that alias.
+    """
+
+    __slots__ = ("_alias", "_types")
+
+    def __init__(self, alias: Any, types: tuple[Any, Any]) -> None:
+        self._alias = alias
+        self._types = types
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_types", self._types)
+        instance = self._alias.__origin__(*args, **kwargs)
+        with contextlib.suppress(AttributeError, TypeError):
+            instance.__orig_class__ = self._alias
+        return instance
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[Any, ...]:
+        return self._alias.__mro_entries__(bases)  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._alias, name)
+
+    def __repr__(self) -> str:
+        return repr(self._alias)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _TypedAlias):
+            other = other._alias
+        return bool(self._alias == other)
+
+    def __hash__(self) -> int:
+        return hash(self._alias)
+
+
+def _is_concrete(param: Any) -> bool:
+    return not isinstance(param, TypeVar) and not getattr(param, "__parameters__", ())
+
+
+def types_from_class(cls: type) -> tuple[Any, Any] | None:
+    """Find ``(A, B)`` from ``class MyExecutor(LocalExecutor[In, Out])``-style subclassing."""
+    for klass in cls.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            origin = getattr(base, "__origin__", None)
+            args: tuple[Any, ...] = getattr(base, "__args__", ())
+            if (
+                isinstance(origin, type)
+                and issubclass(origin, Executor)
+                and len(args) == 2
+                and all(_is_concrete(a) for a in args)
+            ):
+                return args[0], args[1]
+    return None
+
+
+class Executor(ABC, Generic[A, B]):
+    """Run a typed task: ``await ex.execute(input) -> output``.
+
+    Every executor is an async context manager; ``aclose()`` releases what it holds
+    (containers, engine connections). Subscribe it with concrete types,
+    ``LocalExecutor[In, Out](fn)``, to convert and validate inputs and outputs.
+    """
+
+    def __class_getitem__(cls, params: Any) -> Any:
+        alias = super().__class_getitem__(params)  # type: ignore[misc]
+        args = params if isinstance(params, tuple) else (params,)
+        if len(args) == 2 and all(_is_concrete(a) for a in args):
+            return _TypedAlias(alias, (args[0], args[1]))
+        return alias
+
+    # -- what a backend implements ---------------------------------------------------------
+
+    @abstractmethod
+    async def run(self, input: A | Any) -> Execution[B]:
+        """Run one call and return its output with logs, timings and backend metadata.
+
+        Raises an :class:`ExecutorError` subclass on any failure.
+        """
+
+    async def execute(self, input: A | Any) -> B:
+        """Run one call and return its output (``input`` may be an ``A`` or JSON-like data).
+
+        Raises :class:`InputValidationError` before anything runs when the input does not
+        match; :class:`ExecutionTimeout`, :class:`ExecutionFailed`,
+        :class:`OutputValidationError` and the container errors as documented on each.
+        """
+        return (await self.run(input)).output
+
+    async def aclose(self) -> None:
+        """Release what the executor holds. Safe to call more than once."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- batches ---------------------------------------------------------------------------
+
+    async def execute_many(
+        self,
+        inputs: Inputs,
+        *,
+        concurrency: int = 8,
+        return_exceptions: bool = False,
+        on_progress: ProgressCallback | None = None,
+    ) -> list[B | ExecutorError]:
+        """Run every input, at most ``concurrency`` at a time; results come in input order.
+
+        With ``return_exceptions=False`` the first failure cancels the calls still running
+        and is raised; with ``True`` each failure takes its input's place in the list.
+        ``inputs`` may be any iterable or async iterable; it is consumed lazily.
+        """
+        _check_concurrency(concurrency)
+        results: dict[int, B | ExecutorError] = {}
+        first_error: list[ExecutorError] = []
+        done = failed = 0
+        limiter = anyio.Semaphore(concurrency)
+
+        async def one(index: int, item: Any) -> None:
+            nonlocal done, failed
+            try:
+                results[index] = await self.execute(item)
+            except ExecutorError as exc:
+                failed += 1
+                if not return_exceptions:
+                    if not first_error:
+                        first_error.append(exc)
+                    tg.cancel_scope.cancel()
+                    return
+                results[index] = exc
+            finally:
+                limiter.release()
+            done += 1
+            if on_progress is not None:
+                on_progress(done, failed)
+
+        count = 0
+        async with anyio.create_task_group() as tg:
+            async for index, item in _aenumerate(inputs):
+                await limiter.acquire()
+                if first_error:
+                    limiter.release()
+                    break
+                tg.start_soon(one, index, item)
+                count = index + 1
+        if first_error:
+            raise first_error[0]
+        return [results[i] for i in range(count)]
+
+    def map(
+        self,
+        inputs: Inputs,
+        *,
+        concurrency: int = 8,
+        on_progress: ProgressCallback | None = None,
+    ) -> ResultStream[B]:
+        """Stream ``(index, output or ExecutorError)`` pairs as each call finishes.
+
+        At most ``concurrency`` calls run at once and at most ``concurrency`` finished results
+        wait for the consumer, so memory stays bounded however long ``inputs`` is (a huge
+        iterator or async iterator is consumed lazily). Use it as ``async for`` directly, or
+        as ``async with ex.map(...) as results:`` to stop early and clean up at once.
+        """
+        _check_concurrency(concurrency)
+        return ResultStream(self, inputs, concurrency, on_progress)
+
+
+def _check_concurrency(concurrency: int) -> None:
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be a positive integer, got {concurrency!r}")
+
+
+async def _aenumerate(items: Inputs) -> AsyncIterator[tuple[int, Any]]:
+    index = 0
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield index, item
+            index += 1
+    else:
+        for item in items:
+            yield index, item
+            index += 1
+
+
+class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
+    """The async iterator returned by :meth:`Executor.map`.
+
+    The calls run in a background task started on first use. Leaving an ``async with`` block
+    (or calling :meth:`aclose`) cancels what is still running and waits for its cleanup; an
+    abandoned stream is cancelled when garbage-collected.
+    """
+
+    def __init__(
+        self,
+        executor: Executor[Any, B],
+        inputs: Inputs,
+        concurrency: int,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self._executor = executor
+        self._inputs = inputs
+        self._concurrency = concurrency
+        self._on_progress = on_progress
+        self._send, self._receive = anyio.create_memory_object_stream[
+            tuple[int, "B | ExecutorError"]
+        ](concurrency)
+        self._task: asyncio.Task[None] | None = None
+        #: Calls started and not yet finished (for tests and progress views).
+        self.in_flight = 0
+        self.finished = 0
+        self.failed = 0
+
+    def _start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._pump(self._send))
+
+    async def _pump(self, send: ObjectSendStream[tuple[int, B | ExecutorError]]) -> None:
+        limiter = anyio.Semaphore(self._concurrency)
+
+        async def one(index: int, item: Any) -> None:
+            result: B | ExecutorError
+            self.in_flight += 1
+            try:
+                try:
+                    result = await self._executor.execute(item)
+                except ExecutorError as exc:
+                    result = exc
+                    self.failed += 1
+                self.in_flight -= 1
+                self.finished += 1
+                if self._on_progress is not None:
+                    self._on_progress(self.finished, self.failed)
+                await send.send((index, result))
+            finally:
+                limiter.release()
+
+        async with send, anyio.create_task_group() as tg:
+            async for index, item in _aenumerate(self._inputs):
+                await limiter.acquire()
+                tg.start_soon(one, index, item)
+
+    def __aiter__(self) -> ResultStream[B]:
+        return self
+
+    async def __anext__(self) -> tuple[int, B | ExecutorError]:
+        self._start()
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            await self._reraise()
+            raise StopAsyncIteration from None
+
+    async def _reraise(self) -> None:
+        task = self._task
+        if task is not None:
+            await asyncio.wait({task})
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise _unwrap(exc)
+
+    async def aclose(self) -> None:
+        """Cancel the calls still running and wait until they are cleaned up."""
+        task = self._task
+        self._receive.close()
+        if task is not None and not task.done():
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({task})
+
+    async def __aenter__(self) -> ResultStream[B]:
+        self._start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """A failure inside the task group arrives as a one-item ExceptionGroup: raise the item."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def resolve_types(
+    cls: type,
+    subscribed: tuple[Any, Any] | None,
+    input_type: Any,
+    output_type: Any,
+    fn: Callable[..., Any] | None = None,
+) -> tuple[Any, Any]:
+    """Pick ``(A, B)``: the subscription, then explicit arguments, then ``fn``'s annotations."""
+    declared = subscribed or types_from_class(cls)
+    a = declared[0] if declared else input_type
+    b = declared[1] if declared else output_type
+    if fn is not None and (a is None or b is None):
+        hints = _annotations(fn)
+        if a is None:
+            a = hints[0]
+        if b is None:
+            b = hints[1]
+    return (Any if a is None else a), (Any if b is None else b)
+
+
+def _annotations(fn: Callable[..., Any]) -> tuple[Any, Any]:
+    import inspect
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: treat as unknown
+        hints = {}
+    try:
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    a = hints.get(params[0].name) if params else None
+    b = hints.get("return")
+    if b is type(None):
+        b = None
+    # An async function's annotation is the awaited type already; unwrap Awaitable[...] too.
+    origin = typing.get_origin(b)
+    if origin is not None and getattr(origin, "__name__", "") in {"Awaitable", "Coroutine"}:
+        b = typing.get_args(b)[-1]
+    return a, b

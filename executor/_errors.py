@@ -1,0 +1,262 @@
+"""Every error the library raises, each with a stable machine-readable ``code``.
+
+The tree::
+
+    ExecutorError                       code
+    ├── ConfigError(ValueError)         CONFIG_INVALID      bad executor/config arguments
+    ├── SchemaError(ValueError)         SCHEMA_INVALID      schema cannot be loaded or compiled
+    ├── ValidationError(ValueError)                         value does not match type/schema
+    │   ├── InputValidationError        INPUT_INVALID
+    │   └── OutputValidationError       OUTPUT_INVALID
+    ├── ExecutionTimeout(TimeoutError)  TIMEOUT
+    ├── ExecutionFailed                 EXECUTION_FAILED    the task raised (local); in a
+    │                                   or the runner's     container: USER_ERROR, NO_EXECUTE,
+    │                                   own code            BAD_REQUEST, OUTPUT_NOT_SERIALIZABLE
+    ├── ContainerFailed                 OOM_KILLED | EXIT_NONZERO
+    ├── ProtocolError                   PROTOCOL_ERROR      stdout was not one response
+    ├── OutputTooLarge                  OUTPUT_TOO_LARGE
+    ├── EngineUnavailable(ConnectionError)  ENGINE_UNAVAILABLE
+    └── ImageNotFound(LookupError)      IMAGE_NOT_FOUND
+
+Errors carry their data as attributes and serialise with :meth:`ExecutorError.to_dict`. No
+exception from msgspec, fastjsonschema, anyio, aiohttp or aiodocker escapes the public API
+unwrapped; the foreign exception is chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ConfigError",
+    "ContainerFailed",
+    "EngineUnavailable",
+    "ExecutionFailed",
+    "ExecutionTimeout",
+    "ExecutorError",
+    "ImageNotFound",
+    "InputValidationError",
+    "OutputTooLarge",
+    "OutputValidationError",
+    "ProtocolError",
+    "SchemaError",
+    "ValidationError",
+]
+
+
+class ExecutorError(Exception):
+    """Root of every error raised by the library.
+
+    ``code`` is stable and machine-readable; ``message`` is for people. Subclasses add
+    data attributes, listed by :meth:`to_dict`.
+    """
+
+    default_code: ClassVar[str] = "EXECUTOR_ERROR"
+    #: Extra attribute names included by :meth:`to_dict`.
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code: str = code or self.default_code
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors do not survive default pickling; restore via __dict__.
+        return (_rebuild, (type(self), self.message), self.__dict__)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready description: ``type``, ``code``, ``message`` and the data."""
+        out: dict[str, Any] = {
+            "type": type(self).__name__,
+            "code": self.code,
+            "message": self.message,
+        }
+        for name in self._fields:
+            value = getattr(self, name, None)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+def _rebuild(cls: type[ExecutorError], message: str) -> ExecutorError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    return err
+
+
+class ConfigError(ExecutorError, ValueError):
+    """An executor or config argument is invalid (raised at construction)."""
+
+    default_code = "CONFIG_INVALID"
+
+
+class SchemaError(ExecutorError, ValueError):
+    """A JSON Schema could not be loaded or compiled (raised at construction, never per call)."""
+
+    default_code = "SCHEMA_INVALID"
+    _fields = ("source",)
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class ValidationError(ExecutorError, ValueError):
+    """Data does not match its type or schema.
+
+    ``path`` locates the offending value as ``$.a.b[0]`` (``$`` is the whole value);
+    ``reason`` is the bare validator message, ``message`` the full sentence.
+    """
+
+    default_code = "VALIDATION_FAILED"
+    _fields = ("path", "reason", "which")
+    which: ClassVar[str] = "value"
+
+    def __init__(self, reason: str, *, path: str = "$") -> None:
+        super().__init__(f"{self.which} is invalid at {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class InputValidationError(ValidationError):
+    """The input does not match the input type or ``schema_in``; nothing was run."""
+
+    default_code = "INPUT_INVALID"
+    which = "input"
+
+
+class OutputValidationError(ValidationError):
+    """The task returned a value that does not match the output type or ``schema_out``."""
+
+    default_code = "OUTPUT_INVALID"
+    which = "output"
+
+
+class ExecutionTimeout(ExecutorError, TimeoutError):
+    """The call did not finish within ``timeout`` seconds (the container, if any, was killed)."""
+
+    default_code = "TIMEOUT"
+    _fields = ("timeout",)
+
+    def __init__(self, timeout: float, *, what: str = "task") -> None:
+        super().__init__(
+            f"{what} did not finish within {timeout:g} s; raise the timeout or make the task faster"
+        )
+        self.timeout = timeout
+
+
+class ExecutionFailed(ExecutorError):
+    """The task itself failed.
+
+    For a local task the original exception is chained as ``__cause__`` and ``details``
+    holds its traceback. For a container, ``code`` is the runner's code (``USER_ERROR``,
+    ``NO_EXECUTE``, ``BAD_REQUEST``, ``OUTPUT_NOT_SERIALIZABLE``, ...) and ``details``
+    the runner's details (usually the stack trace); ``logs`` holds the container's stderr.
+    """
+
+    default_code = "EXECUTION_FAILED"
+    _fields = ("details", "logs")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: str | None = None,
+        logs: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.details = details
+        self.logs = logs
+
+
+class ContainerFailed(ExecutorError):
+    """The container ended without a response: killed for memory, or exited non-zero.
+
+    ``code`` is ``OOM_KILLED`` when the engine reports an out-of-memory kill, otherwise
+    ``EXIT_NONZERO``. ``logs`` is the tail of the container's stderr.
+    """
+
+    default_code = "EXIT_NONZERO"
+    _fields = ("exit_code", "oom_killed", "logs", "container_id")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: int | None,
+        oom_killed: bool = False,
+        logs: str = "",
+        container_id: str | None = None,
+    ) -> None:
+        super().__init__(message, code="OOM_KILLED" if oom_killed else "EXIT_NONZERO")
+        self.exit_code = exit_code
+        self.oom_killed = oom_killed
+        self.logs = logs
+        self.container_id = container_id
+
+
+class ProtocolError(ExecutorError):
+    """The runner's stdout was not one valid protocol response.
+
+    ``received`` holds the first bytes that arrived (decoded leniently).
+    """
+
+    default_code = "PROTOCOL_ERROR"
+    _fields = ("received", "logs")
+
+    def __init__(self, message: str, *, received: bytes = b"", logs: str | None = None) -> None:
+        super().__init__(message)
+        self.received = received[:200].decode("utf-8", "replace")
+        self.logs = logs
+
+
+class OutputTooLarge(ExecutorError):
+    """The response exceeded ``max_output_bytes``; reading stopped and the container was killed."""
+
+    default_code = "OUTPUT_TOO_LARGE"
+    _fields = ("limit",)
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the response exceeded max_output_bytes={limit}; the container was killed. "
+            "Return less data or raise max_output_bytes"
+        )
+        self.limit = limit
+
+
+class EngineUnavailable(ExecutorError, ConnectionError):
+    """The Docker engine could not be reached or failed mid-call."""
+
+    default_code = "ENGINE_UNAVAILABLE"
+    _fields = ("engine",)
+
+    def __init__(self, message: str, *, engine: str | None = None) -> None:
+        hint = (
+            " Is the engine running? Start one with `make engine`, or point DOCKER_HOST at one;"
+            " `executor doctor` checks the setup."
+        )
+        super().__init__(message + hint)
+        self.engine = engine
+
+
+class ImageNotFound(ExecutorError, LookupError):
+    """The image is not present on the engine (nothing is ever pulled implicitly)."""
+
+    default_code = "IMAGE_NOT_FOUND"
+    _fields = ("image", "engine")
+
+    def __init__(self, image: str, *, engine: str | None = None, hint: str | None = None) -> None:
+        where = f" on engine {engine}" if engine else ""
+        super().__init__(
+            f"image {image!r} was not found{where}. "
+            + (hint or "Build it (`make build-runners` builds the runner images) or pull it.")
+        )
+        self.image = image
+        self.engine = engine

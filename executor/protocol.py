@@ -1,0 +1,130 @@
+"""The JSON wire protocol spoken between the host and every runner image.
+
+One request is written to the runner's stdin::
+
+    {"schema_in": {...} | null, "schema_out": {...} | null, "input": ...}
+
+and exactly one response comes back on its stdout::
+
+    {"ok": true, "output": ...}
+    {"ok": false, "error": {"message": "...", "code": "USER_ERROR", "details": "..."}}
+
+In serve mode (``--serve`` or ``EXECUTOR_SERVE=1``) requests and responses are compact JSON,
+one per line, until stdin ends. ``tests/vectors/`` holds the conformance vectors that pin
+this protocol for every runner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ._errors import ProtocolError
+
+__all__ = [
+    "RUNNER_ERROR_CODES",
+    "ErrorInfo",
+    "Request",
+    "Response",
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+]
+
+#: Codes a conforming runner reports in ``error.code``.
+RUNNER_ERROR_CODES = (
+    "BAD_REQUEST",  # the request could not be parsed
+    "NO_EXECUTE",  # the user module or its function is missing
+    "USER_ERROR",  # the user function raised; details hold the stack trace
+    "OUTPUT_NOT_SERIALIZABLE",  # the function returned something JSON cannot carry
+)
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The ``error`` object of a failed response."""
+
+    message: str
+    code: str = "ERROR"
+    details: str | None = None
+
+
+class Request(msgspec.Struct, frozen=True):
+    """One call: the schemas (for the runner's information) and the input."""
+
+    schema_in: Any = None
+    schema_out: Any = None
+    input: Any = None
+
+
+class Response(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One answer: ``ok`` with ``output``, or not ``ok`` with ``error``."""
+
+    ok: bool
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+class _RawResponse(msgspec.Struct, frozen=True):
+    ok: bool
+    output: msgspec.Raw = msgspec.Raw(b"null")
+    error: ErrorInfo | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(Request)
+_response_decoder = msgspec.json.Decoder(Response)
+_raw_response_decoder = msgspec.json.Decoder(_RawResponse)
+
+
+def encode_request(request: Request) -> bytes:
+    """Encode a request as compact JSON (no trailing newline)."""
+    return _encoder.encode(request)
+
+
+def encode_response(response: Response) -> bytes:
+    """Encode a response as compact JSON (no trailing newline)."""
+    return _encoder.encode(response)
+
+
+def decode_request(data: bytes | str) -> Request:
+    """Decode a request; raise :class:`ProtocolError` when it is not one."""
+    try:
+        return _request_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        raise ProtocolError(f"not a protocol request: {exc}", received=raw) from exc
+
+
+def decode_response(data: bytes | str) -> Response:
+    """Decode a response; raise :class:`ProtocolError` when it is not one."""
+    try:
+        response = _response_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        raise ProtocolError(
+            f"the runner's stdout is not a protocol response: {exc}", received=raw
+        ) from exc
+    _check(response.ok, response.error, data)
+    return response
+
+
+def decode_response_raw(data: bytes) -> tuple[bool, msgspec.Raw, ErrorInfo | None]:
+    """Decode a response keeping ``output`` as undecoded JSON (for typed decoding later)."""
+    try:
+        response = _raw_response_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(
+            f"the runner's stdout is not a protocol response: {exc}", received=bytes(data)
+        ) from exc
+    _check(response.ok, response.error, data)
+    return response.ok, response.output, response.error
+
+
+def _check(ok: bool, error: ErrorInfo | None, data: bytes | str) -> None:
+    if not ok and error is None:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        raise ProtocolError(
+            'the runner answered "ok": false without an "error" object', received=raw
+        )

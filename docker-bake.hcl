@@ -1,0 +1,94 @@
+# The executor images: one source of truth for tags, contexts, Dockerfiles and build args.
+#
+#   docker buildx bake runners                  # the three runner images
+#   python -m executor._images build runners    # the same without buildx, through the Engine API
+#
+# Variables default to official base images. On a machine without a registry, `make bases`
+# builds Debian-based replacements and records the values to use in .state/bake-vars.json,
+# which `make images` / `python -m executor._images` pick up automatically.
+#
+# A custom Go function: GO_FUNCTION_DIR names a directory inside runners/go holding
+# `package function` with `func Execute(input json.RawMessage) (any, error)`, e.g.
+#   GO_FUNCTION_DIR=functions/stats docker buildx bake runner-go
+# (see docs/RUNNERS.md).
+
+variable "REGISTRY" {
+  default = "executor"
+}
+
+variable "VERSION" {
+  default = "0.1.0"
+}
+
+variable "PYTHON_BASE" {
+  default = "python:3.12-slim"
+}
+
+variable "NODE_BASE" {
+  default = "node:22-slim"
+}
+
+# Node with npm, for the orval build stage only.
+variable "NODE_BUILD_BASE" {
+  default = "node:22-slim"
+}
+
+variable "GO_BUILD_BASE" {
+  default = "golang:1.23"
+}
+
+variable "GO_RUNTIME_BASE" {
+  default = "scratch"
+}
+
+variable "GO_FUNCTION_DIR" {
+  default = "function"
+}
+
+group "default" {
+  targets = ["runners", "generator-orval"]
+}
+
+group "runners" {
+  targets = ["runner-python", "runner-node", "runner-go"]
+}
+
+target "runner-python" {
+  context    = "runners/python"
+  dockerfile = "Dockerfile"
+  args = {
+    BASE_IMAGE = "${PYTHON_BASE}"
+  }
+  tags = ["${REGISTRY}/runner-python:${VERSION}", "${REGISTRY}/runner-python:latest"]
+}
+
+target "runner-node" {
+  context    = "runners/node"
+  dockerfile = "Dockerfile"
+  args = {
+    BASE_IMAGE = "${NODE_BASE}"
+  }
+  tags = ["${REGISTRY}/runner-node:${VERSION}", "${REGISTRY}/runner-node:latest"]
+}
+
+target "runner-go" {
+  context    = "runners/go"
+  dockerfile = "Dockerfile"
+  args = {
+    GO_BUILD_BASE = "${GO_BUILD_BASE}"
+    BASE_IMAGE    = "${GO_RUNTIME_BASE}"
+    FUNCTION_DIR  = "${GO_FUNCTION_DIR}"
+  }
+  tags = ["${REGISTRY}/runner-go:${VERSION}", "${REGISTRY}/runner-go:latest"]
+}
+
+# FROM the node runner (build runner-node first), plus orval installed with npm.
+target "generator-orval" {
+  context    = "generators/orval"
+  dockerfile = "Dockerfile"
+  args = {
+    BASE_IMAGE      = "${REGISTRY}/runner-node:${VERSION}"
+    NODE_BUILD_BASE = "${NODE_BUILD_BASE}"
+  }
+  tags = ["${REGISTRY}/generator-orval:${VERSION}", "${REGISTRY}/generator-orval:latest"]
+}

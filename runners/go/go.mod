@@ -1,0 +1,3 @@
+module executor.local/runner
+
+go 1.19

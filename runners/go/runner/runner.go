@@ -1,0 +1,170 @@
+// Package runner speaks the executor wire protocol for a Go function compiled into the binary.
+//
+// Protocol (see executor/protocol.py and tests/vectors/): read {"schema_in", "schema_out",
+// "input"} from stdin, call the function, write {"ok": true, "output": ...} or
+// {"ok": false, "error": {"message", "code", "details"}} to the original stdout and exit 0.
+// With --serve (or EXECUTOR_SERVE=1) it answers newline-delimited requests, one line each,
+// until EOF. Standard library only.
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"syscall"
+
+	"executor.local/runner/fdswap"
+)
+
+// Func is the user's function: it receives the raw JSON input and returns any value
+// encoding/json can marshal.
+type Func func(input json.RawMessage) (any, error)
+
+type errorInfo struct {
+	Message string `json:"message"`
+	Code    string `json:"code"`
+	Details string `json:"details,omitempty"`
+}
+
+type okResponse struct {
+	OK     bool `json:"ok"`
+	Output any  `json:"output"`
+}
+
+type errorResponse struct {
+	OK    bool      `json:"ok"`
+	Error errorInfo `json:"error"`
+}
+
+type request struct {
+	SchemaIn  json.RawMessage `json:"schema_in"`
+	SchemaOut json.RawMessage `json:"schema_out"`
+	Input     json.RawMessage `json:"input"`
+}
+
+// Main runs the protocol around fn and exits the process.
+func Main(fn Func) {
+	out, err := fdswap.Protocol, fdswap.Err
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "executor runner:", err)
+		os.Exit(70)
+	}
+	serve := os.Getenv("EXECUTOR_SERVE") == "1"
+	for _, arg := range os.Args[1:] {
+		if arg == "--serve" {
+			serve = true
+		}
+	}
+	if serve {
+		err = Serve(fn, os.Stdin, out)
+	} else {
+		err = RunOnce(fn, os.Stdin, out)
+	}
+	if err != nil && !errors.Is(err, syscall.EPIPE) {
+		fmt.Fprintln(os.Stderr, "executor runner:", err)
+		os.Exit(70)
+	}
+	os.Exit(0)
+}
+
+// RunOnce reads one request (any JSON layout) until EOF and writes one response.
+func RunOnce(fn Func, in io.Reader, out io.Writer) error {
+	raw, err := io.ReadAll(in)
+	if err != nil {
+		return fmt.Errorf("read stdin: %w", err)
+	}
+	_, err = out.Write(Handle(fn, raw))
+	return err
+}
+
+// Serve answers newline-delimited requests, one response line each, until EOF.
+func Serve(fn Func, in io.Reader, out io.Writer) error {
+	reader := bufio.NewReaderSize(in, 1<<16)
+	for {
+		line, err := reader.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			if _, werr := out.Write(append(Handle(fn, line), '\n')); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read stdin: %w", err)
+		}
+	}
+}
+
+// Handle turns one raw request into one compact JSON response (no trailing newline).
+func Handle(fn Func, raw []byte) []byte {
+	var req request
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return failure("BAD_REQUEST", "the request must be a JSON object", "")
+	}
+	if err := json.Unmarshal(trimmed, &req); err != nil {
+		return failure("BAD_REQUEST", "the request is not valid JSON: "+err.Error(), "")
+	}
+	input := req.Input
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+	output, err := call(fn, input)
+	if err != nil {
+		var f *userFailure
+		if errors.As(err, &f) {
+			return failure("USER_ERROR", f.message, f.stack)
+		}
+		return failure("USER_ERROR", err.Error(), fmt.Sprintf("%+v", err))
+	}
+	encoded, err := marshal(okResponse{OK: true, Output: output})
+	if err != nil {
+		return failure("OUTPUT_NOT_SERIALIZABLE", "the output cannot be encoded as JSON: "+err.Error(), "")
+	}
+	return encoded
+}
+
+type userFailure struct {
+	message string
+	stack   string
+}
+
+func (f *userFailure) Error() string { return f.message }
+
+// call runs fn, turning a panic into an error that carries the stack trace.
+func call(fn Func, input json.RawMessage) (output any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &userFailure{message: fmt.Sprintf("panic: %v", r), stack: string(debug.Stack())}
+		}
+	}()
+	output, err = fn(input)
+	if err != nil {
+		err = &userFailure{message: err.Error(), stack: fmt.Sprintf("%+v\n\n%s", err, debug.Stack())}
+	}
+	return output, err
+}
+
+func marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+func failure(code, message, details string) []byte {
+	encoded, err := marshal(errorResponse{Error: errorInfo{Message: message, Code: code, Details: details}})
+	if err != nil { // cannot happen for strings; keep the protocol intact regardless
+		return []byte(`{"ok":false,"error":{"message":"internal encoding failure","code":"` + code + `"}}`)
+	}
+	return encoded
+}

@@ -1,0 +1,141 @@
+// The executor runner for Node.js: one request on stdin, one response on the protocol fd.
+//
+// Protocol (see executor/protocol.py and tests/vectors/): read {"schema_in", "schema_out",
+// "input"}, call executeFunction(input) exported by the user's ES module (/app/execute.mjs,
+// else /app/execute.js, or $EXECUTOR_MODULE), answer {"ok": true, "output": ...} or
+// {"ok": false, "error": {"message", "code", "details"}} and exit 0. --serve (or
+// EXECUTOR_SERVE=1) answers newline-delimited requests, one line each, until EOF.
+//
+// Node cannot dup(2) file descriptors, so the fd swap is done by whoever starts us: the image
+// entrypoint runs `exec 3>&1 1>&2` (see run.sh) and sets EXECUTOR_PROTOCOL_FD=3. Then
+// console.log, process.stdout and child processes writing to fd 1 all land on stderr. Started
+// without it (plain `node runner.mjs`), the runner re-executes itself with that wiring.
+// No third-party dependencies. All start-up work (the user module's import included) happens
+// before stdin is read, so a pre-started runner answers its first request at once.
+
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import readline from "node:readline";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const FUNCTION_NAME = "executeFunction";
+const DEFAULT_MODULES = ["/app/execute.mjs", "/app/execute.js"];
+
+const protocolFd = Number.parseInt(process.env.EXECUTOR_PROTOCOL_FD ?? "", 10);
+if (!Number.isInteger(protocolFd)) {
+  // Re-run ourselves with fd 3 = our stdout (the protocol) and fd 1 = our stderr.
+  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: [0, 2, 2, 1],
+    env: { ...process.env, EXECUTOR_PROTOCOL_FD: "3" },
+  });
+  process.exit(child.status ?? 1);
+}
+
+class Failure extends Error {
+  constructor(code, message, details) {
+    super(message);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+function writeAll(text) {
+  const data = Buffer.from(text, "utf8");
+  let offset = 0;
+  while (offset < data.length) {
+    try {
+      offset += fs.writeSync(protocolFd, data, offset, data.length - offset);
+    } catch (err) {
+      if (err.code !== "EAGAIN") throw err;
+      Atomics.wait(sleepCell, 0, 0, 1); // a non-blocking pipe is full: wait a moment
+    }
+  }
+}
+
+function errorResponse(code, message, details) {
+  const error = { message, code };
+  if (details !== undefined && details !== null) error.details = details;
+  return JSON.stringify({ ok: false, error });
+}
+
+function describe(err) {
+  if (err instanceof Error) {
+    return { message: `${err.name}: ${err.message}`, details: err.stack ?? String(err) };
+  }
+  return { message: `thrown value: ${String(err)}`, details: String(err) };
+}
+
+async function load() {
+  const given = process.env.EXECUTOR_MODULE;
+  const candidates = given ? [given] : DEFAULT_MODULES;
+  const path = candidates.find((p) => fs.existsSync(p));
+  if (path === undefined) {
+    return new Failure("NO_EXECUTE", `user module ${candidates.join(" or ")} not found`);
+  }
+  let mod;
+  try {
+    mod = await import(pathToFileURL(fs.realpathSync(path)).href);
+  } catch (err) {
+    const { message, details } = describe(err);
+    return new Failure("USER_ERROR", `importing ${path} failed: ${message}`, details);
+  }
+  const fn = mod[FUNCTION_NAME] ?? mod.default?.[FUNCTION_NAME];
+  if (typeof fn !== "function") {
+    return new Failure("NO_EXECUTE", `${path} does not export a function ${FUNCTION_NAME}(input)`);
+  }
+  return fn;
+}
+
+const fn = await load();
+
+async function handle(raw) {
+  let request;
+  try {
+    request = JSON.parse(raw);
+  } catch (err) {
+    return errorResponse("BAD_REQUEST", `the request is not valid JSON: ${err.message}`);
+  }
+  if (request === null || typeof request !== "object" || Array.isArray(request)) {
+    return errorResponse("BAD_REQUEST", "the request must be a JSON object");
+  }
+  if (fn instanceof Failure) return errorResponse(fn.code, fn.message, fn.details);
+  let output;
+  try {
+    output = await fn(request.input ?? null);
+  } catch (err) {
+    const { message, details } = describe(err);
+    return errorResponse("USER_ERROR", message, details);
+  }
+  try {
+    const text = JSON.stringify({ ok: true, output: output === undefined ? null : output });
+    if (text === undefined) throw new TypeError("JSON.stringify returned nothing");
+    return text;
+  } catch (err) {
+    return errorResponse(
+      "OUTPUT_NOT_SERIALIZABLE",
+      `the output cannot be encoded as JSON: ${err.name}: ${err.message}`,
+    );
+  }
+}
+
+// A user error must never end the process; an unhandled rejection from stray user promises
+// is reported on stderr only.
+process.on("unhandledRejection", (reason) => {
+  console.error("executor runner: unhandled rejection in user code:", reason);
+});
+
+const serve = process.argv.includes("--serve") || process.env.EXECUTOR_SERVE === "1";
+if (serve) {
+  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of lines) {
+    if (line.trim() === "") continue;
+    writeAll(`${await handle(line)}\n`);
+  }
+} else {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  writeAll(await handle(Buffer.concat(chunks).toString("utf8")));
+}
+process.exit(0);

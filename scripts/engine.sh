@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Bring up a Docker engine if none answers (idempotent).
+#
+# An engine that already answers (DOCKER_HOST or the default socket) is left alone. Otherwise,
+# as root on Debian: install docker.io and runsc (gVisor) when missing, register runsc as a
+# runtime with networking off, start dockerd in the background and wait for it.
+# Log: /var/log/executor-dockerd.log (override with EXECUTOR_DOCKERD_LOG).
+set -euo pipefail
+
+LOG=${EXECUTOR_DOCKERD_LOG:-/var/log/executor-dockerd.log}
+DAEMON_JSON=/etc/docker/daemon.json
+PIDFILE=/var/run/docker.pid
+WAIT_SECONDS=${EXECUTOR_ENGINE_WAIT:-60}
+
+say() { printf 'engine: %s\n' "$*" >&2; }
+
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    say "an engine answers (${DOCKER_HOST:-default socket}); nothing to do"
+    exit 0
+fi
+
+if [ -n "${DOCKER_HOST:-}" ]; then
+    say "DOCKER_HOST=$DOCKER_HOST is set but does not answer; refusing to start a local dockerd"
+    exit 1
+fi
+if [ "$(id -u)" != 0 ]; then
+    say "no engine answers and this is not root: start Docker yourself or set DOCKER_HOST"
+    exit 1
+fi
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+command -v runsc >/dev/null 2>&1 || missing+=(runsc)
+if [ ${#missing[@]} -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "missing ${missing[*]} and no apt-get: install Docker yourself"
+        exit 1
+    fi
+    # Another apt run (e.g. a provisioning step) holds the lock: wait for it instead of failing.
+    for _ in $(seq 1 300); do
+        pgrep -x apt-get >/dev/null 2>&1 || pgrep -x dpkg >/dev/null 2>&1 || break
+        sleep 1
+    done
+    say "installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # runsc is optional (gVisor); docker.io is not.
+    apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+    apt-get install -y -qq --no-install-recommends runsc >/dev/null 2>&1 \
+        || say "runsc could not be installed; the runsc runtime will be unavailable"
+fi
+
+# Register runsc (merge with any existing daemon.json; keep other settings).
+mkdir -p /etc/docker
+if command -v runsc >/dev/null 2>&1; then
+    python3 - "$DAEMON_JSON" "$(command -v runsc)" <<'PY'
+import json, os, sys
+path, runsc = sys.argv[1], sys.argv[2]
+try:
+    with open(path) as f:
+        config = json.load(f)
+except FileNotFoundError:
+    config = {}
+wanted = {"path": runsc, "runtimeArgs": ["--network=none"]}
+if config.get("runtimes", {}).get("runsc") != wanted:
+    config.setdefault("runtimes", {})["runsc"] = wanted
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+PY
+fi
+
+if pgrep -x dockerd >/dev/null 2>&1; then
+    say "dockerd runs already (pid $(pgrep -x dockerd | head -1)); waiting for it to answer"
+else
+    if [ -e "$PIDFILE" ]; then
+        say "removing stale $PIDFILE (no dockerd process)"
+        rm -f "$PIDFILE"
+    fi
+    say "starting dockerd (log: $LOG)"
+    mkdir -p "$(dirname "$LOG")"
+    nohup dockerd >>"$LOG" 2>&1 </dev/null &
+fi
+
+for _ in $(seq 1 "$WAIT_SECONDS"); do
+    if docker info >/dev/null 2>&1; then
+        say "engine ready: $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')," \
+            "runtimes: $(docker info --format '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>/dev/null || echo '?')"
+        exit 0
+    fi
+    sleep 1
+done
+
+say "dockerd did not answer within ${WAIT_SECONDS}s; last lines of $LOG:"
+tail -n 40 "$LOG" >&2 || true
+exit 1

@@ -8,6 +8,8 @@ code in a fresh, locked-down container speaking the JSON protocol of :mod:`execu
 from ._base import Execution as Execution
 from ._base import Executor as Executor
 from ._base import ResultStream as ResultStream
+from ._container import ContainerConfig as ContainerConfig
+from ._container import ContainerExecutor as ContainerExecutor
 from ._errors import ConfigError as ConfigError
 from ._errors import ContainerFailed as ContainerFailed
 from ._errors import EngineUnavailable as EngineUnavailable
@@ -28,6 +30,8 @@ __version__ = "0.1.0"
 
 __all__ = (
     "ConfigError",
+    "ContainerConfig",
+    "ContainerExecutor",
     "ContainerFailed",
     "EngineUnavailable",
     "Execution",

@@ -163,7 +163,7 @@ class Codec(Generic[T]):
         self._explicit = explicit is not None and validate
         self._validator = validator if self._explicit else None
         self._exact: type | None = tp if _is_plain_class(tp) else None
-        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(None if self.is_any else tp)
+        self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(Any if self.is_any else tp)
         check: Callable[[Any], Any] | None = None
         if self._explicit:
             check = self._check_builtins

@@ -99,7 +99,9 @@ def _load():
         if isinstance(exc, KeyboardInterrupt):
             raise
         return _Failure(
-            "USER_ERROR", f"importing {path} failed: {type(exc).__name__}: {exc}", _user_traceback(exc)
+            "USER_ERROR",
+            f"importing {path} failed: {type(exc).__name__}: {exc}",
+            _user_traceback(exc),
         )
     function = getattr(module, FUNCTION_NAME, None)
     if not callable(function):
@@ -164,7 +166,7 @@ def main(argv) -> int:
                 if line.strip():
                     _write(runner.handle(line) + b"\n")
         else:
-            _write(runner.handle(stdin.read()))
+            _write(runner.handle(stdin.read()) + b"\n")
     except BrokenPipeError:
         return 0
     return 0

@@ -25,6 +25,7 @@ from ._errors import SchemaError as SchemaError
 from ._errors import ValidationError as ValidationError
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
+from ._reap import reap as reap
 
 __version__ = "0.1.0"
 
@@ -49,4 +50,5 @@ __all__ = (
     "ResultStream",
     "SchemaError",
     "ValidationError",
+    "reap",
 )

@@ -32,3 +32,24 @@ test: venv lint typecheck images
 
 demo: venv
 	$(BIN)/python examples/stats_local.py
+
+# --- engine and images (scripts/*.sh; see docs/RUNNERS.md) -------------------------------------
+
+# Start a Docker engine unless one answers (installs docker.io and runsc as root on Debian).
+engine:
+	scripts/engine.sh
+
+# Local Debian-based base images for machines without a container registry.
+bases:
+	scripts/bases.sh
+
+# Everything the tests need (runners + orval). Skips up-to-date images; without an engine it
+# prints a note and succeeds, unless EXECUTOR_REQUIRE_DOCKER=1.
+images: venv
+	PY=$(BIN)/python scripts/images.sh default
+
+build-runners: venv
+	PY=$(BIN)/python scripts/images.sh runners
+
+build-runner-python build-runner-node build-runner-go build-generator-orval: venv
+	PY=$(BIN)/python scripts/images.sh $(patsubst build-%,%,$@)

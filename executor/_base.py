@@ -312,7 +312,9 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
         self._start()
         try:
             return await self._receive.receive()
-        except anyio.EndOfStream:
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            # Exhausted (or closed by aclose): close our end so it is not reported unclosed.
+            self._receive.close()
             await self._reraise()
             raise StopAsyncIteration from None
 
@@ -348,6 +350,11 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
         task = self._task
         if task is not None and not task.done():
             task.cancel()
+        # Close our ends so an abandoned (or never iterated) stream is not reported unclosed;
+        # a running pump closes the send end itself as it unwinds.
+        self._receive.close()
+        if task is None:
+            self._send.close()
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -148,7 +148,8 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
                 return fn  # type: ignore[no-any-return]
             return lambda value: _run_with_deadline(fn(value), timeout)
         if timeout is None:
-            return lambda value: anyio.to_thread.run_sync(fn, value)
+            # Abandon the thread if the caller is cancelled, as with a timeout armed below.
+            return lambda value: anyio.to_thread.run_sync(fn, value, abandon_on_cancel=True)
 
         async def in_thread(value: A) -> Any:
             with anyio.move_on_after(timeout):

@@ -43,7 +43,10 @@ def load_schema(source: SchemaSource, *, which: str) -> dict[str, Any] | None:
         if isinstance(source, Mapping):
             schema: Any = dict(source)
         elif isinstance(source, bytes) or (
-            isinstance(source, str) and source.lstrip().startswith(("{", "true", "false"))
+            # JSON text, not a path: an object/array, or a bare boolean schema. A path may
+            # well start with "true"/"false" (true_schema.json), so those must match whole.
+            isinstance(source, str)
+            and (source.lstrip().startswith(("{", "[")) or source.strip() in ("true", "false"))
         ):
             schema = _json_decode(source)
         else:

@@ -201,14 +201,21 @@ class Executor(ABC, Generic[A, B]):
                 on_progress(done, failed)
 
         count = 0
-        async with anyio.create_task_group() as tg:
-            async for index, item in _aenumerate(inputs):
-                await limiter.acquire()
-                if first_error:
-                    limiter.release()
-                    break
-                tg.start_soon(one, index, item)
-                count = index + 1
+        bug: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                async for index, item in _aenumerate(inputs):
+                    await limiter.acquire()
+                    if first_error:
+                        limiter.release()
+                        break
+                    tg.start_soon(one, index, item)
+                    count = index + 1
+        except BaseExceptionGroup as group:
+            # A bug (in the inputs, on_progress or a backend): raise it as is, like map() does.
+            bug = _unwrap(group)
+        if bug is not None:
+            raise bug
         if first_error:
             raise first_error[0]
         return [results[i] for i in range(count)]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._container import Container, exchange, launch, remove_quietly
+from ._container import Container, exchange, launch
 from ._errors import ExecutorError, ProtocolError
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class Pool:
             self._notify()
         self.launched += 1
         if self._closed:
-            await remove_quietly(container.engine, container.id)
+            await self._ex.kill(container)
             return
         self._error = None
         self._idle.append((time.monotonic(), container))

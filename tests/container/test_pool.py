@@ -39,11 +39,6 @@ async def wait_for(predicate: Any, *, timeout: float = 20.0) -> None:
             await anyio.sleep(0.05)
 
 
-def labelled(executor: ContainerExecutor[Any, Any]) -> set[str]:
-    """Containers of this test run that carry the executor's owner label."""
-    return set(leftover_containers())
-
-
 async def test_prewarm_fills_pool_and_refills_after_use(make_executor: MakeExecutor) -> None:
     """A prewarmed pool holds pool_size started containers and refills after each call."""
     ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=2, prewarm=True)
@@ -140,7 +135,12 @@ async def test_reuse_timeout_kills_only_that_worker(make_executor: MakeExecutor)
 
 async def test_reuse_survives_user_errors(make_executor: MakeExecutor) -> None:
     """A task error in serve mode is reported and the worker keeps serving."""
-    src = "def execute(input):\n    if input == 'boom':\n        raise ValueError('boom')\n    return input\n"
+    src = (
+        "def execute(input):\n"
+        "    if input == 'boom':\n"
+        "        raise ValueError('boom')\n"
+        "    return input\n"
+    )
     ex = make_executor(files={"/app/execute.py": src}, reuse=True)
     async with ex:
         first = await ex.run("a")

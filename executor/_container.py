@@ -225,7 +225,16 @@ class Container:
 async def launch(engine: Engine, body: Mapping[str, Any]) -> Container:
     """Create, attach and start a container; on any failure remove what was made."""
     t0 = _perf()
-    container_id = await engine.create(body)
+    # Shielded: a create cancelled in flight may still happen at the engine, and without its
+    # id nothing could remove the container. Bounded, so a hung engine cannot hold us forever.
+    container_id: str | None = None
+    with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
+        container_id = await engine.create(body)
+    if container_id is None:
+        raise EngineUnavailable(
+            f"the engine did not create the container within {CLEANUP_TIMEOUT:g} s.",
+            engine=engine.name,
+        )
     try:
         t1 = _perf()
         attachment = await engine.attach(container_id)

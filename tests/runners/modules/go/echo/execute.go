@@ -1,0 +1,5 @@
+package function
+
+import "encoding/json"
+
+func Execute(input json.RawMessage) (any, error) { return input, nil }

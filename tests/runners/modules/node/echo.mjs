@@ -1,0 +1,3 @@
+export function executeFunction(input) {
+  return input;
+}

@@ -1,0 +1,3 @@
+export function somethingElse(input) {
+  return input;
+}

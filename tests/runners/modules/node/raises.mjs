@@ -1,0 +1,7 @@
+function helper(value) {
+  throw new Error(`boom: ${value}`);
+}
+
+export function executeFunction(input) {
+  return helper(input);
+}

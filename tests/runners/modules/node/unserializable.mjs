@@ -1,0 +1,3 @@
+export function executeFunction() {
+  return { big: 1n };
+}

@@ -1,0 +1,2 @@
+def something_else(input):
+    return input

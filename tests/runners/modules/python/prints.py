@@ -1,0 +1,7 @@
+import sys
+
+
+def execute(input):
+    print("printed-to-stdout")
+    sys.stdout.flush()
+    return {"printed": True}

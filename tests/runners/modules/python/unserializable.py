@@ -1,0 +1,2 @@
+def execute(input):
+    return {"a set": {1, 2, 3}}

@@ -1,0 +1,402 @@
+"""Every runner against every vector in tests/vectors/, as a host process and in its image.
+
+Host mode runs ``runners/python/runner.py`` with this Python, ``runners/node/run.sh`` with the
+host's node, and the Go runner built with the host's Go toolchain (each skips when the
+toolchain is missing). Image mode runs ``docker run -i --rm`` on the runner image, locked down
+(read-only root, no network, no capabilities, only /tmp writable), with the vector's user
+module mounted where the image expects it (Go: a static runner binary built with the module).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.protocol import decode_response
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS_DIR = ROOT / "tests" / "vectors"
+MODULES = Path(__file__).resolve().parent / "modules"
+RUNNERS = ROOT / "runners"
+LANGUAGES = ("python", "node", "go")
+IMAGES = {
+    lang: os.environ.get(f"EXECUTOR_{lang.upper()}_IMAGE", f"executor/runner-{lang}:latest")
+    for lang in LANGUAGES
+}
+#: The lockdown the container executor applies; every image check runs under it.
+LOCKDOWN = ("--read-only", "--network", "none", "--cap-drop", "ALL", "--tmpfs", "/tmp")
+#: Where each image looks for the user module.
+MODULE_MOUNT = {"python": "/app/execute.py", "node": "/app/execute.mjs"}
+SUFFIX = {"python": ".py", "node": ".mjs"}
+TIMEOUT = 120
+
+
+def load_vectors() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(VECTORS_DIR.glob("*.json"))]
+
+
+VECTORS = load_vectors()
+
+
+@dataclass
+class Launch:
+    """How to start one runner process for one vector."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    name: str | None = None  # the container name, for cleanup after a timeout
+
+
+# --- building the requests and checking the responses ---------------------------------------
+
+
+def request_bytes(item: dict[str, Any]) -> bytes:
+    if "request_text" in item:
+        return str(item["request_text"]).encode()
+    request = dict(item["request"])
+    if "input_repeat" in item:
+        spec = item["input_repeat"]
+        request["input"] = {"text": spec["string"] * spec["times"]}
+    return json.dumps(request, ensure_ascii=False).encode()
+
+
+def per_language(value: Any, lang: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return list(value.get(lang, []))
+    return list(value)
+
+
+def check_response(raw: bytes, expect: dict[str, Any], lang: str, sent: bytes) -> None:
+    """``raw`` is exactly one protocol response matching ``expect``."""
+    decode_response(raw)  # the host's own decoder accepts it
+    response = json.loads(raw)
+    assert response["ok"] is expect["ok"], response
+    if expect["ok"]:
+        assert "error" not in response
+        if expect.get("output_is_input"):
+            assert response["output"] == json.loads(sent)["input"]
+        else:
+            assert response["output"] == expect["output"]
+        return
+    error = response["error"]
+    assert isinstance(error["message"], str) and error["message"], error
+    assert error["code"] == expect["code"], error
+    if "message_contains" in expect:
+        assert expect["message_contains"] in error["message"], error
+    for needle in per_language(expect.get("details_contains"), lang):
+        assert needle in (error.get("details") or ""), (needle, error)
+
+
+def run_single(launch: Launch, vector: dict[str, Any], lang: str) -> None:
+    sent = request_bytes(vector)
+    try:
+        done = subprocess.run(
+            launch.argv,
+            input=sent,
+            capture_output=True,
+            env={**os.environ, **launch.env},
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        cleanup(launch)
+        raise
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 0, f"exit {done.returncode}; stderr:\n{stderr[-2000:]}"
+    check_response(done.stdout, vector["expect"], lang, sent)
+    for needle in per_language(vector.get("stderr_contains"), lang):
+        assert needle in stderr, (needle, stderr[-2000:])
+
+
+def run_serve(launch: Launch, vector: dict[str, Any], lang: str) -> None:
+    """Send each request and read its line before sending the next (proves the flush)."""
+    serve = vector["serve"]
+    argv = [*launch.argv, serve["flag"]] if "flag" in serve else launch.argv
+    env = {**os.environ, **launch.env, **serve.get("env", {})}
+    if launch.name is not None and "env" in serve:
+        flags = [a for k, v in serve["env"].items() for a in ("-e", f"{k}={v}")]
+        argv = [*argv[:3], *flags, *argv[3:]]  # after `docker run -i`
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env
+        ) as process,
+    ):
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            answered = 0
+            for _ in range(serve["repeat"]):
+                for exchange in serve["exchanges"]:
+                    sent = request_bytes(exchange)
+                    process.stdin.write(sent.replace(b"\n", b" ") + b"\n")
+                    process.stdin.flush()
+                    line = process.stdout.readline()
+                    assert line.endswith(b"\n"), f"no answer to request {answered + 1}"
+                    check_response(line, exchange["expect"], lang, sent)
+                    answered += 1
+            process.stdin.close()
+            assert process.stdout.read() == b"", "output after the last response"
+            assert process.wait(timeout=TIMEOUT) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+                cleanup(launch)
+
+
+def cleanup(launch: Launch) -> None:
+    if launch.name is not None:
+        subprocess.run(["docker", "rm", "-f", launch.name], capture_output=True, check=False)
+
+
+def run_vector(launch: Launch, vector: dict[str, Any], lang: str) -> None:
+    if "serve" in vector:
+        run_serve(launch, vector, lang)
+    else:
+        run_single(launch, vector, lang)
+
+
+def skip_reason(vector: dict[str, Any], lang: str) -> str | None:
+    reason = vector.get("skip", {}).get(lang)
+    return str(reason) if reason else None
+
+
+# --- Go binaries with a user function compiled in -------------------------------------------
+
+
+class GoBuilder:
+    """Builds the Go runner with a test module as its function (static, cached per module)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.built: dict[str, Path] = {}
+
+    def binary(self, module: str) -> Path:
+        if module in self.built:
+            return self.built[module]
+        src = self.workdir / f"src-{module}"
+        shutil.copytree(RUNNERS / "go", src, ignore=shutil.ignore_patterns("function"))
+        shutil.copytree(MODULES / "go" / module, src / "function")
+        out = self.workdir / "bin" / module
+        env = {
+            **os.environ,
+            "CGO_ENABLED": "0",
+            "GOFLAGS": "-trimpath",
+            "GOTOOLCHAIN": "local",
+            "GOPROXY": "off",
+        }
+        done = subprocess.run(
+            ["go", "build", "-ldflags=-s -w", "-o", str(out), "./cmd/runner"],
+            cwd=src,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, f"go build failed:\n{done.stderr}"
+        out.chmod(0o755)
+        self.built[module] = out
+        return out
+
+
+@pytest.fixture(scope="session")
+def go_builder(tmp_path_factory: pytest.TempPathFactory) -> GoBuilder:
+    if shutil.which("go") is None:
+        pytest.skip("no Go toolchain on PATH (Debian: apt-get install golang-go)")
+    return GoBuilder(tmp_path_factory.mktemp("go-runners"))
+
+
+def module_path(lang: str, module: str | None) -> Path:
+    if module is None:
+        return MODULES / lang / f"__missing__{SUFFIX[lang]}"
+    return MODULES / lang / f"{module}{SUFFIX[lang]}"
+
+
+# --- host processes ---------------------------------------------------------------------------
+
+
+def host_launch(lang: str, vector: dict[str, Any], request: pytest.FixtureRequest) -> Launch:
+    if lang == "python":
+        env = {"EXECUTOR_MODULE": str(module_path(lang, vector["module"]))}
+        return Launch([sys.executable, str(RUNNERS / "python" / "runner.py")], env)
+    if lang == "node":
+        if shutil.which("node") is None:
+            pytest.skip("node is not on PATH")
+        env = {"EXECUTOR_MODULE": str(module_path(lang, vector["module"]))}
+        return Launch([str(RUNNERS / "node" / "run.sh")], env)
+    builder: GoBuilder = request.getfixturevalue("go_builder")
+    return Launch([str(builder.binary(vector["module"]))])
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_host_process(lang: str, vector: dict[str, Any], request: pytest.FixtureRequest) -> None:
+    """The runner, started as a plain host process, answers the vector as specified."""
+    reason = skip_reason(vector, lang)
+    if reason:
+        pytest.skip(reason)
+    run_vector(host_launch(lang, vector, request), vector, lang)
+
+
+def test_node_runner_without_wrapper() -> None:
+    """Started as plain `node runner.mjs` (no fd 3), the Node runner still isolates stdout."""
+    if shutil.which("node") is None:
+        pytest.skip("node is not on PATH")
+    vector = json.loads((VECTORS_DIR / "child_process_stdout.json").read_text())
+    launch = Launch(
+        ["node", str(RUNNERS / "node" / "runner.mjs")],
+        {"EXECUTOR_MODULE": str(module_path("node", vector["module"]))},
+    )
+    run_vector(launch, vector, "node")
+
+
+# --- inside the images -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def runner_images() -> dict[str, str]:
+    """The runner images, present on the engine (else skip, or fail under REQUIRE_DOCKER)."""
+    missing = [
+        image
+        for image in IMAGES.values()
+        if subprocess.run(
+            ["docker", "image", "inspect", image], capture_output=True, check=False
+        ).returncode
+        != 0
+    ]
+    if missing:
+        message = f"runner images missing: {', '.join(missing)}; run `make images`"
+        if os.environ.get("EXECUTOR_REQUIRE_DOCKER") == "1":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return IMAGES
+
+
+def docker_launch(
+    lang: str,
+    module: str | None,
+    images: dict[str, str],
+    request: pytest.FixtureRequest,
+    extra: tuple[str, ...] = (),
+) -> Launch:
+    name = f"executor-conformance-{uuid.uuid4().hex[:12]}"
+    argv = ["docker", "run", "-i", "--rm", "--name", name, *LOCKDOWN, *extra]
+    if lang == "go":
+        builder: GoBuilder = request.getfixturevalue("go_builder")
+        binary = builder.binary(module or "echo")
+        argv += ["-v", f"{binary}:/usr/local/bin/executor-runner:ro"]
+    elif module is None:
+        argv += ["-e", f"EXECUTOR_MODULE=/app/__missing__{SUFFIX[lang]}"]
+    else:
+        argv += ["-v", f"{module_path(lang, module)}:{MODULE_MOUNT[lang]}:ro"]
+    return Launch([*argv, images[lang]], name=name)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_in_image(
+    lang: str,
+    vector: dict[str, Any],
+    runner_images: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    """The runner image, locked down, answers the vector as specified."""
+    reason = skip_reason(vector, lang)
+    if reason:
+        pytest.skip(reason)
+    run_vector(docker_launch(lang, vector["module"], runner_images, request), vector, lang)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_image_default_function_echoes(lang: str, runner_images: dict[str, str]) -> None:
+    """A fresh image, with nothing mounted, runs its shipped echo function."""
+    request = {"schema_in": None, "schema_out": None, "input": {"fresh": lang}}
+    done = subprocess.run(
+        ["docker", "run", "-i", "--rm", *LOCKDOWN, runner_images[lang]],
+        input=json.dumps(request).encode(),
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout) == {"ok": True, "output": {"fresh": lang}}
+
+
+WHOAMI = {
+    "python": (
+        "import os\n"
+        "def execute(input):\n"
+        "    def writable(path):\n"
+        "        try:\n"
+        "            with open(path, 'w') as f:\n"
+        "                f.write('x')\n"
+        "            return True\n"
+        "        except OSError:\n"
+        "            return False\n"
+        "    return {'uid': os.getuid(), 'gid': os.getgid(),\n"
+        "            'tmp': writable('/tmp/probe'), 'app': writable('/app/probe'),\n"
+        "            'root': writable('/probe')}\n"
+    ),
+    "node": (
+        "import fs from 'node:fs';\n"
+        "function writable(p) {\n"
+        "  try { fs.writeFileSync(p, 'x'); return true; } catch { return false; }\n"
+        "}\n"
+        "export function executeFunction() {\n"
+        "  return { uid: process.getuid(), gid: process.getgid(), tmp: writable('/tmp/probe'),\n"
+        "           app: writable('/app/probe'), root: writable('/probe') };\n"
+        "}\n"
+    ),
+}
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_image_user_and_filesystem(
+    lang: str, runner_images: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Images run as UID 1000 and, locked down, can write /tmp and nothing else."""
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Config.User}}", runner_images[lang]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert inspected.stdout.strip() == "1000:1000"
+    if lang == "go":
+        module_dir = MODULES / "go" / "whoami"
+        if not module_dir.exists():
+            pytest.skip("no Go whoami module")
+        launch = docker_launch(lang, "whoami", runner_images, request)
+    else:
+        probe = tmp_path / f"whoami{SUFFIX[lang]}"
+        probe.write_text(WHOAMI[lang])
+        probe.chmod(0o644)
+        tmp_path.chmod(0o755)
+        launch = docker_launch(lang, None, runner_images, request)
+        launch.argv[-1:-1] = ["-v", f"{probe}:{MODULE_MOUNT[lang]}:ro"]
+        launch.argv.remove(f"EXECUTOR_MODULE=/app/__missing__{SUFFIX[lang]}")
+        launch.argv.remove("-e")
+    vector = {
+        "request": {"schema_in": None, "schema_out": None, "input": None},
+        "expect": {
+            "ok": True,
+            "output": {"uid": 1000, "gid": 1000, "tmp": True, "app": False, "root": False},
+        },
+    }
+    run_single(launch, vector, lang)

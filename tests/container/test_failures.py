@@ -1,0 +1,365 @@
+"""Every failure of a container call, mapped to its documented error against a real engine.
+
+Each test labels its containers with a fresh ``executor.test-case`` label, so it can check that
+its own containers are gone afterwards, whatever else runs on the engine.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+import pytest
+
+from executor import (
+    ContainerFailed,
+    EngineUnavailable,
+    ExecutionFailed,
+    ExecutionTimeout,
+    ImageNotFound,
+    InputValidationError,
+    OutputTooLarge,
+    OutputValidationError,
+    ProtocolError,
+)
+
+from .conftest import RUN_ID, RUN_LABEL
+
+if TYPE_CHECKING:
+    from executor import ContainerExecutor
+
+    from .conftest import MakeExecutor
+
+pytestmark = pytest.mark.docker
+
+CASE_LABEL = "executor.test-case"
+KiB = 1024
+MiB = 1024 * KiB
+
+#: User code for most tests here: the input's "do" picks the behaviour.
+TASKS = r"""
+import os
+import signal
+import sys
+import time
+
+
+def _ignore_term():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def execute(input):
+    do = input["do"]
+    if do == "echo":
+        return input
+    if do == "hang":
+        time.sleep(3600)
+    if do == "stubborn":
+        # Ignore SIGTERM, and leave children that ignore it too and never end.
+        _ignore_term()
+        for _ in range(4):
+            if os.fork() == 0:
+                _ignore_term()
+                while True:
+                    time.sleep(3600)
+        while True:
+            time.sleep(3600)
+    if do == "exit":
+        sys.stderr.write("about to exit with " + str(input["code"]) + "\n")
+        sys.stderr.flush()
+        os._exit(input["code"])
+    if do == "raise":
+        print("before the failure", file=sys.stderr)
+        raise ValueError("boom " + input["why"])
+    if do == "big":
+        return "x" * input["size"]
+    if do == "flood":
+        chunk = b"e" * (64 * 1024)
+        for _ in range(input["size"] // len(chunk)):
+            os.write(2, chunk)
+        return "survived"
+    if do == "bad-output":
+        return {"count": "many", "sum": 1.0, "mean": 1.0}
+    raise AssertionError(do)
+"""
+FILES = {"/app/execute.py": TASKS}
+
+
+class Output(msgspec.Struct):
+    count: int
+    sum: float
+    mean: float
+
+
+def case() -> dict[str, str]:
+    """A label unique to one test, to find exactly its containers."""
+    return {CASE_LABEL: uuid.uuid4().hex[:12]}
+
+
+def containers(labels: dict[str, str]) -> list[str]:
+    """Ids of the containers (running or not) of this run carrying ``labels``."""
+    filters = [f"--filter=label={k}={v}" for k, v in {RUN_LABEL: RUN_ID, **labels}.items()]
+    done = subprocess.run(
+        ["docker", "ps", "-aq", *filters], capture_output=True, text=True, check=True
+    )
+    return done.stdout.split()
+
+
+async def running(ex: ContainerExecutor[Any, Any], labels: dict[str, str]) -> bool:
+    """Whether a container of ``ex`` with ``labels`` is running, as the engine says."""
+    found = await ex.engine.list_managed({RUN_LABEL: RUN_ID, **labels})
+    return any(c.get("State") == "running" for c in found)
+
+
+async def wait_running(ex: ContainerExecutor[Any, Any], labels: dict[str, str]) -> None:
+    """Poll the engine until a container with ``labels`` runs (bounded: fail after 20 s)."""
+    with anyio.fail_after(20):
+        while not await running(ex, labels):
+            await anyio.sleep(0.05)
+
+
+# -- timeout and cancellation ----------------------------------------------------------------
+
+
+async def test_timeout_kills_stubborn_code_within_timeout_plus_one_second(
+    make_executor: MakeExecutor,
+) -> None:
+    """Code that ignores SIGTERM and forks raises ExecutionTimeout by timeout + 1 s, and is gone."""
+    labels = case()
+    timeout = 2.0
+    ex = make_executor(files=FILES, labels=labels, timeout=timeout)
+    assert await ex.execute({"do": "echo"}) == {"do": "echo"}  # image ready, not timed
+    started = anyio.current_time()
+    with pytest.raises(ExecutionTimeout) as info:
+        await ex.execute({"do": "stubborn"})
+    elapsed = anyio.current_time() - started
+    assert info.value.code == "TIMEOUT"
+    assert info.value.timeout == timeout
+    # The issue's contract: no later than timeout + 1 s (kill and removal included).
+    assert elapsed <= timeout + 1.0, f"ExecutionTimeout after {elapsed:.2f} s"
+    assert containers(labels) == []
+
+
+async def test_cancelled_call_while_running_leaves_no_container(
+    make_executor: MakeExecutor,
+) -> None:
+    """A call cancelled once its container runs returns at once and no container remains."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels)
+    seen_running = False
+    with anyio.move_on_after(60) as scope:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ex.execute, {"do": "hang"})
+            await wait_running(ex, labels)
+            seen_running = True
+            scope.cancel()
+    assert seen_running
+    assert scope.cancelled_caught
+    assert containers(labels) == []
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3])
+async def test_cancelled_at_any_moment_of_launch_leaves_no_container(
+    make_executor: MakeExecutor, delay: float
+) -> None:
+    """move_on_after around a call leaves no container, even when it fires during create/start."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels)
+    assert await ex.execute({"do": "echo"}) == {"do": "echo"}  # image ready
+    for _ in range(3):
+        with anyio.move_on_after(delay) as scope:
+            await ex.execute({"do": "hang"})
+        assert scope.cancelled_caught
+    assert containers(labels) == []
+
+
+# -- the container ended badly ---------------------------------------------------------------
+
+
+async def test_nonzero_exit_without_response_is_container_failed(
+    make_executor: MakeExecutor,
+) -> None:
+    """os._exit(3) before answering gives ContainerFailed EXIT_NONZERO, exit 3, stderr in logs."""
+    ex = make_executor(files=FILES)
+    with pytest.raises(ContainerFailed) as info:
+        await ex.execute({"do": "exit", "code": 3})
+    assert info.value.code == "EXIT_NONZERO"
+    assert info.value.exit_code == 3
+    assert info.value.oom_killed is False
+    assert "about to exit with 3" in info.value.logs
+
+
+async def test_exit_137_without_oom_is_not_called_an_oom(make_executor: MakeExecutor) -> None:
+    """Exit status 137 alone is EXIT_NONZERO: OOM_KILLED needs the engine's OOMKilled flag."""
+    ex = make_executor(files=FILES)
+    with pytest.raises(ContainerFailed) as info:
+        await ex.execute({"do": "exit", "code": 137})
+    assert info.value.code == "EXIT_NONZERO"
+    assert info.value.exit_code == 137
+    assert info.value.oom_killed is False
+
+
+async def test_response_over_max_output_bytes_is_output_too_large(
+    make_executor: MakeExecutor,
+) -> None:
+    """A 1 MiB response over max_output_bytes=64 KiB raises OutputTooLarge; the container goes."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels, max_output_bytes=64 * KiB)
+    with pytest.raises(OutputTooLarge) as info:
+        await ex.execute({"do": "big", "size": MiB})
+    assert info.value.code == "OUTPUT_TOO_LARGE"
+    assert info.value.limit == 64 * KiB
+    assert containers(labels) == []
+
+
+async def test_stderr_flood_is_truncated_and_the_call_succeeds(
+    make_executor: MakeExecutor,
+) -> None:
+    """20 MB on stderr with max_log_bytes=64 KiB: the call succeeds, logs cut and flagged."""
+    ex = make_executor(files=FILES, max_log_bytes=64 * KiB)
+    result = await ex.run({"do": "flood", "size": 20 * MiB})
+    assert result.output == "survived"
+    assert result.logs_truncated is True
+    assert 0 < len(result.logs.encode()) <= 64 * KiB
+    assert set(result.logs) == {"e"}
+
+
+# -- the runner's stdout is not a response ---------------------------------------------------
+
+
+async def test_garbage_stdout_is_protocol_error_with_the_bytes(
+    make_executor: MakeExecutor,
+) -> None:
+    """A process printing non-JSON and exiting 0 gives ProtocolError whose .received shows it."""
+    ex = make_executor(entrypoint=["python3", "-c", "print('garbage, not json')"])
+    with pytest.raises(ProtocolError) as info:
+        await ex.execute({"x": 1})
+    assert info.value.code == "PROTOCOL_ERROR"
+    assert info.value.received.startswith("garbage, not json")
+
+
+async def test_empty_stdout_with_exit_zero_is_protocol_error(make_executor: MakeExecutor) -> None:
+    """A process that writes nothing and exits 0 gives ProtocolError with nothing received."""
+    ex = make_executor(entrypoint=["python3", "-c", "pass"])
+    with pytest.raises(ProtocolError) as info:
+        await ex.execute({"x": 1})
+    assert info.value.received == ""
+    assert "nothing" in info.value.message
+
+
+# -- the runner reports a failure ------------------------------------------------------------
+
+
+async def test_user_exception_is_execution_failed_user_error(make_executor: MakeExecutor) -> None:
+    """A raising execute() gives ExecutionFailed USER_ERROR with message, traceback and stderr."""
+    ex = make_executor(files=FILES)
+    with pytest.raises(ExecutionFailed) as info:
+        await ex.execute({"do": "raise", "why": "because"})
+    assert info.value.code == "USER_ERROR"
+    assert "ValueError: boom because" in info.value.message
+    assert info.value.details is not None
+    assert "Traceback" in info.value.details
+    assert "/app/execute.py" in info.value.details
+    assert info.value.logs is not None
+    assert "before the failure" in info.value.logs
+
+
+async def test_missing_execute_function_is_no_execute(make_executor: MakeExecutor) -> None:
+    """A user module without execute() gives ExecutionFailed with code NO_EXECUTE."""
+    ex = make_executor(files={"/app/execute.py": "value = 1\n"})
+    with pytest.raises(ExecutionFailed) as info:
+        await ex.execute({"x": 1})
+    assert info.value.code == "NO_EXECUTE"
+    assert "execute" in info.value.message
+
+
+# -- the engine or the image is missing ------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("url", ["unix:///nonexistent.sock", "tcp://127.0.0.1:1"])
+async def test_unreachable_engine_is_engine_unavailable_with_a_hint(
+    make_executor: MakeExecutor, url: str
+) -> None:
+    """An engine URL nobody answers raises EngineUnavailable with the hint, never a hang."""
+    ex = make_executor(docker_url=url)
+    with pytest.raises(EngineUnavailable) as info:
+        await ex.execute({"x": 1})
+    assert info.value.code == "ENGINE_UNAVAILABLE"
+    assert info.value.engine == url
+    assert "make engine" in info.value.message
+    assert "DOCKER_HOST" in info.value.message
+
+
+async def test_missing_runner_image_names_the_make_target(make_executor: MakeExecutor) -> None:
+    """A missing runner image raises ImageNotFound naming `make build-runner-<lang>`."""
+    ex = make_executor(image="executor/runner-cobol:latest")
+    with pytest.raises(ImageNotFound) as info:
+        await ex.execute({"x": 1})
+    assert info.value.code == "IMAGE_NOT_FOUND"
+    assert info.value.image == "executor/runner-cobol:latest"
+    assert "make build-runner-cobol" in info.value.message
+
+
+async def test_missing_other_image_is_not_pulled(make_executor: MakeExecutor) -> None:
+    """A missing non-runner image raises ImageNotFound saying it must be built or pulled."""
+    image = f"executor-test/absent-{uuid.uuid4().hex[:8]}:1"
+    ex = make_executor(image=image)
+    with pytest.raises(ImageNotFound) as info:
+        await ex.execute({"x": 1})
+    assert "pull" in info.value.message
+    done = subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False)
+    assert done.returncode != 0
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def created_since(since: float, labels: dict[str, str]) -> list[str]:
+    """Container ids the engine reports as created since ``since`` carrying ``labels``."""
+    filters = [f"--filter=label={k}={v}" for k, v in labels.items()]
+    done = subprocess.run(
+        [
+            "docker",
+            "events",
+            f"--since={since:.3f}",
+            f"--until={time.time():.3f}",
+            "--filter=type=container",
+            "--filter=event=create",
+            *filters,
+            "--format={{.ID}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+async def test_invalid_input_never_creates_a_container(make_executor: MakeExecutor) -> None:
+    """An input that fails validation raises InputValidationError and the engine creates nothing."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels, input_type=Output, output_type=Any)
+    since = time.time() - 1
+    with pytest.raises(InputValidationError) as info:
+        await ex.execute({"count": "three", "sum": 1.0, "mean": 1.0})
+    assert info.value.path == "$.count"
+    assert created_since(since, labels) == []
+    # The same check sees a valid call's container, so the empty answer above means something.
+    with pytest.raises(ExecutionFailed):
+        await ex.execute({"count": 3, "sum": 1.0, "mean": 1.0})  # TASKS needs "do": KeyError
+    assert len(created_since(since, labels)) == 1
+
+
+async def test_invalid_output_is_output_validation_error(make_executor: MakeExecutor) -> None:
+    """Output that does not match the output type raises OutputValidationError with its path."""
+    ex = make_executor(files=FILES, output_type=Output)
+    with pytest.raises(OutputValidationError) as info:
+        await ex.execute({"do": "bad-output"})
+    assert info.value.code == "OUTPUT_INVALID"
+    assert info.value.path == "$.count"

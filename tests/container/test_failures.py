@@ -27,6 +27,7 @@ from executor import (
     ProtocolError,
 )
 
+from ._support import case, containers
 from .conftest import RUN_ID, RUN_LABEL
 
 if TYPE_CHECKING:
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.docker
 
-CASE_LABEL = "executor.test-case"
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -94,20 +94,6 @@ class Output(msgspec.Struct):
     count: int
     sum: float
     mean: float
-
-
-def case() -> dict[str, str]:
-    """A label unique to one test, to find exactly its containers."""
-    return {CASE_LABEL: uuid.uuid4().hex[:12]}
-
-
-def containers(labels: dict[str, str]) -> list[str]:
-    """Ids of the containers (running or not) of this run carrying ``labels``."""
-    filters = [f"--filter=label={k}={v}" for k, v in {RUN_LABEL: RUN_ID, **labels}.items()]
-    done = subprocess.run(
-        ["docker", "ps", "-aq", *filters], capture_output=True, text=True, check=True
-    )
-    return done.stdout.split()
 
 
 async def running(ex: ContainerExecutor[Any, Any], labels: dict[str, str]) -> bool:

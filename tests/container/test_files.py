@@ -1,0 +1,75 @@
+"""User code placed into the container with ``files``, for each runner image."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .conftest import GO_IMAGE, NODE_IMAGE
+
+if TYPE_CHECKING:
+    from .conftest import MakeExecutor
+
+pytestmark = pytest.mark.docker
+
+PYTHON_SRC = """
+import helper
+
+
+def execute(input):
+    with open("/app/data/table.bin", "rb") as fh:
+        data = fh.read()
+    return {"doubled": helper.double(input["n"]), "data": list(data), "lang": "python"}
+"""
+PYTHON_HELPER = "def double(n):\n    return 2 * n\n"
+
+NODE_SRC = """
+import { readFileSync } from "node:fs";
+
+export async function executeFunction(input) {
+  const data = readFileSync("/app/data/table.bin");
+  return { doubled: 2 * input.n, data: [...data], lang: "node", version: process.versions.node };
+}
+"""
+
+
+async def test_python_user_code_and_sibling_files(make_executor: MakeExecutor) -> None:
+    """files places /app/execute.py, a module it imports and a binary data file."""
+    ex = make_executor(
+        files={
+            "/app/execute.py": PYTHON_SRC,
+            "/app/helper.py": PYTHON_HELPER,
+            "/app/data/table.bin": b"\x00\x01\xff",
+        }
+    )
+    out = await ex.execute({"n": 21})
+    assert out == {"doubled": 42, "data": [0, 1, 255], "lang": "python"}
+
+
+async def test_node_user_code(make_executor: MakeExecutor) -> None:
+    """files places /app/execute.mjs and the Node runner calls its exported executeFunction."""
+    ex = make_executor(
+        NODE_IMAGE,
+        files={"/app/execute.mjs": NODE_SRC, "/app/data/table.bin": b"\x07\x08"},
+    )
+    out = await ex.execute({"n": 4})
+    assert out["doubled"] == 8
+    assert out["data"] == [7, 8]
+    assert out["lang"] == "node"
+    assert out["version"]
+
+
+async def test_go_image_default_echo(make_executor: MakeExecutor) -> None:
+    """The Go runner image answers with its built-in echo function."""
+    value = {"nested": {"list": [1, 2.5, "three", None, True]}, "unicode": "héllo ✓"}
+    assert await make_executor(GO_IMAGE).execute(value) == value
+
+
+async def test_changed_files_are_seen_by_a_new_executor(make_executor: MakeExecutor) -> None:
+    """Two executors with different files for the same path each run their own code."""
+    first = make_executor(files={"/app/execute.py": "def execute(i):\n    return 'first'\n"})
+    second = make_executor(files={"/app/execute.py": "def execute(i):\n    return 'second'\n"})
+    assert await first.execute(None) == "first"
+    assert await second.execute(None) == "second"
+    assert await first.execute(None) == "first"

@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: venv lint typecheck test test-fast demo bench engine bases images \
-        build-runners build-runner-python build-runner-node build-runner-go build-generator-orval clean
+        build-runners build-runner-python build-runner-node build-runner-go build-generator-orval clean \
+        toolchains
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,11 +46,20 @@ bases:
 
 # Everything the tests need (runners + orval). Skips up-to-date images; without an engine it
 # prints a note and succeeds, unless EXECUTOR_REQUIRE_DOCKER=1.
-images: venv
+images: venv toolchains
 	PY=$(BIN)/python scripts/images.sh default
+
+# node and go on the host, for the host-process half of the conformance suite.
+toolchains:
+	scripts/toolchains.sh
 
 build-runners: venv
 	PY=$(BIN)/python scripts/images.sh runners
 
 build-runner-python build-runner-node build-runner-go build-generator-orval: venv
 	PY=$(BIN)/python scripts/images.sh $(patsubst build-%,%,$@)
+
+# The benchmark suite: writes bench/RESULTS.md and bench/latency.png (needs the engine and images).
+bench: venv images
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	$(BIN)/python bench/suite.py

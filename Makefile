@@ -31,8 +31,17 @@ test-fast: venv
 test: venv lint typecheck images
 	$(BIN)/pytest -q
 
+# The stats example in-process, then (when an engine answers) in a locked-down container;
+# builds the Python runner image first if it is missing.
 demo: venv
 	$(BIN)/python examples/stats_local.py
+	@if docker info >/dev/null 2>&1; then \
+	  docker image inspect executor/runner-python:latest >/dev/null 2>&1 \
+	    || $(MAKE) --no-print-directory build-runner-python; \
+	  $(BIN)/python examples/stats_container.py; \
+	else \
+	  echo "demo: no Docker engine answers, so the container run is skipped (start one with 'make engine')"; \
+	fi
 
 # --- engine and images (scripts/*.sh; see docs/RUNNERS.md) -------------------------------------
 

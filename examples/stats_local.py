@@ -1,4 +1,4 @@
-"""The stats example: values in, count/sum/mean out, run in-process by LocalExecutor.
+"""The stats example run in-process by LocalExecutor (the seed's LocalExecutor example).
 
 Run it with ``make demo`` (or ``.venv/bin/python examples/stats_local.py``).
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import anyio
 import msgspec
 
-from executor import LocalExecutor
+from executor import LocalConfig, LocalExecutor
 
 
 class Input(msgspec.Struct):
@@ -27,10 +27,10 @@ async def stats(inp: Input) -> Output:
 
 
 async def main() -> None:
-    async with LocalExecutor[Input, Output](stats) as ex:
-        # Plain JSON-like data is converted to Input and validated before stats() runs.
-        result = await ex.execute({"values": [1.0, 2.0, 3.0, 4.0]})
-    print(msgspec.json.encode(result).decode())
+    # The input and output schemas are derived from Input and Output; both are validated.
+    async with LocalExecutor[Input, Output](stats, LocalConfig(timeout=10)) as ex:
+        output = await ex.execute(Input(values=[1.0, 2.0, 3.0, 4.0, 5.0]))
+    print(f"local:     sum={output.sum} mean={output.mean}  {msgspec.json.encode(output).decode()}")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ Run it as a script to simulate a few concurrent requests::
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgspec
@@ -29,6 +28,9 @@ from executor import (
     ExecutorError,
     LocalExecutor,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 HERE = Path(__file__).resolve().parent
 

@@ -7,13 +7,16 @@ repository's suite runs it too, from tests/cli/test_examples.py). It needs
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
 
 from executor import ContainerConfig, ContainerExecutor, ExecutionFailed, InputValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 TASK = Path(__file__).resolve().parent / "stats.py"
 

@@ -991,6 +991,7 @@ async def test_caller_cancellation_propagates_cleanly(timeout: float | None, met
         return x
 
     ex = LocalExecutor(blocked, LocalConfig(timeout=timeout))
+    # An ExecutionTimeout or ExecutionFailed would escape move_on_after and fail the test.
     with anyio.move_on_after(0.05) as scope:
         await getattr(ex, method)(1)
     assert scope.cancelled_caught

@@ -115,11 +115,9 @@ def exit_code_for(exc: BaseException) -> int:
 
 # --- output helpers ----------------------------------------------------------------------------
 
-_json_encoder = msgspec.json.Encoder(enc_hook=str)
-
-
-def _to_json(value: Any) -> bytes:
-    return _json_encoder.encode(value)
+_encode_output = msgspec.json.Encoder().encode
+#: Error data may hold anything; a value JSON cannot hold is written as its ``str()``.
+_encode_error = msgspec.json.Encoder(enc_hook=str).encode
 
 
 def _stderr_is_tty() -> bool:
@@ -134,7 +132,7 @@ def _console() -> Any:
 
 def report_error(exc: ExecutorError) -> int:
     """Print ``exc`` on stderr as one JSON object (plus a readable line on a TTY)."""
-    sys.stderr.write(_to_json(exc.to_dict()).decode() + "\n")
+    sys.stderr.write(_encode_error(exc.to_dict()).decode() + "\n")
     sys.stderr.flush()
     if _stderr_is_tty():
         from rich.text import Text
@@ -519,7 +517,7 @@ def run(target: str | None, input_spec: str | None, details: bool, **kwargs: Any
     result = anyio.run(_run_once, executor, value)
     payload = msgspec.structs.asdict(result) if details else result.output
     try:
-        data = _to_json(payload)
+        data = _encode_output(payload)
     except (TypeError, msgspec.EncodeError) as exc:
         raise OutputValidationError(f"cannot be encoded as JSON: {exc}") from exc
     sys.stdout.buffer.write(data + b"\n")
@@ -767,19 +765,26 @@ async def _batch(
                 )
                 async with stream:
                     async for index, result in stream:
-                        if isinstance(result, ExecutorError):
-                            line = {"index": index, "ok": False, "error": result.to_dict()}
-                            state.failed += 1
-                        else:
-                            line = {"index": index, "ok": True, "output": result}
                         state.finished += 1
-                        sink.write(_to_json(line) + b"\n")
+                        ok, data = _result_line(index, result)
+                        state.failed += not ok
+                        sink.write(data)
                         if flush_each:
                             sink.flush()
         sink.flush()
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+def _result_line(index: int, result: Any) -> tuple[bool, bytes]:
+    """``(ok, line)``; an output JSON cannot hold becomes an OUTPUT_INVALID error line."""
+    if not isinstance(result, ExecutorError):
+        try:
+            return True, _encode_output({"index": index, "ok": True, "output": result}) + b"\n"
+        except (TypeError, msgspec.EncodeError) as exc:
+            result = OutputValidationError(f"cannot be encoded as JSON: {exc}")
+    return False, _encode_error({"index": index, "ok": False, "error": result.to_dict()}) + b"\n"
 
 
 async def _preflight(executor: Executor[Any, Any]) -> None:

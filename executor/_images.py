@@ -375,8 +375,14 @@ def _context_hash(spec: TargetSpec, files: Sequence[Path], base_ids: Mapping[str
 # --- the engine ------------------------------------------------------------------------------
 
 
+#: aiodocker reports "cannot connect" as a DockerError with this pseudo status.
+_CONNECT_FAILED = 900
+
+
 def _is_engine_error(exc: BaseException) -> bool:
-    return isinstance(exc, aiohttp.ClientConnectionError | FileNotFoundError | ConnectionError)
+    if isinstance(exc, aiodocker.DockerError):
+        return exc.status == _CONNECT_FAILED or _is_engine_error(exc.__cause__ or ValueError())
+    return isinstance(exc, aiohttp.ClientConnectionError | ConnectionError | FileNotFoundError)
 
 
 async def _image_id(docker: aiodocker.Docker, ref: str) -> str | None:
@@ -495,7 +501,12 @@ async def _build_one(
     files = _context_files(spec.context)
     base_ids: dict[str, str] = {}
     for key, value in spec.args.items():
-        image_id = None if value == "scratch" else await _image_id(docker, value)
+        try:
+            image_id = None if value == "scratch" else await _image_id(docker, value)
+        except aiodocker.DockerError as exc:
+            if _is_engine_error(exc):
+                raise
+            image_id = None  # not an image reference (e.g. FUNCTION_DIR)
         if image_id is not None:
             base_ids[key] = image_id
     context_hash = _context_hash(spec, files, base_ids)
@@ -609,10 +620,15 @@ async def build_images(
             await _build_one(client, spec, force=force, progress=progress)
             built.extend(spec.tags)
         return built
-    except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
-        if isinstance(exc, aiodocker.DockerError) and not _is_engine_error(exc.__cause__ or exc):
-            raise ExecutorError(f"the engine refused a request: {exc.message}") from exc
-        raise EngineUnavailable(f"cannot reach the Docker engine: {exc}") from exc
+    except (aiodocker.DockerError, aiohttp.ClientError, OSError, ValueError) as exc:
+        if _is_engine_error(exc) or (isinstance(exc, ValueError) and client is None):
+            raise EngineUnavailable(f"cannot reach the Docker engine: {exc}") from exc
+        if isinstance(exc, ValueError):
+            raise
+        message = exc.message if isinstance(exc, aiodocker.DockerError) else str(exc)
+        raise ExecutorError(
+            f"the engine refused a request: {message}", code="ENGINE_ERROR"
+        ) from exc
     finally:
         if own_client and client is not None:
             await client.close()

@@ -7,9 +7,11 @@
 // EXECUTOR_SERVE=1) answers newline-delimited requests, one line each, until EOF.
 //
 // Node cannot dup(2) file descriptors, so the fd swap is done by whoever starts us: the image
-// entrypoint runs `exec 3>&1 1>&2` (see run.sh) and sets EXECUTOR_PROTOCOL_FD=3. Then
-// console.log, process.stdout and child processes writing to fd 1 all land on stderr. Started
-// without it (plain `node runner.mjs`), the runner re-executes itself with that wiring.
+// entrypoint (run.sh) moves stdout to fd 3 and stdin to fd 4, points fd 1 at stderr and fd 0
+// at /dev/null, and sets EXECUTOR_PROTOCOL_FD=3 EXECUTOR_PROTOCOL_IN_FD=4. Then console.log,
+// process.stdout and child processes writing to fd 1 all land on stderr, and nothing user code
+// runs can read the requests. Started without it (plain `node runner.mjs`), the runner
+// re-executes itself with that wiring.
 // No third-party dependencies. All start-up work (the user module's import included) happens
 // before stdin is read, so a pre-started runner answers its first request at once.
 
@@ -22,11 +24,13 @@ const FUNCTION_NAME = "executeFunction";
 const DEFAULT_MODULES = ["/app/execute.mjs", "/app/execute.js"];
 
 const protocolFd = Number.parseInt(process.env.EXECUTOR_PROTOCOL_FD ?? "", 10);
+const requestFd = Number.parseInt(process.env.EXECUTOR_PROTOCOL_IN_FD ?? "0", 10);
 if (!Number.isInteger(protocolFd)) {
-  // Re-run ourselves with fd 3 = our stdout (the protocol) and fd 1 = our stderr.
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: [0, 2, 2, 1],
-    env: { ...process.env, EXECUTOR_PROTOCOL_FD: "3" },
+  // Re-run ourselves: fd 3 = our stdout, fd 4 = our stdin, fd 1 = stderr, fd 0 = /dev/null.
+  const script = fileURLToPath(import.meta.url);
+  const child = spawnSync(process.execPath, [script, ...process.argv.slice(2)], {
+    stdio: ["ignore", 2, 2, 1, 0],
+    env: { ...process.env, EXECUTOR_PROTOCOL_FD: "3", EXECUTOR_PROTOCOL_IN_FD: "4" },
   });
   process.exit(child.status ?? 1);
 }
@@ -127,15 +131,17 @@ process.on("unhandledRejection", (reason) => {
 });
 
 const serve = process.argv.includes("--serve") || process.env.EXECUTOR_SERVE === "1";
+const requests =
+  requestFd === 0 ? process.stdin : fs.createReadStream(null, { fd: requestFd, autoClose: false });
 if (serve) {
-  const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+  const lines = readline.createInterface({ input: requests, crlfDelay: Infinity });
   for await (const line of lines) {
     if (line.trim() === "") continue;
     writeAll(`${await handle(line)}\n`);
   }
 } else {
   const chunks = [];
-  for await (const chunk of process.stdin) chunks.push(chunk);
+  for await (const chunk of requests) chunks.push(chunk);
   writeAll(await handle(Buffer.concat(chunks).toString("utf8")));
 }
 process.exit(0);

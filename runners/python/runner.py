@@ -14,23 +14,24 @@ import os
 import sys
 
 
-def _take_protocol_fd() -> int:
-    """Keep the original stdout for responses and point fd 1 at stderr.
+def _take_protocol_fds() -> tuple[int, int]:
+    """Keep the original stdin and stdout for the protocol; give user code harmless ones.
 
-    Done at the file-descriptor level before user code loads, so print(), C extensions and
-    child processes writing to fd 1 all land on stderr. The private fd is not inherited.
+    Done at the file-descriptor level before user code loads: fd 1 points at stderr, so
+    print(), C extensions and child processes writing to fd 1 land on stderr; fd 0 reads
+    /dev/null, so neither user code nor a child inheriting stdin can swallow requests. The
+    private fds are not inherited.
     """
-    given = os.environ.get("EXECUTOR_PROTOCOL_FD")
-    if given:
-        fd = int(given)
-        os.set_inheritable(fd, False)
-        return fd
-    fd = os.dup(1)
+    out_fd = os.dup(1)
     os.dup2(2, 1)
-    return fd
+    in_fd = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    return in_fd, out_fd
 
 
-_PROTOCOL_FD = _take_protocol_fd()
+_PROTOCOL_IN_FD, _PROTOCOL_FD = _take_protocol_fds()
 
 import importlib.util  # noqa: E402  (after the fd swap on purpose)
 import inspect  # noqa: E402
@@ -159,7 +160,7 @@ class _Runner:
 def main(argv) -> int:
     serve = "--serve" in argv or os.environ.get("EXECUTOR_SERVE") == "1"
     runner = _Runner()
-    stdin = sys.stdin.buffer
+    stdin = os.fdopen(_PROTOCOL_IN_FD, "rb")
     try:
         if serve:
             for line in stdin:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from executor._errors import ConfigError
+from executor._errors import ConfigError, EngineUnavailable
 from executor._images import (
     CONTEXT_HASH_LABEL,
     ImageBuildFailed,
@@ -163,3 +163,12 @@ async def test_failed_build_reports_the_log_tail(tmp_path: Path) -> None:
     assert caught.value.code == "BUILD_FAILED"
     assert caught.value.target == "broken"
     assert "does-not-exist" in caught.value.logs
+
+
+async def test_unreachable_engine_is_engine_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No engine at DOCKER_HOST: EngineUnavailable (a ConnectionError), not an aiodocker error."""
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    with pytest.raises(EngineUnavailable) as caught:
+        await build_images(["runner-go"], local_bases=None)
+    assert caught.value.code == "ENGINE_UNAVAILABLE"
+    assert isinstance(caught.value, ConnectionError)

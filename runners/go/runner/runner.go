@@ -61,9 +61,9 @@ func Main(fn Func) {
 		}
 	}
 	if serve {
-		err = Serve(fn, os.Stdin, out)
+		err = Serve(fn, fdswap.Requests, out)
 	} else {
-		err = RunOnce(fn, os.Stdin, out)
+		err = RunOnce(fn, fdswap.Requests, out)
 	}
 	if err != nil && !errors.Is(err, syscall.EPIPE) {
 		fmt.Fprintln(os.Stderr, "executor runner:", err)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-    from anyio.abc import ObjectSendStream
+    from anyio.abc import ObjectSendStream, TaskGroup
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -179,46 +179,34 @@ class Executor(ABC, Generic[A, B]):
         _check_concurrency(concurrency)
         results: dict[int, B | ExecutorError] = {}
         first_error: list[ExecutorError] = []
-        done = failed = 0
-        limiter = anyio.Semaphore(concurrency)
+        counts = [0, 0]  # finished, failed
+        execute = self.execute
 
         async def one(index: int, item: Any) -> None:
-            nonlocal done, failed
+            if first_error:
+                return  # cancelled: start nothing new while the cancellation lands
             try:
-                results[index] = await self.execute(item)
+                results[index] = await execute(item)
             except ExecutorError as exc:
-                failed += 1
+                counts[1] += 1
                 if not return_exceptions:
                     if not first_error:
                         first_error.append(exc)
                     tg.cancel_scope.cancel()
                     return
                 results[index] = exc
-            finally:
-                limiter.release()
-            done += 1
+            counts[0] += 1
             if on_progress is not None:
-                on_progress(done, failed)
+                on_progress(counts[0], counts[1])
 
-        count = 0
-        bug: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
-                async for index, item in _aenumerate(inputs):
-                    await limiter.acquire()
-                    if first_error:
-                        limiter.release()
-                        break
-                    tg.start_soon(one, index, item)
-                    count = index + 1
+                await _run_workers(inputs, concurrency, one, tg)
         except BaseExceptionGroup as group:
-            # A bug (in the inputs, on_progress or a backend): raise it as is, like map() does.
-            bug = _unwrap(group)
-        if bug is not None:
-            raise bug
+            raise _unwrap(group) from None
         if first_error:
             raise first_error[0]
-        return [results[i] for i in range(count)]
+        return [results[i] for i in range(len(results))]
 
     def map(
         self,
@@ -239,8 +227,44 @@ class Executor(ABC, Generic[A, B]):
 
 
 def _check_concurrency(concurrency: int) -> None:
-    if not isinstance(concurrency, int) or concurrency < 1:
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError(f"concurrency must be a positive integer, got {concurrency!r}")
+
+
+async def _run_workers(
+    inputs: Inputs,
+    concurrency: int,
+    handle: Callable[[int, Any], Awaitable[None]],
+    tg: TaskGroup,
+) -> None:
+    """Start ``concurrency`` workers in ``tg`` that pull ``(index, item)`` lazily and handle it.
+
+    Long-lived workers instead of a task per input: a batch of a million costs a million
+    awaits, not a million tasks. ``inputs`` is consumed only as fast as workers free up.
+    """
+    if isinstance(inputs, AsyncIterable):
+        items = _aenumerate(inputs)
+        lock = anyio.Lock()
+
+        async def pull() -> tuple[int, Any] | None:
+            async with lock:  # an async iterator may not be advanced concurrently
+                try:
+                    return await items.__anext__()
+                except StopAsyncIteration:
+                    return None
+
+    else:
+        numbered = enumerate(inputs)
+
+        async def pull() -> tuple[int, Any] | None:
+            return next(numbered, None)
+
+    async def worker() -> None:
+        while (pulled := await pull()) is not None:
+            await handle(*pulled)
+
+    for _ in range(concurrency):
+        tg.start_soon(worker)
 
 
 async def _aenumerate(items: Inputs) -> AsyncIterator[tuple[int, Any]]:
@@ -278,39 +302,38 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
             tuple[int, "B | ExecutorError"]
         ](concurrency)
         self._task: asyncio.Task[None] | None = None
-        #: Calls started and not yet finished (for tests and progress views).
-        self.in_flight = 0
-        self.finished = 0
-        self.failed = 0
+        self._state = _MapState()
+
+    @property
+    def in_flight(self) -> int:
+        """Calls started and not yet finished."""
+        return self._state.in_flight
+
+    @property
+    def finished(self) -> int:
+        """Calls finished (successfully or not)."""
+        return self._state.finished
+
+    @property
+    def failed(self) -> int:
+        """Calls that ended in an :class:`ExecutorError`."""
+        return self._state.failed
 
     def _start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._pump(self._send))
-
-    async def _pump(self, send: ObjectSendStream[tuple[int, B | ExecutorError]]) -> None:
-        limiter = anyio.Semaphore(self._concurrency)
-
-        async def one(index: int, item: Any) -> None:
-            result: B | ExecutorError
-            self.in_flight += 1
-            try:
-                try:
-                    result = await self._executor.execute(item)
-                except ExecutorError as exc:
-                    result = exc
-                    self.failed += 1
-                self.in_flight -= 1
-                self.finished += 1
-                if self._on_progress is not None:
-                    self._on_progress(self.finished, self.failed)
-                await send.send((index, result))
-            finally:
-                limiter.release()
-
-        async with send, anyio.create_task_group() as tg:
-            async for index, item in _aenumerate(self._inputs):
-                await limiter.acquire()
-                tg.start_soon(one, index, item)
+            # The pump must not reference the stream, or an abandoned stream would never be
+            # collected (and so never cancelled).
+            self._task = asyncio.get_running_loop().create_task(
+                _pump(
+                    self._executor.execute,
+                    self._inputs,
+                    self._concurrency,
+                    self._on_progress,
+                    self._send,
+                    self._state,
+                )
+            )
+            del self._executor, self._inputs, self._on_progress
 
     def __aiter__(self) -> ResultStream[B]:
         return self
@@ -362,6 +385,42 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
         self._receive.close()
         if task is None:
             self._send.close()
+
+
+class _MapState:
+    __slots__ = ("failed", "finished", "in_flight")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.finished = 0
+        self.failed = 0
+
+
+async def _pump(
+    execute: Callable[[Any], Awaitable[Any]],
+    inputs: Inputs,
+    concurrency: int,
+    on_progress: ProgressCallback | None,
+    send: ObjectSendStream[tuple[int, Any]],
+    state: _MapState,
+) -> None:
+    async def one(index: int, item: Any) -> None:
+        result: Any
+        state.in_flight += 1
+        try:
+            result = await execute(item)
+        except ExecutorError as exc:
+            result = exc
+            state.failed += 1
+        finally:
+            state.in_flight -= 1
+        state.finished += 1
+        if on_progress is not None:
+            on_progress(state.finished, state.failed)
+        await send.send((index, result))
+
+    async with send, anyio.create_task_group() as tg:
+        await _run_workers(inputs, concurrency, one, tg)
 
 
 def _unwrap(exc: BaseException) -> BaseException:

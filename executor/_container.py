@@ -128,7 +128,7 @@ class ContainerConfig:
             "tmpfs_bytes",
         ):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise bad(f"{name} must be a positive integer, got {value!r}")
         if self.memory_bytes < 6 * MiB:
             raise bad(f"memory_bytes must be at least 6 MiB, got {self.memory_bytes}")
@@ -183,6 +183,9 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
         "IpcMode": "private",
         "Ulimits": [{"Name": "core", "Soft": 0, "Hard": 0}],
         "Init": config.init,
+        # stdout/stderr reach us through the attach; a log driver would also copy every byte
+        # (a 1 GB flood included) to disk inside the daemon.
+        "LogConfig": {"Type": "none", "Config": {}},
         "Binds": binds,
     }
     if config.runtime:

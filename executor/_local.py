@@ -47,8 +47,9 @@ class LocalConfig:
     validate: bool = True
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and not (
-            isinstance(self.timeout, int | float) and self.timeout > 0
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool)
+            or not (isinstance(self.timeout, int | float) and self.timeout > 0)
         ):
             raise ConfigError(
                 f"timeout must be a positive number of seconds or None, got {self.timeout!r}"

@@ -46,6 +46,7 @@ class Pool:
         self.on_empty = config.on_empty
         self._idle: deque[tuple[float, Container]] = deque()
         self._starting = 0
+        self._busy = 0  # reusable workers serving a call (they come back)
         self._changed = anyio.Event()
         self._wake = anyio.Event()
         self._error: ExecutorError | None = None
@@ -94,7 +95,7 @@ class Pool:
     async def fill(self) -> None:
         """Start containers until ``pool_size`` are idle, and wait for them (prewarm)."""
         body = await self._ex._ready()
-        missing = self.size - len(self._idle) - self._starting
+        missing = self._missing()
         if missing <= 0:
             return
         async with anyio.create_task_group() as tg:
@@ -128,7 +129,7 @@ class Pool:
         period = min(self.max_idle / 2, 5.0) if self.max_idle else 5.0
         while not self._closed:
             self._sweep()
-            missing = self.size - len(self._idle) - self._starting
+            missing = self._missing()
             if missing > 0:
                 async with anyio.create_task_group() as tg:
                     for _ in range(missing):
@@ -139,6 +140,10 @@ class Pool:
             with anyio.move_on_after(period):
                 await self._wake.wait()
             self._wake = anyio.Event()
+
+    def _missing(self) -> int:
+        """How many containers to launch: busy reusable workers count, they come back."""
+        return self.size - len(self._idle) - self._starting - (self._busy if self.reuse else 0)
 
     def _sweep(self) -> None:
         """Drop idle containers that died or sat idle longer than ``max_idle``."""
@@ -196,9 +201,18 @@ class Pool:
 
     async def call(self, payload: bytes, t0: float) -> Execution[Any]:
         """Run one request on a pooled or reused container."""
-        ex = self._ex
         container = await self._take()
-        first_use = container.uses == 0
+        self._busy += 1
+        try:
+            return await self._serve(container, payload, t0)
+        finally:
+            self._busy -= 1
+            self._kick()  # the replacement starts now, not while this call talks to the engine
+
+    async def _serve(self, container: Container, payload: bytes, t0: float) -> Execution[Any]:
+        ex = self._ex
+        if container.uses:
+            container.timings = {}  # a reused worker's launch was paid by an earlier call
         container.uses += 1
         try:
             reply = await exchange(
@@ -209,12 +223,10 @@ class Pool:
                 close_stdin=not self.reuse,
             )
         except BaseException:
-            await ex.kill(container)
+            await ex.kill(container)  # timeout, cancellation, oversize output: this one only
             raise
         healthy = False
         try:
-            if not first_use:
-                container.timings = {}
             result = await ex.interpret(container, reply, t0, _perf())
             healthy = not reply.ended
             return result
@@ -227,7 +239,6 @@ class Pool:
         finally:
             if not (self.reuse and healthy and self._give_back(container)):
                 await ex.discard(container)
-            self._kick()
 
     async def aclose(self) -> None:
         """Stop refilling and remove every idle container (shielded)."""

@@ -1,0 +1,292 @@
+"""The whole benchmark suite: writes bench/RESULTS.md and bench/latency.png.
+
+Run: ``make bench`` (or ``.venv/bin/python bench/suite.py [--quick]``). Everything runs in one
+process on one machine: local overhead, one container call each way (CLI, hand-written
+aiodocker, fresh, warm pool, reuse), throughput of 200 calls at concurrency 1/4/8, the Node
+and Go runners, memory per idle pooled container, and llm-sandbox where it can be installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import local as local_bench  # noqa: E402
+from _common import (  # noqa: E402
+    BENCH_LABEL,
+    ECHO_INPUT,
+    GO_IMAGE,
+    NODE_IMAGE,
+    PYTHON_IMAGE,
+    bench_leftovers,
+    cli_call,
+    handwritten_call,
+    machine,
+    summary,
+    table,
+    timed,
+)
+
+from executor import ContainerConfig, ContainerExecutor  # noqa: E402
+
+LLM_SANDBOX_VENV = Path(os.environ.get("LLM_SANDBOX_VENV", HERE / ".venv-llm-sandbox"))
+
+
+def cfg(image: str = PYTHON_IMAGE, **kwargs: Any) -> ContainerConfig:
+    return ContainerConfig(image, labels={BENCH_LABEL: "1"}, timeout=60, **kwargs)
+
+
+async def pool_ready(ex: ContainerExecutor[Any, Any], size: int) -> None:
+    """Wait (bounded) until the pool holds ``size`` idle containers again."""
+    pool = ex._pool
+    deadline = time.monotonic() + 30
+    while pool is not None and pool.idle < size and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def latency_modes(calls: int, image: str, *, with_baselines: bool) -> dict[str, dict[str, float]]:
+    """One call at a time, each way; pool calls start with a container ready."""
+    out: dict[str, list[float]] = {}
+    if with_baselines:
+        out["docker run -i --rm (CLI)"] = []
+        out["hand-written aiodocker"] = []
+    out["fresh container"] = []
+    out["warm pool"] = []
+    out["reuse (serve mode)"] = []
+    async with (
+        aiodocker.Docker() as docker,
+        ContainerExecutor(cfg(image)) as fresh,
+        ContainerExecutor(cfg(image, pool_size=2, prewarm=True)) as pooled,
+        ContainerExecutor(cfg(image, reuse=True, max_uses=10_000)) as reused,
+    ):
+        await fresh.execute(ECHO_INPUT)
+        await reused.execute(ECHO_INPUT)
+        for _ in range(calls):
+            if with_baselines:
+                out["docker run -i --rm (CLI)"].append(await timed(lambda: cli_call(image)))
+                out["hand-written aiodocker"].append(await timed(lambda: handwritten_call(docker, image)))
+            out["fresh container"].append(await timed(lambda: fresh.execute(ECHO_INPUT)))
+            await pool_ready(pooled, 2)
+            out["warm pool"].append(await timed(lambda: pooled.execute(ECHO_INPUT)))
+            out["reuse (serve mode)"].append(await timed(lambda: reused.execute(ECHO_INPUT)))
+    return {name: summary(v) for name, v in out.items()}
+
+
+async def throughput(calls: int) -> list[list[Any]]:
+    """Calls per second for a batch of ``calls`` at concurrency 1, 4, 8 in each mode."""
+    rows = []
+    modes = {
+        "fresh": {},
+        "warm pool (pool_size=8)": {"pool_size": 8, "prewarm": True},
+        "reuse": {"reuse": True, "max_uses": 10_000},
+    }
+    for name, extra in modes.items():
+        row: list[Any] = [name]
+        for concurrency in (1, 4, 8):
+            async with ContainerExecutor(cfg(**extra)) as ex:
+                await ex.execute(ECHO_INPUT)
+                t0 = time.perf_counter()
+                results = await ex.execute_many([ECHO_INPUT] * calls, concurrency=concurrency)
+                elapsed = time.perf_counter() - t0
+                assert len(results) == calls
+            row.append(calls / elapsed)
+        rows.append(row)
+    return rows
+
+
+async def idle_memory(size: int = 20) -> tuple[float, float]:
+    """Python-heap KiB per idle pooled container (tracemalloc) and RSS KiB per container."""
+    ex = ContainerExecutor(cfg(pool_size=size))
+    async with ex:
+        await ex.execute(ECHO_INPUT)  # engine client, API version, image check: not per container
+        await pool_ready(ex, size)  # the first call's refill
+        gc.collect()
+        tracemalloc.start()
+        rss0 = _rss_kib()
+        before = tracemalloc.take_snapshot()
+        pool = ex._pool
+        assert pool is not None
+        pool.size = size * 2
+        pool._kick()
+        await pool_ready(ex, size * 2)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+        rss1 = _rss_kib()
+        tracemalloc.stop()
+        grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    return grown / 1024 / size, (rss1 - rss0) / size
+
+
+def _rss_kib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return float(line.split()[1])
+    return 0.0
+
+
+def llm_sandbox(calls: int) -> dict[str, Any]:
+    """Run bench/llm_sandbox_probe.py in its own venv; {} with a reason if it cannot run."""
+    python = LLM_SANDBOX_VENV / "bin" / "python"
+    if not python.exists():
+        setup = subprocess.run(
+            f"python3 -m venv {LLM_SANDBOX_VENV} && {python} -m pip install -q 'llm-sandbox[docker]'",
+            shell=True,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if setup.returncode != 0:
+            return {"error": f"pip install llm-sandbox failed: {setup.stderr[-300:]}"}
+    proc = subprocess.run(
+        [str(python), str(HERE / "llm_sandbox_probe.py"), "--calls", str(calls), "--image", PYTHON_IMAGE],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    try:
+        return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return {"error": f"probe failed: {(proc.stderr or proc.stdout)[-400:]}"}
+
+
+def chart(latencies: dict[str, dict[str, dict[str, float]]], path: Path) -> bool:
+    """A bar chart of p50 latency per mode and runner (log scale)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    labels, values, colors = [], [], []
+    palette = {"python": "#3776ab", "node": "#68a063", "go": "#00add8"}
+    for runner, modes in latencies.items():
+        for mode, r in modes.items():
+            labels.append(f"{runner}: {mode}")
+            values.append(r["p50"])
+            colors.append(palette.get(runner, "#888"))
+    fig, ax = plt.subplots(figsize=(9, 0.35 * len(labels) + 1.2))
+    ax.barh(labels[::-1], values[::-1], color=colors[::-1])
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency per call, ms (log scale)")
+    ax.set_title("executor: one call, by mode and runner")
+    for i, v in enumerate(values[::-1]):
+        ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+async def run(quick: bool) -> str:
+    calls = 10 if quick else 30
+    batch = 40 if quick else 200
+    started = time.time()
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine()}.",
+        f"Command: `make bench` (`.venv/bin/python bench/suite.py{' --quick' if quick else ''}`), "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. All rows of a table ran in one process, "
+        "interleaved where they are compared.",
+        "",
+        "## Local executor (ns per call)",
+        "",
+    ]
+    local_rows = await local_bench.measure()
+    bare = local_rows[0][1]
+    parts.append(table(["case", "ns/op", "x bare"], [[n, round(ns), f"{ns / bare:.1f}"] for n, ns in local_rows]))
+
+    latencies: dict[str, dict[str, dict[str, float]]] = {}
+    latencies["python"] = await latency_modes(calls, PYTHON_IMAGE, with_baselines=True)
+    latencies["node"] = await latency_modes(calls, NODE_IMAGE, with_baselines=False)
+    latencies["go"] = await latency_modes(calls, GO_IMAGE, with_baselines=False)
+    py = latencies["python"]
+    hand = py["hand-written aiodocker"]["p50"]
+    fresh = py["fresh container"]["p50"]
+    parts += [
+        "",
+        f"## One call, Python runner ({calls} calls per row, interleaved; ms)",
+        "",
+        "Pool rows start each call with a pooled container ready (the pool refilled between calls): "
+        "the latency a service sees while the pool keeps up. Sustained rates are in the throughput table.",
+        "",
+        table(
+            ["mode", "p50", "p95", "max", "p50 vs hand-written", "fresh / this"],
+            [[m, r["p50"], r["p95"], r["max"], f"{r['p50'] / hand:.2f}x", f"{fresh / r['p50']:.1f}x"] for m, r in py.items()],
+        ),
+        "",
+        "## Node and Go runners (ms)",
+        "",
+        table(
+            ["runner", "mode", "p50", "p95", "max"],
+            [[runner, m, r["p50"], r["p95"], r["max"]] for runner in ("node", "go") for m, r in latencies[runner].items()],
+        ),
+    ]
+    thr = await throughput(batch)
+    parts += [
+        "",
+        f"## Throughput: {batch} calls through execute_many (calls/s)",
+        "",
+        table(["mode", "concurrency 1", "concurrency 4", "concurrency 8"], thr),
+    ]
+    heap_kib, rss_kib = await idle_memory()
+    parts += [
+        "",
+        "## Host memory per idle pooled container",
+        "",
+        f"Python heap (tracemalloc): {heap_kib:.1f} KiB; process RSS: {rss_kib:.1f} KiB "
+        "(growth from 20 to 40 idle containers, divided by 20).",
+    ]
+    sandbox = llm_sandbox(min(calls, 15))
+    parts += ["", "## llm-sandbox (the most used Python sandbox library), same task", ""]
+    if "error" in sandbox:
+        parts.append(f"Could not run: {sandbox['error']}")
+    else:
+        parts.append(
+            table(
+                ["mode", "p50 ms", "p95 ms", "max ms"],
+                [[m, r["p50"], r["p95"], r["max"]] for m, r in sandbox.items() if isinstance(r, dict)],
+            )
+        )
+        if note := sandbox.get("note"):
+            parts.append(f"\n{note}")
+    if chart(latencies, HERE / "latency.png"):
+        parts += ["", "![p50 latency per mode](latency.png)"]
+    left = bench_leftovers()
+    parts += [
+        "",
+        f"Containers left behind after the suite: {len(left)}. Suite time: {time.time() - started:.0f} s.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer calls (smoke run)")
+    parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    text = asyncio.run(run(args.quick))
+    args.output.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -666,7 +666,7 @@ class _Progress:
 @click.option(
     "--inputs",
     required=True,
-    type=click.Path(dir_okay=False, allow_dash=True),
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
     help="JSON-lines file of inputs, one per line ('-': stdin).",
 )
 @click.option(
@@ -755,7 +755,6 @@ async def _batch(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, interrupt)
             handled.append(signum)
-    flush_each = not sink.seekable()
     try:
         async with executor:
             await _preflight(executor)
@@ -769,8 +768,7 @@ async def _batch(
                         ok, data = _result_line(index, result)
                         state.failed += not ok
                         sink.write(data)
-                        if flush_each:
-                            sink.flush()
+                        sink.flush()  # finished lines are on disk even if we are killed
         sink.flush()
     finally:
         for signum in handled:

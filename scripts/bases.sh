@@ -75,6 +75,7 @@ build_one() {
     tag=$(tag_for "$name")
     pkgs=$(packages_for "$name")
     start=$(date +%s)
+    rm -rf "/var/tmp/executor-base-$name".*  # left by an interrupted run
     root=$(mktemp -d "/var/tmp/executor-base-$name.XXXXXX")
     # shellcheck disable=SC2064
     trap "rm -rf '$root'" RETURN
@@ -128,23 +129,32 @@ if [ ${#todo[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
     fi
     mkdir -p "$LOGDIR"
+    rm -f "$LOGDIR"/*.done "$LOGDIR"/*.failed
     # Downloads dominate, so build all in parallel; each logs to its own file.
     pids=()
     for name in "${todo[@]}"; do
         say "building $(tag_for "$name") (log: $LOGDIR/$name.log)"
         case "$name" in
             node-build)
-                # After the node base (built in this run or earlier).
+                # After the node base: wait for this run's node build when there is one.
                 (
-                    for _ in $(seq 1 600); do
-                        docker image inspect "$(tag_for node)" >/dev/null 2>&1 && break
-                        [[ " ${todo[*]} " == *" node "* ]] || break
-                        sleep 2
-                    done
+                    if [[ " ${todo[*]} " == *" node "* ]]; then
+                        while [ ! -e "$LOGDIR/node.done" ]; do
+                            [ ! -e "$LOGDIR/node.failed" ] || { echo "the node base failed"; exit 1; }
+                            sleep 2
+                        done
+                    fi
                     build_node_build
                 ) >"$LOGDIR/$name.log" 2>&1 &
                 ;;
-            *) build_one "$name" >"$LOGDIR/$name.log" 2>&1 & ;;
+            *)
+                (
+                    # shellcheck disable=SC2064
+                    trap "[ -e '$LOGDIR/$name.done' ] || touch '$LOGDIR/$name.failed'" EXIT
+                    build_one "$name"
+                    touch "$LOGDIR/$name.done"
+                ) >"$LOGDIR/$name.log" 2>&1 &
+                ;;
         esac
         pids+=("$!")
     done

@@ -23,7 +23,8 @@ import anyio
 import msgspec
 
 from ._base import Execution, Executor, resolve_types
-from ._engine import MANAGED_LABEL, OWNER_LABEL, Attachment, DockerEngine, Engine, owner_id
+from ._engine import MANAGED_LABEL, OWNER_LABEL, Attachment, Engine, owner_id
+from ._engines import EngineEndpoint, EngineSlot, NotDelivered, choose, make_slots
 from ._errors import (
     ConfigError,
     ContainerFailed,
@@ -105,6 +106,9 @@ class ContainerConfig:
     # -- engine ------------------------------------------------------------------------------
     docker: aiodocker.Docker | None = field(default=None, compare=False, repr=False)
     docker_url: str | None = None
+    engines: Sequence[str | EngineEndpoint] = ()
+    missing_image: Literal["error", "copy", "build"] = "error"
+    health_interval: float = 2.0
     labels: Mapping[str, str] = field(default_factory=dict)
     # -- pool and reuse ----------------------------------------------------------------------
     pool_size: int = 0
@@ -144,6 +148,12 @@ class ContainerConfig:
             raise bad(f"pool_size must be a non-negative integer, got {self.pool_size!r}")
         if not isinstance(self.max_uses, int) or self.max_uses < 1:
             raise bad(f"max_uses must be a positive integer, got {self.max_uses!r}")
+        if self.missing_image not in ("error", "copy", "build"):
+            raise bad(
+                f"missing_image must be 'error', 'copy' or 'build', got {self.missing_image!r}"
+            )
+        if not (isinstance(self.health_interval, int | float) and self.health_interval > 0):
+            raise bad(f"health_interval must be positive seconds, got {self.health_interval!r}")
         if self.on_empty not in ("start", "wait"):
             raise bad(f"on_empty must be 'start' or 'wait', got {self.on_empty!r}")
         if self.max_idle is not None and not self.max_idle > 0:
@@ -345,9 +355,11 @@ def _files_digest(image_id: str, files: Mapping[str, bytes]) -> str:
 class ContainerExecutor(Executor[A, B], Generic[A, B]):
     """Run each call in a fresh, locked-down container (or a warm/reused one, see the config).
 
-    Created anywhere (no event loop needed); the engine client is made lazily inside the
+    Created anywhere (no event loop needed); engine clients are made lazily inside the
     running loop and closed by :meth:`aclose`. Use it as ``async with`` so that container
-    removal and pool refills run in the background and are awaited on exit.
+    removal, pool refills and engine health checks run in the background and are awaited on
+    exit. With ``engines=[...]`` calls are spread over several engines (see
+    :mod:`executor._engines`).
     """
 
     def __init__(
@@ -371,80 +383,127 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._out: Codec[B] = Codec(
             self.output_type, config.schema_out, which="out", validate=config.validate
         )
-        self.engine: Engine = engine or DockerEngine(config.docker_url, docker=config.docker)
+        self._slots = make_slots(
+            config.engines, docker_url=config.docker_url, docker=config.docker, engine=engine
+        )
         self._labels = {MANAGED_LABEL: "true", OWNER_LABEL: owner_id()}
         self._files = {
             path: content.encode() if isinstance(content, str) else bytes(content)
             for path, content in config.files.items()
         }
-        self._body: dict[str, Any] | None = None
-        self._ready_lock = anyio.Lock()
         self._tg: TaskGroup | None = None
-        self._pool: Pool | None = None
         self._closed = False
+        self._closing = anyio.Event()
+        self._pooled = bool(config.pool_size or config.reuse)
         self._schemas = (self._in.schema_json, self._out.schema_json)
 
     # -- set-up --------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        """The (first) engine this executor runs containers on."""
+        return self._slots[0].engine
+
+    @property
+    def engines(self) -> list[dict[str, Any]]:
+        """Per-engine status: name, up, calls in flight and served, capacity, idle pooled."""
+        return [slot.status() for slot in self._slots]
+
+    @property
+    def _pool(self) -> Pool | None:
+        """The first engine's pool (most executors have one engine)."""
+        return self._slots[0].pool
 
     @property
     def labels(self) -> dict[str, str]:
         """The labels every container of this executor carries."""
         return {**self.config.labels, **self._labels}
 
-    async def _ready(self) -> dict[str, Any]:
-        """Check the image (and derive the files image) once; return the create body."""
-        body = self._body
+    async def _ready(self, slot: EngineSlot | None = None) -> dict[str, Any]:
+        """Check the image on an engine (and derive the files image) once; the create body."""
+        slot = slot or self._slots[0]
+        body = slot.body
         if body is not None:
             return body
-        async with self._ready_lock:
-            if self._body is not None:
-                return self._body
+        async with slot.lock:
+            if slot.body is not None:
+                return slot.body
             if self._closed:
                 raise ExecutorError("the executor is closed; create a new one", code="CLOSED")
             image = self.config.image
-            if not await self.engine.image_exists(image):
-                raise ImageNotFound(image, engine=self.engine.name, hint=_build_hint(image))
+            if not await slot.engine.image_exists(image):
+                await self._provide_image(slot, image)
             if self._files:
-                image = await self._derived_image(image)
-            self._body = create_body(self.config, image, self._labels)
-            return self._body
+                image = await self._derived_image(slot.engine, image)
+            slot.body = create_body(self.config, image, self._labels)
+            return slot.body
 
-    async def _derived_image(self, image: str) -> str:
+    async def _provide_image(self, slot: EngineSlot, image: str) -> None:
+        """Copy or build a missing image on ``slot`` as configured, else ImageNotFound."""
+        policy = self.config.missing_image
+        if policy == "copy":
+            for other in self._slots:
+                if other is not slot and other.up and await other.engine.image_exists(image):
+                    await slot.engine.load_image(other.engine.export_image(image))
+                    return
+        elif policy == "build":
+            from ._images import build_for_image
+
+            if await build_for_image(image, slot.engine):
+                return
+        raise ImageNotFound(image, engine=slot.name, hint=_build_hint(image))
+
+    async def _derived_image(self, engine: Engine, image: str) -> str:
         digest = _files_digest(image, self._files)
         tag = f"executor-files/{digest}:latest"
-        if not await self.engine.image_exists(tag):
-            await self.engine.derive_image(image, self._files, tag, {"executor.files-of": image})
+        if not await engine.image_exists(tag):
+            await engine.derive_image(image, self._files, tag, {"executor.files-of": image})
         return tag
 
     async def __aenter__(self) -> ContainerExecutor[A, B]:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        if self.config.pool_size or self.config.reuse:
-            pool = self._get_pool()
-            if self.config.prewarm:
-                await pool.fill()
+        if len(self._slots) > 1:
+            tg.start_soon(self._watch_engines)
+        if self._pooled and self.config.prewarm:
+            async with anyio.create_task_group() as fill:
+                for slot in self._slots:
+                    fill.start_soon(self._get_pool(slot).fill)
         return self
 
+    async def _watch_engines(self) -> None:
+        """Ping every engine periodically: mark down the silent, take back the answering."""
+        while not self._closed:
+            async with anyio.create_task_group() as tg:
+                for slot in self._slots:
+                    tg.start_soon(slot.ping)
+            with anyio.move_on_after(self.config.health_interval):
+                await self._closing.wait()
+
     async def aclose(self) -> None:
-        """Remove idle pooled containers, wait for background removals, close the client."""
+        """Remove idle pooled containers, wait for background removals, close the clients."""
         self._closed = True
+        self._closing.set()
         try:
-            if self._pool is not None:
-                await self._pool.aclose()
+            for slot in self._slots:
+                if slot.pool is not None:
+                    await slot.pool.aclose()
             tg, self._tg = self._tg, None
             if tg is not None:
                 await tg.__aexit__(None, None, None)
         finally:
             with anyio.CancelScope(shield=True):
-                await self.engine.aclose()
+                for slot in self._slots:
+                    await slot.engine.aclose()
 
-    def _get_pool(self) -> Pool:
-        if self._pool is None:
+    def _get_pool(self, slot: EngineSlot | None = None) -> Pool:
+        slot = slot or self._slots[0]
+        if slot.pool is None:
             from ._pool import Pool
 
-            self._pool = Pool(self)
-        return self._pool
+            slot.pool = Pool(self, slot)
+        return slot.pool
 
     async def discard(self, container: Container) -> None:
         """Remove a used container: in the background when a task group runs, else inline."""
@@ -473,16 +532,48 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         timeout = self.config.timeout
         deadline = math.inf if timeout is None else anyio.current_time() + timeout
         with anyio.CancelScope(deadline=deadline) as scope:
-            result = await self._call(payload, t0)
+            result = await self._route(payload, t0)
         if scope.cancelled_caught:
             raise ExecutionTimeout(timeout or 0.0, what="the container call")
         return result
 
-    async def _call(self, payload: bytes, t0: float) -> Execution[B]:
-        body = await self._ready()
-        if self.config.pool_size or self.config.reuse:
-            return await self._get_pool().call(payload, t0)
-        container = await launch(self.engine, body)
+    async def _route(self, payload: bytes, t0: float) -> Execution[B]:
+        """Send the call to the least-loaded engine; retry once elsewhere if undelivered."""
+        tried: list[EngineSlot] = []
+        while True:
+            slot = choose(self._slots, lambda s: s in tried)
+            if slot is None:
+                raise tried[-1].last_error or EngineUnavailable("no engine left to try.")
+            slot.in_flight += 1
+            try:
+                result = await self._call(slot, payload, t0)
+            except NotDelivered as undelivered:
+                slot.mark_down(undelivered.error)
+                tried.append(slot)
+                if len(tried) > 1 or len(self._slots) == 1:
+                    raise undelivered.error from None
+                continue
+            except EngineUnavailable as exc:
+                slot.mark_down(exc)
+                raise
+            finally:
+                slot.in_flight -= 1
+            slot.calls += 1
+            if not slot.up:
+                slot.mark_up()
+            return result
+
+    async def _call(self, slot: EngineSlot, payload: bytes, t0: float) -> Execution[B]:
+        try:
+            body = await self._ready(slot)
+        except EngineUnavailable as exc:
+            raise NotDelivered(exc) from exc
+        if self._pooled:
+            return await self._get_pool(slot).call(payload, t0)
+        try:
+            container = await launch(slot.engine, body)
+        except EngineUnavailable as exc:
+            raise NotDelivered(exc) from exc
         try:
             reply = await exchange(
                 container,
@@ -538,14 +629,14 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             container_id=container.id,
             exit_code=0 if reply.ended else None,
             image=self.config.image,
-            engine=self.engine.name,
+            engine=container.engine.name,
         )
 
     async def _died(self, container: Container, reply: Reply, reason: str | None) -> ExecutorError:
         """Explain a container that gave no usable response: OOM, exit status, or protocol."""
         with anyio.move_on_after(_INSPECT_GRACE):
-            await self.engine.wait(container.id)
-        state = await self.engine.state(container.id)
+            await container.engine.wait(container.id)
+        state = await container.engine.state(container.id)
         tail = reply.logs[-4000:]
         if state.oom_killed:
             return ContainerFailed(

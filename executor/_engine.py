@@ -27,6 +27,7 @@ from yarl import URL
 from ._errors import EngineUnavailable, ExecutorError, ImageNotFound
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator, Iterator, Mapping
 
 __all__ = ["MANAGED_LABEL", "OWNER_LABEL", "Attachment", "DockerEngine", "Engine", "ExitState"]
@@ -144,6 +145,14 @@ class Engine(ABC):
         """Create ``tag``: ``image`` plus ``files`` (path → content), config unchanged."""
 
     @abstractmethod
+    def export_image(self, image: str) -> AsyncIterator[bytes]:
+        """Stream ``image`` as a tar archive (``docker save``)."""
+
+    @abstractmethod
+    async def load_image(self, chunks: AsyncIterator[bytes]) -> None:
+        """Load an image tar archive (``docker load``)."""
+
+    @abstractmethod
     async def list_managed(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
         """Containers carrying all the given labels (``Id``, ``Labels``, ``State``)."""
 
@@ -245,18 +254,32 @@ class DockerEngine(Engine):
     not closed here; otherwise one is created lazily inside the running event loop.
     """
 
-    def __init__(self, url: str | None = None, *, docker: aiodocker.Docker | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        docker: aiodocker.Docker | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        name: str | None = None,
+    ) -> None:
         self._url = url
         self._docker = docker
+        self._ssl = ssl_context
         self._owns_client = docker is None
-        self.name = url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.name = name or url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    def client(self) -> aiodocker.Docker:
+        """The aiodocker client (created on first use, inside the running loop)."""
+        return self._client()
 
     def _client(self) -> aiodocker.Docker:
         if self._docker is None:
             try:
                 # Connecting may not hang: an unreachable engine fails within seconds.
                 timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
-                self._docker = aiodocker.Docker(url=self._url, timeout=timeout)
+                self._docker = aiodocker.Docker(
+                    url=self._url, timeout=timeout, ssl_context=self._ssl
+                )
             except (ValueError, OSError) as exc:
                 raise EngineUnavailable(
                     f"no Docker engine found ({exc}).", engine=self.name
@@ -347,6 +370,16 @@ class DockerEngine(Engine):
                 await helper.commit(repository=repository, tag=version, pause=False)
             finally:
                 await helper.delete(force=True, v=True)
+
+    async def export_image(self, image: str) -> AsyncIterator[bytes]:
+        with self.errors(image=image):
+            async with self._client().images.export_image(image) as reader:
+                while chunk := await reader.read(1 << 20):
+                    yield chunk
+
+    async def load_image(self, chunks: AsyncIterator[bytes]) -> None:
+        with self.errors():
+            await self._client().images.import_image(data=chunks)
 
     async def list_managed(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
         labels = [f"{k}={v}" if v else k for k, v in filters.items()]

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiodocker
 import aiohttp
+import anyio
 
 from ._errors import ConfigError, EngineUnavailable, ExecutorError
 
@@ -709,3 +710,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+async def build_for_image(
+    image: str, engine: object, *, bake_file: Path | str = DEFAULT_BAKE_FILE
+) -> bool:
+    """Build, on ``engine``, the bake target that produces ``image``; False if none does.
+
+    Used by ``ContainerConfig(missing_image="build")`` to provide a runner image on an engine
+    that lacks it. Only Docker engines (the Engine API's /build) are supported.
+    """
+    from ._engine import DockerEngine
+
+    if not isinstance(engine, DockerEngine):
+        return False
+    try:
+        specs = await anyio.to_thread.run_sync(load_bake, bake_file)
+    except (OSError, ExecutorError):
+        return False  # no bake file here (an installed package): nothing to build from
+    wanted = image if ":" in image.rsplit("/", 1)[-1] else f"{image}:latest"
+    for name, spec in specs.items():
+        if wanted in spec.tags:
+            await build_images([name], bake_file=bake_file, docker=engine.client())
+            return True
+    return False

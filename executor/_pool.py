@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._container import Container, exchange, launch
-from ._errors import ExecutorError, ProtocolError
+from ._engines import NotDelivered
+from ._errors import EngineUnavailable, ExecutorError, ProtocolError
 
 if TYPE_CHECKING:
     from ._base import Execution
     from ._container import ContainerExecutor
+    from ._engines import EngineSlot
 
 _perf = time.perf_counter
 #: Pause after a failed background launch before trying again.
@@ -36,8 +38,9 @@ _RETRY_DELAY = 1.0
 class Pool:
     """The idle containers of one executor, and the task that keeps them topped up."""
 
-    def __init__(self, executor: ContainerExecutor[Any, Any]) -> None:
+    def __init__(self, executor: ContainerExecutor[Any, Any], slot: EngineSlot) -> None:
         self._ex = executor
+        self._slot = slot
         config = executor.config
         self.size = config.pool_size
         self.reuse = config.reuse
@@ -94,7 +97,7 @@ class Pool:
 
     async def fill(self) -> None:
         """Start containers until ``pool_size`` are idle, and wait for them (prewarm)."""
-        body = await self._ex._ready()
+        body = await self._ex._ready(self._slot)
         missing = self._missing()
         if missing <= 0:
             return
@@ -108,7 +111,7 @@ class Pool:
     async def _launch_one(self, body: dict[str, Any]) -> None:
         self._starting += 1
         try:
-            container = await launch(self._ex.engine, body)
+            container = await launch(self._slot.engine, body)
         except ExecutorError as exc:
             self._error = exc
             return
@@ -125,7 +128,7 @@ class Pool:
 
     async def _refill_loop(self) -> None:
         """Keep ``pool_size`` containers idle or starting; recycle dead and stale ones."""
-        body = await self._ex._ready()
+        body = await self._ex._ready(self._slot)
         period = min(self.max_idle / 2, 5.0) if self.max_idle else 5.0
         while not self._closed:
             self._sweep()
@@ -182,9 +185,9 @@ class Pool:
                 raise ExecutorError("the executor is closed; create a new one", code="CLOSED")
             if self.on_empty == "start" or self._ex._tg is None:
                 self._kick()
-                body = await self._ex._ready()
+                body = await self._ex._ready(self._slot)
                 self.launched += 1
-                return await launch(self._ex.engine, body)
+                return await launch(self._slot.engine, body)
             if self._error is not None and not self._starting:
                 raise self._error
             changed = self._changed
@@ -201,7 +204,10 @@ class Pool:
 
     async def call(self, payload: bytes, t0: float) -> Execution[Any]:
         """Run one request on a pooled or reused container."""
-        container = await self._take()
+        try:
+            container = await self._take()
+        except EngineUnavailable as exc:
+            raise NotDelivered(exc) from exc  # nothing was sent: another engine may take it
         self._busy += 1
         try:
             return await self._serve(container, payload, t0)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
+import pytest_asyncio
 
 from executor import ContainerConfig, ContainerExecutor, ExecutionFailed, InputValidationError
 
@@ -31,7 +32,7 @@ class Output(msgspec.Struct):
     mean: float
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def stats_executor() -> AsyncIterator[ContainerExecutor[Input, Output]]:
     """One executor per test, closed afterwards (which removes every container it made).
 

@@ -1,0 +1,147 @@
+"""The examples run as documented, and a newcomer's clone runs ``make demo``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, RUN_LABEL, executor_cli
+
+EXAMPLES = REPO / "examples"
+
+
+def _python(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=REPO, timeout=timeout
+    )
+
+
+def test_stats_local() -> None:
+    """examples/stats_local.py prints the stats of 1..5."""
+    done = _python(str(EXAMPLES / "stats_local.py"))
+    assert done.returncode == 0, done.stderr
+    assert '{"count":5,"sum":15.0,"mean":3.0}' in done.stdout
+
+
+def test_stats_task_runs_locally_through_the_cli() -> None:
+    """examples/stats.py follows the runner convention and runs in-process too."""
+    result = executor_cli("run", "examples/stats.py", "--input", '{"values": [2, 4]}')
+    assert result.json() == {"count": 2, "sum": 6, "mean": 3.0}
+
+
+def test_service_simulation() -> None:
+    """examples/service.py answers its simulated requests (one 422 for bad input)."""
+    done = _python(str(EXAMPLES / "service.py"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4
+    assert "-> 422 INPUT_INVALID" in lines[2]
+    assert "'mean': 15.0" in lines[1]
+
+
+@pytest.mark.docker
+def test_stats_container() -> None:
+    """examples/stats_container.py gets the same stats from a container."""
+    done = _python(str(EXAMPLES / "stats_container.py"))
+    assert done.returncode == 0, done.stderr
+    assert '{"count":5,"sum":15.0,"mean":3.0}' in done.stdout
+
+
+@pytest.mark.docker
+def test_service_with_containers() -> None:
+    """examples/service.py --container serves the same answers from warm containers."""
+    done = _python(str(EXAMPLES / "service.py"), "--container")
+    assert done.returncode == 0, done.stderr
+    assert "-> 422 INPUT_INVALID" in done.stdout
+
+
+@pytest.mark.docker
+def test_stats_node() -> None:
+    """examples/stats.mjs runs in the Node runner."""
+    result = executor_cli(
+        "run",
+        "examples/stats.mjs",
+        "--runner",
+        "node",
+        "--label",
+        RUN_LABEL,
+        "--input",
+        '{"values": [1, 2, 3, 4, 5]}',
+    )
+    assert (result.code, result.json()) == (0, {"count": 5, "sum": 15, "mean": 3})
+
+
+@pytest.mark.docker
+def test_example_pytest_file_passes() -> None:
+    """examples/test_with_pytest.py (the ContainerExecutor fixture example) passes."""
+    done = _python(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_with_pytest.py")
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 passed" in done.stdout
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_stats_go_builds_into_the_go_runner(tmp_path: Path) -> None:
+    """examples/stats/ compiles into the Go runner (FUNCTION_DIR) and answers the stats."""
+    from executor._images import DEFAULT_LOCAL_BASES, build_images
+
+    context = tmp_path / "go"
+    shutil.copytree(REPO / "runners" / "go", context)
+    shutil.copytree(EXAMPLES / "stats", context / "functions-stats")
+    tag = "executor-test/stats-go:latest"
+    bases = json.loads(DEFAULT_LOCAL_BASES.read_text()) if DEFAULT_LOCAL_BASES.is_file() else {}
+    (tmp_path / "docker-bake.hcl").write_text(
+        'target "stats-go" {\n'
+        '  context = "go"\n'
+        "  args = {\n"
+        f'    GO_BUILD_BASE = "{bases.get("GO_BUILD_BASE", "golang:1.23")}"\n'
+        '    BASE_IMAGE = "scratch"\n'
+        '    FUNCTION_DIR = "functions-stats"\n'
+        "  }\n"
+        f'  tags = ["{tag}"]\n'
+        "}\n"
+    )
+    import anyio
+
+    anyio.run(lambda: build_images(["stats-go"], bake_file=tmp_path / "docker-bake.hcl"))
+    try:
+        result = executor_cli(
+            "run", "--image", tag, "--label", RUN_LABEL, "--input", '{"values": [1, 2, 3, 4, 5]}'
+        )
+        assert (result.code, result.json()) == (0, {"count": 5, "sum": 15, "mean": 3})
+        failed = executor_cli(
+            "run", "--image", tag, "--label", RUN_LABEL, "--input", '{"values": []}'
+        )
+        assert failed.code == 6
+        assert "values must not be empty" in failed.error()["message"]
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_newcomer_make_demo(tmp_path: Path) -> None:
+    """A fresh clone runs ``make demo``: it makes its own venv and prints both results."""
+    clone = tmp_path / "executor"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO))
+    )
+    done = subprocess.run(
+        ["make", "demo"], cwd=clone, capture_output=True, text=True, env=env, timeout=840
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (clone / ".venv" / "bin" / "executor").exists()
+    assert "local:" in done.stdout and '"mean":3.0' in done.stdout
+    engine = subprocess.run(["docker", "info"], capture_output=True, check=False)
+    if engine.returncode == 0:
+        assert "container:" in done.stdout, done.stdout + done.stderr

@@ -479,7 +479,7 @@ class _Group(click.Group):
         except ExecutorError as exc:
             ctx.exit(report_error(exc))
         except KeyboardInterrupt:
-            _say("interrupted", style="yellow")
+            _say("interrupted; no container was left behind", style="yellow")
             ctx.exit(EXIT_INTERRUPTED)
 
 
@@ -525,8 +525,48 @@ def run(target: str | None, input_spec: str | None, details: bool, **kwargs: Any
 
 
 async def _run_once(executor: Executor[Any, Any], value: Any) -> Execution[Any]:
-    async with executor:
-        return await executor.run(value)
+    stop = _StopOnSignal("run")
+    with stop:
+        async with executor:
+            with stop.scope:
+                return await executor.run(value)
+    # Only reached when a signal cancelled the call (its container is already removed).
+    raise KeyboardInterrupt
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM cancel :attr:`scope` once; cleanup then runs to its end.
+
+    Used instead of the default KeyboardInterrupt so that a Ctrl-C (or a ``kill``) arriving
+    anywhere cancels the calls in flight, their containers are removed, and the command can
+    still report what finished. A second signal only says that cleanup is under way.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.scope = anyio.CancelScope()
+        self.interrupted = False
+        self._handled: list[int] = []
+
+    def _interrupt(self) -> None:
+        if self.interrupted:
+            _say(f"{self.what}: still removing containers, please wait", style="yellow")
+            return
+        self.interrupted = True
+        self.scope.cancel()
+
+    def __enter__(self) -> _StopOnSignal:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._interrupt)
+                self._handled.append(signum)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self._handled:
+            loop.remove_signal_handler(signum)
 
 
 # --- batch -------------------------------------------------------------------------------------
@@ -740,25 +780,11 @@ async def _batch(
     bar: _Progress,
     state: BatchState,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    stop = anyio.CancelScope()
-
-    def interrupt() -> None:
-        if state.interrupted:
-            _say("batch: still removing containers, please wait", style="yellow")
-            return
-        state.interrupted = True
-        stop.cancel()
-
-    handled = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, interrupt)
-            handled.append(signum)
-    try:
+    stop = _StopOnSignal("batch")
+    with stop:
         async with executor:
             await _preflight(executor)
-            with stop:
+            with stop.scope:
                 stream = _LineExecutor(executor).map(
                     _input_items(source), concurrency=concurrency, on_progress=bar.update
                 )
@@ -770,9 +796,7 @@ async def _batch(
                         sink.write(data)
                         sink.flush()  # finished lines are on disk even if we are killed
         sink.flush()
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
+    state.interrupted = stop.interrupted
 
 
 def _result_line(index: int, result: Any) -> tuple[bool, bytes]:

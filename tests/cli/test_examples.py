@@ -7,11 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .conftest import REPO, RUN_LABEL, executor_cli
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXAMPLES = REPO / "examples"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -248,3 +249,55 @@ def test_unreachable_engine_exits_9() -> None:
 def test_repo_is_where_we_think() -> None:
     """The helpers run the CLI from the repository root."""
     assert (REPO / "pyproject.toml").is_file()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_container_run(signum: int) -> None:
+    """Ctrl-C (or SIGTERM) during a container run: exit 130 at once, the container removed."""
+    label = f"{RUN_LABEL}-sig{int(signum)}"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "executor",
+            "run",
+            f"{DOUBLE}:sleep_sync",
+            "--runner",
+            "python",
+            "--label",
+            label,
+            "--input",
+            '{"seconds": 60}',
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _containers(label):
+            time.sleep(0.2)
+        assert _containers(label), "the container never started"
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 20
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert _containers(label) == []
+
+
+def _containers(label: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={label}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return out.stdout.split()

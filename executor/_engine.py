@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import aiodocker
 import aiohttp
+import anyio
 from aiodocker.stream import Stream
 from yarl import URL
 
@@ -35,6 +36,8 @@ __all__ = ["MANAGED_LABEL", "OWNER_LABEL", "Attachment", "DockerEngine", "Engine
 MANAGED_LABEL = "executor.managed"
 OWNER_LABEL = "executor.owner"
 _START_TICKS: str | None = None
+#: Bound on creating or removing the scratch container of derive_image().
+_HELPER_TIMEOUT = 15.0
 
 
 def _process_start_ticks(pid: int) -> str | None:
@@ -357,19 +360,23 @@ class DockerEngine(Engine):
     ) -> None:
         client = self._client()
         with self.errors(image=image):
-            # A stopped, writable scratch container: copy the files in and commit it.
-            helper = await client.containers.create(
-                config={
-                    "Image": image,
-                    "Labels": {**labels, MANAGED_LABEL: "true", OWNER_LABEL: owner_id()},
-                }
-            )
+            # A stopped, writable scratch container: copy the files in and commit it. Creating
+            # and deleting it are shielded (and bounded): a call timing out or cancelled while
+            # the image is derived must not leave the helper behind.
+            with anyio.CancelScope(shield=True), anyio.fail_after(_HELPER_TIMEOUT):
+                helper = await client.containers.create(
+                    config={
+                        "Image": image,
+                        "Labels": {**labels, MANAGED_LABEL: "true", OWNER_LABEL: owner_id()},
+                    }
+                )
             try:
                 await cast("Any", helper).put_archive("/", _tar(files))  # untyped in aiodocker
                 repository, _, version = tag.rpartition(":")
                 await helper.commit(repository=repository, tag=version, pause=False)
             finally:
-                await helper.delete(force=True, v=True)
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_HELPER_TIMEOUT):
+                    await helper.delete(force=True, v=True)
 
     async def export_image(self, image: str) -> AsyncIterator[bytes]:
         with self.errors(image=image):

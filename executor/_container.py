@@ -16,14 +16,16 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import anyio
 import msgspec
 
 from ._base import Execution, Executor, resolve_types
-from ._engine import MANAGED_LABEL, OWNER_LABEL, Attachment, Engine, owner_id
+from ._engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, Attachment, Engine, owner_id
 from ._engines import EngineEndpoint, EngineSlot, NotDelivered, choose, make_slots
 from ._errors import (
     ConfigError,
@@ -386,7 +388,11 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._slots = make_slots(
             config.engines, docker_url=config.docker_url, docker=config.docker, engine=engine
         )
-        self._labels = {MANAGED_LABEL: "true", OWNER_LABEL: owner_id()}
+        self._labels = {
+            MANAGED_LABEL: "true",
+            OWNER_LABEL: owner_id(),
+            INSTANCE_LABEL: uuid.uuid4().hex,
+        }
         self._files = {
             path: content.encode() if isinstance(content, str) else bytes(content)
             for path, content in config.files.items()
@@ -474,10 +480,16 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
 
     async def _watch_engines(self) -> None:
         """Ping every engine periodically: mark down the silent, take back the answering."""
+
+        async def check(slot: EngineSlot) -> None:
+            was_up = slot.up
+            if await slot.ping() and not was_up:
+                await self._sweep(slot, stopped_only=True)
+
         while not self._closed:
             async with anyio.create_task_group() as tg:
                 for slot in self._slots:
-                    tg.start_soon(slot.ping)
+                    tg.start_soon(check, slot)
             with anyio.move_on_after(self.config.health_interval):
                 await self._closing.wait()
 
@@ -492,10 +504,32 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             tg, self._tg = self._tg, None
             if tg is not None:
                 await tg.__aexit__(None, None, None)
+            with anyio.CancelScope(shield=True):
+                for slot in self._slots:
+                    if slot.up and slot.body is not None:
+                        await self._sweep(slot, stopped_only=False)
         finally:
             with anyio.CancelScope(shield=True):
                 for slot in self._slots:
                     await slot.engine.aclose()
+
+    async def _sweep(self, slot: EngineSlot, *, stopped_only: bool) -> None:
+        """Remove this executor's containers that an engine failure kept us from removing.
+
+        Run when an engine comes back (only stopped ones: running ones may serve calls) and
+        at close (all of them: by then every call has ended). Bounded; never raises.
+        """
+        with anyio.move_on_after(CLEANUP_TIMEOUT):
+            try:
+                found = await slot.engine.list_managed(
+                    {INSTANCE_LABEL: self._labels[INSTANCE_LABEL]}
+                )
+            except ExecutorError:
+                return
+            for info in found:
+                if stopped_only and info.get("State") in ("running", "created", "restarting"):
+                    continue
+                await remove_quietly(slot.engine, str(info["Id"]))
 
     def _get_pool(self, slot: EngineSlot | None = None) -> Pool:
         slot = slot or self._slots[0]
@@ -561,6 +595,8 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             slot.calls += 1
             if not slot.up:
                 slot.mark_up()
+                if self._tg is not None:
+                    self._tg.start_soon(partial(self._sweep, slot, stopped_only=True))
             return result
 
     async def _call(self, slot: EngineSlot, payload: bytes, t0: float) -> Execution[B]:

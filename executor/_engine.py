@@ -31,10 +31,20 @@ if TYPE_CHECKING:
     import ssl
     from collections.abc import AsyncIterator, Iterator, Mapping
 
-__all__ = ["MANAGED_LABEL", "OWNER_LABEL", "Attachment", "DockerEngine", "Engine", "ExitState"]
+__all__ = [
+    "INSTANCE_LABEL",
+    "MANAGED_LABEL",
+    "OWNER_LABEL",
+    "Attachment",
+    "DockerEngine",
+    "Engine",
+    "ExitState",
+]
 
 MANAGED_LABEL = "executor.managed"
 OWNER_LABEL = "executor.owner"
+#: Unique per executor object: lets it find its own containers after an engine failure.
+INSTANCE_LABEL = "executor.instance"
 _START_TICKS: str | None = None
 #: Bound on creating or removing the scratch container of derive_image().
 _HELPER_TIMEOUT = 15.0

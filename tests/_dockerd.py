@@ -51,8 +51,21 @@ class PrivateDockerd:
         for sub in ("data", "exec"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
-        log = self.log.open("ab")
-        self.proc = subprocess.Popen(
+        with self.log.open("ab") as log:  # the child keeps its own copy of the fd
+            self.proc = self._spawn(log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"private dockerd exited: {self.log.read_text()[-2000:]}")
+            if self.docker("version", check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"private dockerd did not answer in {timeout} s: {self.log.read_text()[-2000:]}"
+        )
+
+    def _spawn(self, log: object) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 "dockerd",
                 "--host",

@@ -26,6 +26,7 @@ from executor import (
     OutputValidationError,
     ProtocolError,
 )
+from executor._engine import OWNER_LABEL, owner_id
 
 from ._support import case, containers
 from .conftest import RUN_ID, RUN_LABEL
@@ -57,6 +58,10 @@ def execute(input):
     do = input["do"]
     if do == "echo":
         return input
+    if do == "print":
+        print("printed to stdout by user code")
+        os.system("echo echoed by a child process")
+        return "clean"
     if do == "hang":
         time.sleep(3600)
     if do == "stubborn":
@@ -164,6 +169,37 @@ async def test_cancelled_at_any_moment_of_launch_leaves_no_container(
     assert containers(labels) == []
 
 
+def helpers_of_this_process() -> list[str]:
+    """Scratch containers of derive_image() owned by this test process."""
+    done = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-aq",
+            "--filter=label=executor.files-of",
+            f"--filter=label={OWNER_LABEL}={owner_id()}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize("timeout", [0.03, 0.1, 0.3])
+async def test_timeout_while_deriving_the_files_image_leaves_no_helper(
+    make_executor: MakeExecutor, timeout: float
+) -> None:
+    """A first call timing out while its files image is derived leaves no scratch container."""
+    labels = case()
+    source = f"# {uuid.uuid4().hex}: new content, so the image must be derived\n{TASKS}"
+    ex = make_executor(files={"/app/execute.py": source}, labels=labels, timeout=timeout)
+    with pytest.raises(ExecutionTimeout):
+        await ex.execute({"do": "echo"})
+    assert helpers_of_this_process() == []
+    assert containers(labels) == []
+
+
 # -- the container ended badly ---------------------------------------------------------------
 
 
@@ -236,6 +272,14 @@ async def test_empty_stdout_with_exit_zero_is_protocol_error(make_executor: Make
         await ex.execute({"x": 1})
     assert info.value.received == ""
     assert "nothing" in info.value.message
+
+
+async def test_user_prints_go_to_logs_not_into_the_response(make_executor: MakeExecutor) -> None:
+    """print() and child processes writing to stdout land in the logs; the response stays valid."""
+    result = await make_executor(files=FILES).run({"do": "print"})
+    assert result.output == "clean"
+    assert "printed to stdout by user code" in result.logs
+    assert "echoed by a child process" in result.logs
 
 
 # -- the runner reports a failure ------------------------------------------------------------

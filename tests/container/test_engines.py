@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -20,6 +19,9 @@ from executor._engines import EngineEndpoint
 
 from .._dockerd import PrivateDockerd
 from .conftest import PYTHON_IMAGE, RUN_ID, RUN_LABEL, config
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.docker
 

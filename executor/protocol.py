@@ -76,6 +76,10 @@ _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(Request)
 _response_decoder = msgspec.json.Decoder(Response)
 _raw_response_decoder = msgspec.json.Decoder(_RawResponse)
+#: What msgspec raises for bytes that are not a JSON document of the expected shape: invalid
+#: UTF-8 inside a string surfaces as UnicodeDecodeError, nesting past the interpreter's
+#: recursion limit as RecursionError. Both are the peer's fault: a ProtocolError.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def encode_request(request: Request) -> bytes:
@@ -92,7 +96,7 @@ def decode_request(data: bytes | str) -> Request:
     """Decode a request; raise :class:`ProtocolError` when it is not one."""
     try:
         return _request_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         raw = data.encode() if isinstance(data, str) else bytes(data)
         raise ProtocolError(f"not a protocol request: {exc}", received=raw) from exc
 
@@ -101,7 +105,7 @@ def decode_response(data: bytes | str) -> Response:
     """Decode a response; raise :class:`ProtocolError` when it is not one."""
     try:
         response = _response_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         raw = data.encode() if isinstance(data, str) else bytes(data)
         raise ProtocolError(
             f"the runner's stdout is not a protocol response: {exc}", received=raw
@@ -114,7 +118,7 @@ def decode_response_raw(data: bytes) -> tuple[bool, msgspec.Raw, ErrorInfo | Non
     """Decode a response keeping ``output`` as undecoded JSON (for typed decoding later)."""
     try:
         response = _raw_response_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         raise ProtocolError(
             f"the runner's stdout is not a protocol response: {exc}", received=bytes(data)
         ) from exc

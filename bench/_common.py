@@ -8,10 +8,12 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiodocker
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    import aiodocker
 
 BENCH_LABEL = "executor.bench"
 PYTHON_IMAGE = os.environ.get("EXECUTOR_PYTHON_IMAGE", "executor/runner-python:latest")

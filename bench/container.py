@@ -16,7 +16,7 @@ import aiodocker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     BENCH_LABEL,
     ECHO_INPUT,
     PYTHON_IMAGE,
@@ -29,12 +29,16 @@ from _common import (  # noqa: E402
     timed,
 )
 
-from executor import ContainerConfig, ContainerExecutor  # noqa: E402
+from executor import ContainerConfig, ContainerExecutor
 
 
 async def measure(calls: int) -> dict[str, dict[str, float]]:
     """Latency samples of the three ways, interleaved."""
-    samples: dict[str, list[float]] = {"docker run -i --rm": [], "hand-written aiodocker": [], "ContainerExecutor (fresh)": []}
+    samples: dict[str, list[float]] = {
+        "docker run -i --rm": [],
+        "hand-written aiodocker": [],
+        "ContainerExecutor (fresh)": [],
+    }
     config = ContainerConfig(PYTHON_IMAGE, labels={BENCH_LABEL: "1"}, timeout=30)
     async with aiodocker.Docker() as docker, ContainerExecutor(config) as ex:
         # Warm-up: first calls pay for API version negotiation and page cache.

@@ -58,7 +58,9 @@ async def pool_ready(ex: ContainerExecutor[Any, Any], size: int) -> None:
         await asyncio.sleep(0.01)
 
 
-async def latency_modes(calls: int, image: str, *, with_baselines: bool) -> dict[str, dict[str, float]]:
+async def latency_modes(
+    calls: int, image: str, *, with_baselines: bool
+) -> dict[str, dict[str, float]]:
     """One call at a time, each way; pool calls start with a container ready."""
     out: dict[str, list[float]] = {}
     if with_baselines:
@@ -78,7 +80,9 @@ async def latency_modes(calls: int, image: str, *, with_baselines: bool) -> dict
         for _ in range(calls):
             if with_baselines:
                 out["docker run -i --rm (CLI)"].append(await timed(lambda: cli_call(image)))
-                out["hand-written aiodocker"].append(await timed(lambda: handwritten_call(docker, image)))
+                out["hand-written aiodocker"].append(
+                    await timed(lambda: handwritten_call(docker, image))
+                )
             out["fresh container"].append(await timed(lambda: fresh.execute(ECHO_INPUT)))
             await pool_ready(pooled, 2)
             out["warm pool"].append(await timed(lambda: pooled.execute(ECHO_INPUT)))
@@ -144,7 +148,8 @@ def llm_sandbox(calls: int) -> dict[str, Any]:
     python = LLM_SANDBOX_VENV / "bin" / "python"
     if not python.exists():
         setup = subprocess.run(
-            f"python3 -m venv {LLM_SANDBOX_VENV} && {python} -m pip install -q 'llm-sandbox[docker]'",
+            f"python3 -m venv {LLM_SANDBOX_VENV} && "
+            f"{python} -m pip install -q 'llm-sandbox[docker]'",
             shell=True,
             capture_output=True,
             text=True,
@@ -153,7 +158,14 @@ def llm_sandbox(calls: int) -> dict[str, Any]:
         if setup.returncode != 0:
             return {"error": f"pip install llm-sandbox failed: {setup.stderr[-300:]}"}
     proc = subprocess.run(
-        [str(python), str(HERE / "llm_sandbox_probe.py"), "--calls", str(calls), "--image", PYTHON_IMAGE],
+        [
+            str(python),
+            str(HERE / "llm_sandbox_probe.py"),
+            "--calls",
+            str(calls),
+            "--image",
+            PYTHON_IMAGE,
+        ],
         capture_output=True,
         text=True,
         timeout=900,
@@ -203,15 +215,20 @@ async def run(quick: bool) -> str:
         "",
         f"Machine: {machine()}.",
         f"Command: `make bench` (`.venv/bin/python bench/suite.py{' --quick' if quick else ''}`), "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. All rows of a table ran in one process, "
-        "interleaved where they are compared.",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. "
+        "All rows of a table ran in one process, interleaved where they are compared.",
         "",
         "## Local executor (ns per call)",
         "",
     ]
     local_rows = await local_bench.measure()
     bare = local_rows[0][1]
-    parts.append(table(["case", "ns/op", "x bare"], [[n, round(ns), f"{ns / bare:.1f}"] for n, ns in local_rows]))
+    parts.append(
+        table(
+            ["case", "ns/op", "x bare"],
+            [[n, round(ns), f"{ns / bare:.1f}"] for n, ns in local_rows],
+        )
+    )
 
     latencies: dict[str, dict[str, dict[str, float]]] = {}
     latencies["python"] = await latency_modes(calls, PYTHON_IMAGE, with_baselines=True)
@@ -224,19 +241,34 @@ async def run(quick: bool) -> str:
         "",
         f"## One call, Python runner ({calls} calls per row, interleaved; ms)",
         "",
-        "Pool rows start each call with a pooled container ready (the pool refilled between calls): "
-        "the latency a service sees while the pool keeps up. Sustained rates are in the throughput table.",
+        "Pool rows start each call with a pooled container ready (the pool refilled between "
+        "calls): the latency a service sees while the pool keeps up. Sustained rates are in "
+        "the throughput table.",
         "",
         table(
             ["mode", "p50", "p95", "max", "p50 vs hand-written", "fresh / this"],
-            [[m, r["p50"], r["p95"], r["max"], f"{r['p50'] / hand:.2f}x", f"{fresh / r['p50']:.1f}x"] for m, r in py.items()],
+            [
+                [
+                    m,
+                    r["p50"],
+                    r["p95"],
+                    r["max"],
+                    f"{r['p50'] / hand:.2f}x",
+                    f"{fresh / r['p50']:.1f}x",
+                ]
+                for m, r in py.items()
+            ],
         ),
         "",
         "## Node and Go runners (ms)",
         "",
         table(
             ["runner", "mode", "p50", "p95", "max"],
-            [[runner, m, r["p50"], r["p95"], r["max"]] for runner in ("node", "go") for m, r in latencies[runner].items()],
+            [
+                [runner, m, r["p50"], r["p95"], r["max"]]
+                for runner in ("node", "go")
+                for m, r in latencies[runner].items()
+            ],
         ),
     ]
     thr = await throughput(batch)
@@ -262,7 +294,11 @@ async def run(quick: bool) -> str:
         parts.append(
             table(
                 ["mode", "p50 ms", "p95 ms", "max ms"],
-                [[m, r["p50"], r["p95"], r["max"]] for m, r in sandbox.items() if isinstance(r, dict)],
+                [
+                    [m, r["p50"], r["p95"], r["max"]]
+                    for m, r in sandbox.items()
+                    if isinstance(r, dict)
+                ],
             )
         )
         if note := sandbox.get("note"):
@@ -272,7 +308,8 @@ async def run(quick: bool) -> str:
     left = bench_leftovers()
     parts += [
         "",
-        f"Containers left behind after the suite: {len(left)}. Suite time: {time.time() - started:.0f} s.",
+        f"Containers left behind after the suite: {len(left)}. "
+        f"Suite time: {time.time() - started:.0f} s.",
         "",
     ]
     return "\n".join(parts)

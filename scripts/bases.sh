@@ -28,6 +28,8 @@ if ! docker info >/dev/null 2>&1; then
     exit 1
 fi
 
+scripts/engine.sh --repair-bridge  # the node-build step needs the default bridge
+
 packages_for() {
     case "$1" in
         python) echo "python3,ca-certificates" ;;
@@ -65,8 +67,10 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \\
     npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \\
     npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 DOCKERFILE
-    DOCKER_BUILDKIT=0 docker build -q -t "$tag" "$ctx" 2>&1 | grep -v -i -e deprecated -e buildkit -e '^ *$' || true
-    docker image inspect "$tag" >/dev/null
+    if ! DOCKER_BUILDKIT=0 docker build -t "$tag" "$ctx"; then
+        say "building $tag failed"
+        return 1
+    fi
     say "built $tag in $(($(date +%s) - start)) s ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 

@@ -5,6 +5,7 @@
 # as root on Debian: install docker.io and runsc (gVisor) when missing, register runsc as a
 # runtime with networking off, start dockerd in the background and wait for it.
 # Log: /var/log/executor-dockerd.log (override with EXECUTOR_DOCKERD_LOG).
+# `engine.sh --repair-bridge` only repairs a running engine's bridge (see repair_bridge).
 set -euo pipefail
 
 LOG=${EXECUTOR_DOCKERD_LOG:-/var/log/executor-dockerd.log}
@@ -14,10 +15,31 @@ WAIT_SECONDS=${EXECUTOR_ENGINE_WAIT:-60}
 
 say() { printf 'engine: %s\n' "$*" >&2; }
 
+# A second dockerd started on this host with `--bridge=none` deletes the interface docker0
+# (moby's removeDefaultBridgeInterface), after which every container on the default bridge of
+# the first engine fails with "could not find bridge docker0". Recreate it, as root, when the
+# local engine's bridge network still expects it.
+repair_bridge() {
+    [ -z "${DOCKER_HOST:-}" ] && [ "$(id -u)" = 0 ] && command -v ip >/dev/null 2>&1 || return 0
+    ip link show docker0 >/dev/null 2>&1 && return 0
+    local name subnet address
+    name=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null) || return 0
+    [ "$name" = docker0 ] || return 0
+    subnet=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}')
+    address=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')
+    address=$(python3 -c 'import ipaddress, sys
+net = ipaddress.ip_network(sys.argv[1], strict=False)
+print(f"{sys.argv[2] or next(net.hosts())}/{net.prefixlen}")' "$subnet" "$address")
+    ip link add docker0 type bridge && ip addr add "$address" dev docker0 && ip link set docker0 up
+    say "recreated the missing bridge docker0 ($address); another dockerd with --bridge=none removes it"
+}
+
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
-    say "an engine answers (${DOCKER_HOST:-default socket}); nothing to do"
+    repair_bridge
+    [ "${1:-}" = --repair-bridge ] || say "an engine answers (${DOCKER_HOST:-default socket}); nothing to do"
     exit 0
 fi
+[ "${1:-}" != --repair-bridge ] || exit 0
 
 if [ -n "${DOCKER_HOST:-}" ]; then
     say "DOCKER_HOST=$DOCKER_HOST is set but does not answer; refusing to start a local dockerd"

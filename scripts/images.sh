@@ -27,6 +27,8 @@ if ! docker info >/dev/null 2>&1; then
     exit 0
 fi
 
+scripts/engine.sh --repair-bridge
+
 local_bases_ready() {
     [ -f .state/bake-vars.json ] || return 1
     local image

@@ -32,6 +32,8 @@ SchemaSource = Mapping[str, Any] | str | bytes | Path | None
 _MSGSPEC_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.Encoder().encode
+#: Nesting deeper than the interpreter's recursion limit makes msgspec raise RecursionError.
+_TOO_DEEP = "is nested too deeply to be encoded or decoded"
 
 
 def load_schema(source: SchemaSource, *, which: str) -> dict[str, Any] | None:
@@ -201,6 +203,8 @@ class Codec(Generic[T]):
             return msgspec.to_builtins(value)
         except TypeError as exc:
             raise self._error(f"cannot be represented as JSON: {exc}") from None
+        except RecursionError:
+            raise self._error(_TOO_DEEP) from None
 
     def _check_builtins(self, value: Any) -> None:
         self._check_schema(self._builtins(value))
@@ -211,6 +215,8 @@ class Codec(Generic[T]):
             self._decoder.decode(_json_encode(value))
         except TypeError as exc:
             raise self._error(f"cannot be represented as JSON: {exc}") from None
+        except RecursionError:
+            raise self._error(_TOO_DEEP) from None
         except msgspec.ValidationError as exc:
             path, reason = _msgspec_path(exc)
             raise self._error(reason, path=path) from None
@@ -221,6 +227,8 @@ class Codec(Generic[T]):
                 return msgspec.convert(value, self.type)  # type: ignore[no-any-return]
             # Objects (other dataclasses, Structs, attrs classes) are read by attribute.
             return msgspec.convert(value, self.type, from_attributes=True)  # type: ignore[no-any-return]
+        except RecursionError:
+            raise self._error(_TOO_DEEP) from None
         except msgspec.ValidationError as exc:
             path, reason = _msgspec_path(exc)
             raise self._error(reason, path=path) from None
@@ -252,8 +260,10 @@ class Codec(Generic[T]):
         if self._validator is not None:
             try:
                 data = _json_decode(raw)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
                 raise self._error(f"not valid JSON: {exc}") from None
+            except RecursionError:
+                raise self._error(_TOO_DEEP) from None
             self._check_schema(data)
             if self.is_any:
                 return data  # type: ignore[no-any-return]
@@ -263,8 +273,11 @@ class Codec(Generic[T]):
         except msgspec.ValidationError as exc:
             path, reason = _msgspec_path(exc)
             raise self._error(reason, path=path) from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # msgspec reports invalid UTF-8 inside a string as UnicodeDecodeError.
             raise self._error(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise self._error(_TOO_DEEP) from None
 
 
 def _fast_coerce(
@@ -276,7 +289,7 @@ def _fast_coerce(
         if type(value) is exact:
             try:
                 decode(_json_encode(value))
-            except (TypeError, msgspec.ValidationError):
+            except (TypeError, RecursionError, msgspec.ValidationError):
                 return general(value)  # re-run the general path for the proper error
             return cast("T", value)
         return general(value)

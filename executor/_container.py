@@ -555,6 +555,8 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             return _encode(_RequestHead(self._schemas[0], self._schemas[1], value)) + b"\n"
         except (TypeError, msgspec.EncodeError) as exc:
             raise self._in.fail(f"cannot be encoded as JSON: {exc}") from None
+        except RecursionError:  # nesting past the recursion limit, e.g. 100k levels
+            raise self._in.fail("is nested too deeply to be encoded as JSON") from None
 
     async def execute(self, input: A | Any) -> B:
         return (await self.run(input)).output

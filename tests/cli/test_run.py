@@ -301,3 +301,29 @@ def _containers(label: str) -> list[str]:
         check=False,
     )
     return out.stdout.split()
+
+
+@pytest.mark.docker
+def test_run_under_gvisor_when_registered() -> None:
+    """``--runtime runsc`` runs the call under gVisor (skips where runsc is not registered)."""
+    info = subprocess.run(
+        ["docker", "info", "--format", "{{json .Runtimes}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if "runsc" not in info.stdout:
+        pytest.skip("runsc is not registered with this engine (`make engine` installs it)")
+    result = executor_cli(
+        "run",
+        "examples/stats.py",
+        "--runner",
+        "python",
+        "--runtime",
+        "runsc",
+        "--label",
+        RUN_LABEL,
+        "--input",
+        '{"values": [1, 2]}',
+    )
+    assert (result.code, result.json()) == (0, {"count": 2, "sum": 3, "mean": 1.5}), result.stderr

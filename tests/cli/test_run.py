@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -327,3 +329,41 @@ def test_run_under_gvisor_when_registered() -> None:
         '{"values": [1, 2]}',
     )
     assert (result.code, result.json()) == (0, {"count": 2, "sum": 3, "mean": 1.5}), result.stderr
+
+
+def test_readable_error_line_on_a_terminal() -> None:
+    """With stderr on a terminal the JSON error is followed by a readable line."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "executor", "run", DOUBLE, "--input", "nope"],
+            stdout=subprocess.PIPE,
+            stderr=secondary,
+            cwd=REPO,
+            timeout=60,
+            check=False,
+        )
+        os.close(secondary)
+        secondary = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other side is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+        if secondary != -1:
+            os.close(secondary)
+    text = b"".join(chunks).decode()
+    assert done.returncode == 3
+    first, *rest = text.splitlines()
+    assert json.loads(first)["code"] == "INPUT_INVALID"
+    readable = "".join(rest)
+    assert "error" in readable and "[INPUT_INVALID]" in readable
+    assert "--input is not valid JSON" in readable

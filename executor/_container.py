@@ -328,6 +328,7 @@ async def exchange(
     logs = bytearray()
     truncated = False
     ended = True
+    first_line_seen = False
     while (frame := await attachment.read()) is not None:
         stream, data = frame
         if stream == 2:
@@ -340,9 +341,14 @@ async def exchange(
         stdout += data
         if len(stdout) > max_output_bytes:
             raise OutputTooLarge(max_output_bytes)
-        if b"\n" in data and _complete(stdout):
-            ended = False
-            break
+        if not first_line_seen and b"\n" in data:
+            # The first line is final once its newline arrives: decode it once. Re-decoding
+            # it at every later newline let a runner (a long line, then newlines one by one)
+            # hold the event loop for seconds, past the call's timeout.
+            if _complete(stdout):
+                ended = False
+                break
+            first_line_seen = True
     return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
 
 

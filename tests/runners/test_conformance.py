@@ -400,3 +400,33 @@ def test_image_user_and_filesystem(
         },
     }
     run_single(launch, vector, lang)
+
+
+@pytest.fixture(scope="session")
+def runsc_runtime() -> str:
+    """The gVisor runtime name, when the engine has one registered (else skip)."""
+    runtimes = subprocess.run(
+        ["docker", "info", "--format", "{{json .Runtimes}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if runtimes.returncode != 0 or "runsc" not in json.loads(runtimes.stdout or "{}"):
+        pytest.skip("the engine has no runsc (gVisor) runtime; `make engine` registers it")
+    return "runsc"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", ["echo", "child_process_stdout", "serve_errors_survive"])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_in_image_under_gvisor(
+    lang: str,
+    name: str,
+    runner_images: dict[str, str],
+    runsc_runtime: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """The runner images also speak the protocol under gVisor (runtime runsc)."""
+    vector = json.loads((VECTORS_DIR / f"{name}.json").read_text())
+    extra = ("--runtime", runsc_runtime)
+    run_vector(docker_launch(lang, vector["module"], runner_images, request, extra), vector, lang)

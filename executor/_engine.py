@@ -28,6 +28,7 @@ from yarl import URL
 from ._errors import EngineUnavailable, ExecutorError, ImageNotFound
 
 if TYPE_CHECKING:
+    import asyncio
     import ssl
     from collections.abc import AsyncIterator, Iterator, Mapping
 
@@ -210,7 +211,19 @@ class _DockerAttachment(Attachment):
         self._stream = stream
 
     async def write(self, data: bytes) -> None:
-        await self._stream.write_in(data)
+        # Buffered, not drained: a container may write (a stderr flood, say) before reading
+        # all of stdin, and waiting for the drain before reading its output would deadlock.
+        # A closed attach is not an error here: the container stopped reading, and the end
+        # of its output and its exit status say why.
+        transport = self._transport()
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _transport(self) -> asyncio.Transport | None:
+        resp = self._stream._resp
+        connection = resp.connection if resp is not None else None
+        transport = connection.transport if connection is not None else None
+        return transport
 
     def close_stdin(self) -> None:
         # Stream.close() would end the whole attach; half-close the socket instead.
@@ -228,13 +241,24 @@ class _DockerAttachment(Attachment):
         return transport is not None and not transport.is_closing()
 
     async def read(self) -> tuple[int, bytes] | None:
-        message = await self._stream.read_out()
+        try:
+            message = await self._stream.read_out()
+        except (aiohttp.ClientError, ConnectionError):
+            # The connection broke (e.g. the container exited with stdin unread): the streams
+            # ended. The caller inspects the container next, which reports a lost engine.
+            return None
         if message is None:
             return None
         return message.stream, message.data
 
     async def close(self) -> None:
+        transport = self._transport()
         await self._stream.close()
+        # Abort, not just close: a transport still holding unsent stdin would stay open until
+        # the container read it, and the engine cannot finish killing a container whose
+        # attach stream is still open and unread.
+        if transport is not None:
+            transport.abort()
 
 
 def _tar(files: Mapping[str, bytes]) -> bytes:

@@ -657,6 +657,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--bake-file", "-f", default=str(DEFAULT_BAKE_FILE))
     build.add_argument("--set", action="append", default=[], metavar="VAR=VALUE")
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    build.add_argument(
+        "--local-bases",
+        default=str(DEFAULT_LOCAL_BASES),
+        help="JSON of fallback base variables (default: .state/bake-vars.json, from make bases)",
+    )
     build.add_argument("--quiet", "-q", action="store_true", help="print only the summary")
     build.add_argument(
         "--optional-engine",
@@ -696,6 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 variables=variables,
                 progress=show,
                 force=args.force,
+                local_bases=args.local_bases,
             )
         )
     except ImageBuildFailed as exc:

@@ -11,13 +11,14 @@
 # .state/bases.env and .state/bake-vars.json (read by `python -m executor._images`).
 #
 # Env: EXECUTOR_DEBIAN_MIRROR (default http://deb.debian.org/debian), BASES="python node ..."
-# to build a subset, EXECUTOR_REBUILD_BASES=1 to rebuild existing ones.
+# to build a subset, EXECUTOR_REBUILD_BASES=1 to rebuild existing ones, EXECUTOR_BASE_REPO
+# (default executor-base) and EXECUTOR_STATE_DIR (default .state) to build a separate set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MIRROR=${EXECUTOR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
-STATE=.state
+STATE=${EXECUTOR_STATE_DIR:-.state}
 LOGDIR=$STATE/bases-logs
 BASES=${BASES:-"python node node-build go-build"}
 
@@ -39,7 +40,7 @@ packages_for() {
     esac
 }
 
-tag_for() { echo "executor-base/$1:$SUITE"; }
+tag_for() { echo "${EXECUTOR_BASE_REPO:-executor-base}/$1:$SUITE"; }
 
 # npm's ~300 Debian dependencies defeat debootstrap's resolver, so node-build is the node base
 # plus `apt-get install npm`, run by the engine (containers on the default bridge reach the

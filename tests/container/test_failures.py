@@ -49,6 +49,14 @@ import sys
 import time
 
 
+# Import-time behaviour, before the runner reads stdin, chosen by the environment.
+if os.environ.get("IMPORT_DO") == "flood":
+    for _ in range(64):
+        os.write(2, b"i" * 65536)
+if os.environ.get("IMPORT_DO") == "hang":
+    time.sleep(3600)
+
+
 def _ignore_term():
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -202,6 +210,34 @@ async def test_timeout_while_deriving_the_files_image_leaves_no_helper(
         assert helpers_of_this_process() == []
     assert "timeout" in outcomes  # 10 ms is too short for any derivation
     assert containers(labels) == []
+
+
+async def test_timeout_with_unsent_input_still_within_timeout_plus_one_second(
+    make_executor: MakeExecutor,
+) -> None:
+    """A container that never reads its 4 MiB input is killed and gone by timeout + 1 s."""
+    labels = case()
+    timeout = 2.0
+    ex = make_executor(files=FILES, labels=labels, timeout=timeout, env={"IMPORT_DO": "hang"})
+    await make_executor(files=FILES).execute({"do": "echo"})  # the same files image, ready
+    started = anyio.current_time()
+    with pytest.raises(ExecutionTimeout):
+        await ex.execute({"do": "echo", "pad": "x" * (4 * MiB)})
+    elapsed = anyio.current_time() - started
+    assert elapsed <= timeout + 1.0, f"ExecutionTimeout after {elapsed:.2f} s"
+    assert containers(labels) == []
+
+
+async def test_stderr_before_reading_stdin_does_not_deadlock_a_large_input(
+    make_executor: MakeExecutor,
+) -> None:
+    """4 MiB of stderr at import time and a 2 MiB input: the call completes, logs capped."""
+    ex = make_executor(files=FILES, env={"IMPORT_DO": "flood"}, timeout=20.0)
+    pad = "x" * (2 * MiB)
+    result = await ex.run({"do": "echo", "pad": pad})
+    assert result.output == {"do": "echo", "pad": pad}
+    assert result.logs_truncated is True
+    assert set(result.logs) == {"i"}
 
 
 # -- the container ended badly ---------------------------------------------------------------

@@ -10,6 +10,8 @@ Standard library only. All start-up work (the user module's import included) hap
 stdin is read, so a pre-started runner answers its first request at once.
 """
 
+from __future__ import annotations  # the base image may carry Python 3.8
+
 import os
 import sys
 

@@ -142,6 +142,8 @@ if (serve) {
 } else {
   const chunks = [];
   for await (const chunk of requests) chunks.push(chunk);
-  writeAll(await handle(Buffer.concat(chunks).toString("utf8")));
+  // Newline-terminated like serve mode: the host stops reading at the newline instead of
+  // waiting for the container to exit.
+  writeAll(`${await handle(Buffer.concat(chunks).toString("utf8"))}\n`);
 }
 process.exit(0);

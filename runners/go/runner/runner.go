@@ -78,7 +78,9 @@ func RunOnce(fn Func, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read stdin: %w", err)
 	}
-	_, err = out.Write(Handle(fn, raw))
+	// Newline-terminated like serve mode: the host stops reading at the newline instead
+	// of waiting for the container to exit.
+	_, err = out.Write(append(Handle(fn, raw), '\n'))
 	return err
 }
 

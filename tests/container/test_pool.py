@@ -202,3 +202,16 @@ async def test_map_streams_in_completion_order_with_bounded_in_flight(
 def test_run_label_is_applied() -> None:
     """Executors built by the test config carry the run label (the leftover check relies on it)."""
     assert config().labels[RUN_LABEL] == RUN_ID
+
+
+async def test_max_idle_recycles_stale_containers(make_executor: MakeExecutor) -> None:
+    """A pooled container idle longer than max_idle is replaced by a fresh one."""
+    ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=1, prewarm=True, max_idle=0.5)
+    async with ex:
+        pool = ex._pool
+        assert pool is not None
+        first = pool.idle_ids()[0]
+        await wait_for(lambda: pool.recycled_idle >= 1 and pool.idle == 1)
+        assert pool.idle_ids()[0] != first
+        assert await ex.execute("still works") == "still works"
+    assert leftover_containers() == []

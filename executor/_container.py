@@ -57,6 +57,8 @@ _perf = time.perf_counter
 _encode = msgspec.json.Encoder().encode
 #: Bound on cleanup after a failure or cancellation: the engine gets this long to remove.
 CLEANUP_TIMEOUT = 15.0
+#: How long a single-use container may take to end its streams after answering (logs).
+_LINGER = 0.5
 #: Extra time allowed for the final inspection of a container that died without answering.
 _INSPECT_GRACE = 5.0
 
@@ -329,14 +331,19 @@ async def exchange(
     truncated = False
     ended = True
     first_line_seen = False
+
+    def log(data: bytes) -> None:
+        nonlocal logs, truncated
+        room = max_log_bytes - len(logs)
+        if len(data) > room:
+            truncated = True
+            data = data[: max(room, 0)]
+        logs += data
+
     while (frame := await attachment.read()) is not None:
         stream, data = frame
         if stream == 2:
-            room = max_log_bytes - len(logs)
-            if len(data) > room:
-                truncated = True
-                data = data[: max(room, 0)]
-            logs += data
+            log(data)
             continue
         stdout += data
         if len(stdout) > max_output_bytes:
@@ -349,6 +356,15 @@ async def exchange(
                 ended = False
                 break
             first_line_seen = True
+    if not ended and close_stdin:
+        # A single-use runner exits right after answering. The engine copies stdout and stderr
+        # independently, so stderr written before the response can arrive after it: read on to
+        # the end of the streams, bounded (children may hold them open), to keep logs whole.
+        with anyio.move_on_after(_LINGER):
+            while (frame := await attachment.read()) is not None:
+                if frame[0] == 2:
+                    log(frame[1])
+            ended = True
     return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "ExitState",
 ]
 
+_DEFAULT_SOCKET = "/var/run/docker.sock"
 MANAGED_LABEL = "executor.managed"
 OWNER_LABEL = "executor.owner"
 #: Unique per executor object: lets it find its own containers after an engine failure.
@@ -302,6 +303,7 @@ class DockerEngine(Engine):
         self._url = url
         self._docker = docker
         self._ssl = ssl_context
+        self._connector: aiohttp.BaseConnector | None = None
         self._owns_client = docker is None
         self.name = name or url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
@@ -314,9 +316,19 @@ class DockerEngine(Engine):
             try:
                 # Connecting may not hang: an unreachable engine fails within seconds.
                 timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
+                url = self._url or os.environ.get("DOCKER_HOST")
+                if url is None and os.path.exists(_DEFAULT_SOCKET):
+                    url = f"unix://{_DEFAULT_SOCKET}"
+                if url is not None and url.startswith("unix://"):
+                    # Every live attach holds a connection; aiohttp's default cap of 100 would
+                    # deadlock a pool or batch holding 100 of them. Unix sockets cost nothing.
+                    self._connector = aiohttp.UnixConnector(url[len("unix://") :], limit=0)
                 self._docker = aiodocker.Docker(
-                    url=self._url, timeout=timeout, ssl_context=self._ssl
+                    url=url, connector=self._connector, timeout=timeout, ssl_context=self._ssl
                 )
+                if self._connector is not None:
+                    # aiodocker rewrites the host for URL building only with its own connector.
+                    self._docker.docker_host = "unix://localhost"
             except (ValueError, OSError) as exc:
                 raise EngineUnavailable(
                     f"no Docker engine found ({exc}).", engine=self.name
@@ -432,6 +444,9 @@ class DockerEngine(Engine):
         if self._owns_client and self._docker is not None:
             docker, self._docker = self._docker, None
             await docker.close()
+        connector, self._connector = self._connector, None
+        if connector is not None:
+            await connector.close()  # ours: aiodocker closes only connectors it made
 
 
 async def iterate(attachment: Attachment) -> AsyncIterator[tuple[int, bytes]]:

@@ -215,3 +215,15 @@ async def test_max_idle_recycles_stale_containers(make_executor: MakeExecutor) -
         assert pool.idle_ids()[0] != first
         assert await ex.execute("still works") == "still works"
     assert leftover_containers() == []
+
+
+@pytest.mark.slow
+async def test_more_than_100_live_attachments(make_executor: MakeExecutor) -> None:
+    """Over 100 containers attached at once do not exhaust the engine client's connections."""
+    src = "import time\n\ndef execute(input):\n    time.sleep(1)\n    return input\n"
+    ex = make_executor(files={"/app/execute.py": src}, reuse=True, timeout=180)
+    async with ex:
+        with anyio.fail_after(170):
+            results = await ex.execute_many(range(105), concurrency=105)
+    assert results == list(range(105))
+    assert leftover_containers() == []

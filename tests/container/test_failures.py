@@ -322,6 +322,19 @@ async def test_user_prints_go_to_logs_not_into_the_response(make_executor: MakeE
     assert "echoed by a child process" in result.logs
 
 
+async def test_stderr_written_just_before_the_response_is_in_the_logs(
+    make_executor: MakeExecutor,
+) -> None:
+    """Stderr written right before answering is always in the logs, success or failure."""
+    ex = make_executor(files=FILES)
+    for _ in range(5):
+        result = await ex.run({"do": "flood", "size": 64 * KiB})
+        assert len(result.logs) == 64 * KiB
+        with pytest.raises(ExecutionFailed) as info:
+            await ex.execute({"do": "raise", "why": "again"})
+        assert info.value.logs == "before the failure\n"
+
+
 # -- the runner reports a failure ------------------------------------------------------------
 
 

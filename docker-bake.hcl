@@ -45,6 +45,14 @@ variable "GO_FUNCTION_DIR" {
   default = "function"
 }
 
+# Shared by every image: OCI labels (the builder adds dev.executor.context-hash).
+target "_common" {
+  labels = {
+    "org.opencontainers.image.version" = VERSION
+    "org.opencontainers.image.vendor"  = "executor"
+  }
+}
+
 group "default" {
   targets = ["runners", "generator-orval"]
 }
@@ -54,6 +62,7 @@ group "runners" {
 }
 
 target "runner-python" {
+  inherits   = ["_common"]
   context    = "runners/python"
   dockerfile = "Dockerfile"
   args = {
@@ -63,6 +72,7 @@ target "runner-python" {
 }
 
 target "runner-node" {
+  inherits   = ["_common"]
   context    = "runners/node"
   dockerfile = "Dockerfile"
   args = {
@@ -72,6 +82,7 @@ target "runner-node" {
 }
 
 target "runner-go" {
+  inherits   = ["_common"]
   context    = "runners/go"
   dockerfile = "Dockerfile"
   args = {
@@ -84,6 +95,7 @@ target "runner-go" {
 
 # FROM the node runner (build runner-node first), plus orval installed with npm.
 target "generator-orval" {
+  inherits   = ["_common"]
   context    = "generators/orval"
   dockerfile = "Dockerfile"
   args = {

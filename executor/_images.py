@@ -360,7 +360,11 @@ def _context_tar(context: Path, files: Sequence[Path]) -> bytes:
 
 def _context_hash(spec: TargetSpec, files: Sequence[Path], base_ids: Mapping[str, str]) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([spec.dockerfile, sorted(spec.args.items())]).encode())
+    digest.update(
+        json.dumps(
+            [spec.dockerfile, sorted(spec.args.items()), sorted(spec.labels.items())]
+        ).encode()
+    )
     digest.update(json.dumps(sorted(base_ids.items())).encode())
     for path in files:
         relative = path.relative_to(spec.context).as_posix()

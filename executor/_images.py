@@ -493,6 +493,22 @@ def _order(specs: Mapping[str, TargetSpec], wanted: Sequence[str]) -> list[Targe
     return [specs[name] for name in ordered]
 
 
+def _missing_base_hint(spec: TargetSpec, base_ids: Mapping[str, str]) -> str:
+    missing = [
+        value
+        for key, value in spec.args.items()
+        if (key == "BASE_IMAGE" or key.endswith("_BASE"))
+        and value != "scratch"
+        and key not in base_ids
+    ]
+    if not missing:
+        return ""
+    return (
+        f" (base image {', '.join(missing)} is not on the engine and the build pulls it; "
+        "without a registry, `make bases` builds local bases the builder then uses)"
+    )
+
+
 async def _build_one(
     docker: aiodocker.Docker,
     spec: TargetSpec,
@@ -551,7 +567,7 @@ async def _build_one(
                 message = str(chunk.get("error", "")).strip()
                 tail.append(message)
                 raise ImageBuildFailed(
-                    f"building {spec.name} failed: {message}",
+                    f"building {spec.name} failed: {message}{_missing_base_hint(spec, base_ids)}",
                     target=spec.name,
                     logs="\n".join(tail),
                 )
@@ -564,7 +580,7 @@ async def _build_one(
                             progress(f"{spec.name}: {line}")
     except aiodocker.DockerError as exc:
         raise ImageBuildFailed(
-            f"building {spec.name} failed: {exc.message}",
+            f"building {spec.name} failed: {exc.message}{_missing_base_hint(spec, base_ids)}",
             target=spec.name,
             logs="\n".join(tail),
         ) from exc

@@ -68,9 +68,13 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \\
     npm_config_cafile=/etc/ssl/certs/ca-certificates.crt \\
     npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 DOCKERFILE
+    # Retry once after repairing the bridge: a concurrent `dockerd --bridge=none` can delete it.
     if ! DOCKER_BUILDKIT=0 docker build -t "$tag" "$ctx"; then
-        say "building $tag failed"
-        return 1
+        scripts/engine.sh --repair-bridge
+        if ! DOCKER_BUILDKIT=0 docker build -t "$tag" "$ctx"; then
+            say "building $tag failed"
+            return 1
+        fi
     fi
     say "built $tag in $(($(date +%s) - start)) s ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
 }

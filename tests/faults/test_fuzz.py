@@ -1,0 +1,217 @@
+"""Fuzzing the response decoder and the stream handling with hypothesis.
+
+``exchange()`` reads frames from an :class:`~executor._engine.Attachment`; here a scripted
+attachment yields arbitrary bytes on stdout and stderr in arbitrary chunkings, so the fuzzing
+covers our own demultiplexing and response assembly (Docker's framing is aiodocker's job).
+Only documented errors may come out, and nothing may hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import deque
+from typing import Any, cast
+
+import anyio
+import anyio.lowlevel
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from executor import (
+    ContainerConfig,
+    ContainerExecutor,
+    ContainerFailed,
+    ExecutionFailed,
+    OutputTooLarge,
+    OutputValidationError,
+    ProtocolError,
+)
+from executor._container import Container, Reply, exchange
+from executor._engine import Attachment, Engine, ExitState
+from executor.protocol import decode_response, decode_response_raw
+
+#: What a call may raise once the streams are read (interpret()).
+DOCUMENTED = (ProtocolError, ExecutionFailed, OutputValidationError, ContainerFailed)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def mutate(data: bytes, draw: st.DrawFn) -> bytes:
+    """Flip, drop or insert a few bytes (invalid UTF-8 included)."""
+    buf = bytearray(data)
+    for _ in range(draw(st.integers(0, 3))):
+        if not buf:
+            break
+        i = draw(st.integers(0, len(buf) - 1))
+        op = draw(st.sampled_from(["flip", "drop", "insert"]))
+        if op == "flip":
+            buf[i] = draw(st.integers(0, 255))
+        elif op == "drop":
+            del buf[i]
+        else:
+            buf[i:i] = draw(st.binary(min_size=1, max_size=3))
+    return bytes(buf)
+
+
+@st.composite
+def response_like(draw: st.DrawFn) -> bytes:
+    """Bytes near a protocol response: real responses, mutated ones, deep nesting, garbage."""
+    kind = draw(st.sampled_from(["ok", "error", "weird", "deep", "bytes"]))
+    if kind == "ok":
+        data = json.dumps({"ok": True, "output": draw(json_values)}).encode()
+    elif kind == "error":
+        error = {"message": draw(st.text()), "code": draw(st.text()), "details": draw(json_values)}
+        data = json.dumps({"ok": False, "error": draw(st.one_of(st.just(error), json_values))})
+        data = data.encode()
+    elif kind == "weird":
+        data = json.dumps(
+            draw(st.dictionaries(st.sampled_from(["ok", "output", "error"]), json_values))
+        ).encode()
+    elif kind == "deep":
+        depth = draw(st.integers(1, 200_000))
+        open_, close = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}")]))
+        data = b'{"ok": true, "output": ' + open_ * depth + b"1" + close * depth + b"}"
+    else:
+        return draw(st.binary(max_size=512))
+    return mutate(data, draw) if draw(st.booleans()) else data
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.binary(max_size=1024), response_like()))
+def test_decoders_raise_only_protocol_error(data: bytes) -> None:
+    """decode_response and decode_response_raw return or raise ProtocolError, nothing else."""
+    for decode in (decode_response, decode_response_raw):
+        with contextlib.suppress(ProtocolError):
+            decode(data)
+
+
+class ScriptedAttachment(Attachment):
+    """An attachment that plays back a list of ``(stream, bytes)`` frames, then ends."""
+
+    def __init__(self, frames: list[tuple[int, bytes]]) -> None:
+        self.frames = deque(frames)
+        self.consumed: list[tuple[int, bytes]] = []
+        self.written = b""
+
+    async def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close_stdin(self) -> None:
+        pass
+
+    def alive(self) -> bool:
+        return bool(self.frames)
+
+    async def read(self) -> tuple[int, bytes] | None:
+        await anyio.lowlevel.checkpoint()
+        if not self.frames:
+            return None
+        frame = self.frames.popleft()
+        self.consumed.append(frame)
+        return frame
+
+    async def close(self) -> None:
+        self.frames.clear()
+
+
+class ExitedEngine:
+    """Just enough engine for interpret(): the container has exited with ``exit_code``."""
+
+    name = "scripted"
+
+    def __init__(self, exit_code: int) -> None:
+        self.exit_code = exit_code
+
+    async def wait(self, container_id: str) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def state(self, container_id: str) -> ExitState:
+        return ExitState(running=False, exit_code=self.exit_code, oom_killed=False)
+
+
+def executor_for(engine: ExitedEngine) -> ContainerExecutor[Any, Any]:
+    """An executor over the scripted engine (no Docker client is ever made)."""
+    return ContainerExecutor(ContainerConfig("fuzz:latest"), engine=cast("Engine", engine))
+
+
+@st.composite
+def chunked(draw: st.DrawFn, stdout: bytes) -> list[tuple[int, bytes]]:
+    """``stdout`` cut at arbitrary points, interleaved with arbitrary stderr frames."""
+    cuts = sorted(draw(st.sets(st.integers(1, max(len(stdout) - 1, 1)), max_size=8)))
+    pieces = [stdout[a:b] for a, b in zip([0, *cuts], [*cuts, len(stdout)], strict=True)]
+    frames: list[tuple[int, bytes]] = []
+    for piece in pieces:
+        for noise in draw(st.lists(st.binary(min_size=1, max_size=64), max_size=2)):
+            frames.append((2, noise))
+        if piece:
+            frames.append((1, piece))
+    return frames
+
+
+async def play(
+    frames: list[tuple[int, bytes]], *, max_output: int, max_log: int, exit_code: int = 0
+) -> tuple[Reply | OutputTooLarge, Any, ScriptedAttachment]:
+    """exchange() then interpret() over the frames; the outcome of each step."""
+    attachment = ScriptedAttachment(frames)
+    engine = ExitedEngine(exit_code)
+    container = Container("fuzz", cast("Engine", engine), attachment)
+    with anyio.fail_after(5):
+        try:
+            reply = await exchange(
+                container,
+                b"{}\n",
+                max_output_bytes=max_output,
+                max_log_bytes=max_log,
+                close_stdin=True,
+            )
+        except OutputTooLarge as exc:
+            return exc, None, attachment
+        try:
+            outcome: Any = await executor_for(engine).interpret(container, reply, 0.0, 0.0)
+        except DOCUMENTED as exc:
+            outcome = exc
+    return reply, outcome, attachment
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    frames=st.lists(
+        st.tuples(st.sampled_from([1, 2]), st.one_of(st.binary(max_size=256), response_like())),
+        max_size=12,
+    ),
+    max_output=st.integers(1, 4096),
+    max_log=st.integers(1, 512),
+    exit_code=st.sampled_from([0, 1, 137]),
+)
+def test_stream_handling_raises_only_documented_errors(
+    frames: list[tuple[int, bytes]], max_output: int, max_log: int, exit_code: int
+) -> None:
+    """Any frames in any order end in a result, OutputTooLarge or an interpret() error."""
+    reply, _, attachment = anyio.run(
+        lambda: play(frames, max_output=max_output, max_log=max_log, exit_code=exit_code)
+    )
+    read_out = sum(len(d) for s, d in attachment.consumed if s == 1)
+    read_err = sum(len(d) for s, d in attachment.consumed if s == 2)
+    if isinstance(reply, OutputTooLarge):
+        assert read_out > max_output
+        return
+    assert read_out <= max_output
+    assert len(reply.logs) <= max_log
+    assert reply.logs_truncated == (read_err > max_log)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), value=json_values)
+def test_a_valid_response_survives_any_chunking(data: st.DataObject, value: Any) -> None:
+    """A valid response line, cut anywhere and interleaved with stderr, decodes to its value."""
+    line = msgspec.json.encode({"ok": True, "output": value}) + b"\n"
+    frames = data.draw(chunked(line))
+    _, outcome, _ = anyio.run(lambda: play(frames, max_output=len(line), max_log=1024))
+    assert not isinstance(outcome, BaseException), outcome
+    assert outcome.output == value

@@ -1,0 +1,73 @@
+"""The host process is SIGKILLed mid-batch: its containers stay, and reap() removes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import anyio
+import pytest
+
+from executor import reap
+from tests.container._support import case, containers
+
+from .conftest import PYTHON_IMAGE, RUN_ID, RUN_LABEL
+from .tasks import SLEEPY
+
+pytestmark = pytest.mark.docker
+
+BATCH = textwrap.dedent(
+    """
+    import json, sys
+
+    import anyio
+
+    from executor import ContainerConfig, ContainerExecutor
+
+    labels, image, code = json.loads(sys.argv[1])
+
+
+    async def main():
+        config = ContainerConfig(image, files={"/app/execute.py": code}, labels=labels)
+        async with ContainerExecutor(config) as ex:
+            await ex.execute_many([{"sleep": 120}] * 12, concurrency=4)
+
+
+    anyio.run(main)
+    """
+)
+
+
+def running(labels: dict[str, str]) -> list[str]:
+    """Running containers of this run carrying ``labels``."""
+    filters = [f"--filter=label={k}={v}" for k, v in {RUN_LABEL: RUN_ID, **labels}.items()]
+    done = subprocess.run(
+        ["docker", "ps", "-q", *filters], capture_output=True, text=True, check=True
+    )
+    return done.stdout.split()
+
+
+async def test_sigkilled_host_leaves_orphans_that_reap_removes() -> None:
+    """A batch process killed with SIGKILL leaves its containers; reap() finds and removes them."""
+    labels = {RUN_LABEL: RUN_ID, **case()}
+    argument = json.dumps([labels, PYTHON_IMAGE, SLEEPY])
+    proc = subprocess.Popen([sys.executable, "-c", BATCH, argument])
+    try:
+        with anyio.fail_after(90):
+            while len(running(labels)) < 4:
+                assert proc.poll() is None, "the batch process ended early"
+                await anyio.sleep(0.2)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    orphans = containers(labels)
+    assert len(orphans) >= 4, "SIGKILL leaves the containers of the calls in flight"
+
+    removed: list[Any] = await reap(labels=labels)
+    assert {o[:12] for o in orphans} <= {str(r)[:12] for r in removed}
+    assert containers(labels) == []

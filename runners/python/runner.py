@@ -141,7 +141,8 @@ class _Runner:
     def _call(self, raw: bytes):
         try:
             request = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            # RecursionError: nesting deeper than the interpreter's limit (about 1000 levels).
             raise _Failure("BAD_REQUEST", f"the request is not valid JSON: {exc}") from None
         if not isinstance(request, dict):
             raise _Failure("BAD_REQUEST", "the request must be a JSON object")

@@ -59,6 +59,7 @@ _encode = msgspec.json.Encoder().encode
 CLEANUP_TIMEOUT = 15.0
 #: How long a single-use container may take to end its streams after answering (logs).
 _LINGER = 0.5
+_LINGER_MARGIN = 0.05
 #: Extra time allowed for the final inspection of a container that died without answering.
 _INSPECT_GRACE = 5.0
 
@@ -360,7 +361,10 @@ async def exchange(
         # A single-use runner exits right after answering. The engine copies stdout and stderr
         # independently, so stderr written before the response can arrive after it: read on to
         # the end of the streams, bounded (children may hold them open), to keep logs whole.
-        with anyio.move_on_after(_LINGER):
+        # Never up to the call's deadline: the answer is in, it must not become a timeout.
+        now = anyio.current_time()
+        until = min(now + _LINGER, anyio.current_effective_deadline() - _LINGER_MARGIN)
+        with anyio.CancelScope(deadline=max(until, now)):
             while (frame := await attachment.read()) is not None:
                 if frame[0] == 2:
                     log(frame[1])

@@ -43,6 +43,7 @@ MiB = 1024 * KiB
 
 #: User code for most tests here: the input's "do" picks the behaviour.
 TASKS = r"""
+import atexit
 import os
 import signal
 import sys
@@ -96,6 +97,10 @@ def execute(input):
         for _ in range(input["size"] // len(chunk)):
             os.write(2, chunk)
         return "survived"
+    if do == "linger":
+        # Answer, then never exit: the runner's exit hangs in this handler.
+        atexit.register(time.sleep, 3600)
+        return "answered"
     if do == "bad-output":
         return {"count": "many", "sum": 1.0, "mean": 1.0}
     raise AssertionError(do)
@@ -333,6 +338,17 @@ async def test_stderr_written_just_before_the_response_is_in_the_logs(
         with pytest.raises(ExecutionFailed) as info:
             await ex.execute({"do": "raise", "why": "again"})
         assert info.value.logs == "before the failure\n"
+
+
+async def test_answer_counts_even_if_the_runner_never_exits(make_executor: MakeExecutor) -> None:
+    """A runner that answers and then hangs on exit still succeeds; its container is removed."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels, timeout=10.0)
+    result = await ex.run({"do": "linger"})
+    assert result.output == "answered"
+    assert result.exit_code is None  # it had not exited when the answer was taken
+    await ex.aclose()
+    assert containers(labels) == []
 
 
 # -- the runner reports a failure ------------------------------------------------------------

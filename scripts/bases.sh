@@ -69,9 +69,9 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \\
     npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
 DOCKERFILE
     # Retry once after repairing the bridge: a concurrent `dockerd --bridge=none` can delete it.
-    if ! DOCKER_BUILDKIT=0 docker build -t "$tag" "$ctx"; then
+    if ! DOCKER_BUILDKIT=0 docker build --force-rm -t "$tag" "$ctx"; then
         scripts/engine.sh --repair-bridge
-        if ! DOCKER_BUILDKIT=0 docker build -t "$tag" "$ctx"; then
+        if ! DOCKER_BUILDKIT=0 docker build --force-rm -t "$tag" "$ctx"; then
             say "building $tag failed"
             return 1
         fi

@@ -486,7 +486,9 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         raise ImageNotFound(image, engine=slot.name, hint=_build_hint(image))
 
     async def _derived_image(self, engine: Engine, image: str) -> str:
-        digest = _files_digest(image, self._files)
+        # Keyed by the base image's id, not its name: a rebuilt base (a runner fix, a security
+        # update) under the same tag must not keep serving the derived image of the old one.
+        digest = _files_digest(await engine.image_id(image) or image, self._files)
         tag = f"executor-files/{digest}:latest"
         if not await engine.image_exists(tag):
             await engine.derive_image(image, self._files, tag, {"executor.files-of": image})

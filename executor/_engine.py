@@ -153,6 +153,10 @@ class Engine(ABC):
     async def image_exists(self, image: str) -> bool:
         """Whether the image is present on the engine."""
 
+    async def image_id(self, image: str) -> str | None:
+        """The content id of ``image`` (``sha256:...``), or None when the engine cannot tell."""
+        return None
+
     @abstractmethod
     async def derive_image(
         self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
@@ -400,6 +404,11 @@ class DockerEngine(Engine):
                     return False
                 raise
             return True
+
+    async def image_id(self, image: str) -> str | None:
+        with self.errors(image=image):
+            info = await self._client().images.inspect(image)
+        return str(info["Id"])
 
     async def derive_image(
         self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]

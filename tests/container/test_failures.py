@@ -152,7 +152,7 @@ async def test_timeout_kills_stubborn_code_within_timeout_plus_one_second(
 async def test_cancelled_call_while_running_leaves_no_container(
     make_executor: MakeExecutor,
 ) -> None:
-    """A call cancelled once its container runs returns at once and no container remains."""
+    """A call cancelled once its container runs is cancelled and no container remains."""
     labels = case()
     ex = make_executor(files=FILES, labels=labels)
     seen_running = False

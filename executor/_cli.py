@@ -1158,13 +1158,29 @@ def doctor(as_json: bool, no_smoke: bool) -> None:
     is_flag=True,
     help="Also remove containers of live processes (only when no executor is running).",
 )
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only containers carrying this label (repeatable; all must match).",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Print the removed container ids.")
-def reap_command(include_live: bool, verbose: bool) -> None:
+def reap_command(include_live: bool, labels: tuple[str, ...], verbose: bool) -> None:
     """Remove containers left behind by processes that died (SIGKILL, crash)."""
     from ._reap import reap
 
+    wanted: dict[str, str] = {}
+    for label in labels:
+        key, sep, value = label.partition("=")
+        if not key or not sep:
+            raise click.BadParameter(f"expected KEY=VALUE, got {label!r}", param_hint="--label")
+        wanted[key] = value
+
     async def go() -> list[str]:
-        removed: list[str] = await _bounded(reap(include_live=include_live), "the reap requests")
+        removed: list[str] = await _bounded(
+            reap(include_live=include_live, labels=wanted), "the reap requests"
+        )
         return removed
 
     removed = anyio.run(go)

@@ -52,8 +52,10 @@ def running(labels: dict[str, str]) -> list[str]:
     return done.stdout.split()
 
 
-async def test_sigkilled_host_leaves_orphans_that_reap_removes() -> None:
-    """A batch process killed with SIGKILL leaves its containers; reap() finds and removes them."""
+@pytest.mark.parametrize("how", ["api", "cli"])
+async def test_sigkilled_host_leaves_orphans_that_reap_removes(how: str) -> None:
+    """A batch process killed with SIGKILL leaves its containers; reap() or `executor reap`
+    removes them."""
     labels = {RUN_LABEL: RUN_ID, **case()}
     argument = json.dumps([labels, PYTHON_IMAGE, SLEEPY])
     proc = subprocess.Popen([sys.executable, "-c", BATCH, argument])
@@ -68,6 +70,16 @@ async def test_sigkilled_host_leaves_orphans_that_reap_removes() -> None:
     orphans = containers(labels)
     assert len(orphans) >= 4, "SIGKILL leaves the containers of the calls in flight"
 
-    removed: list[Any] = await reap(labels=labels)
+    if how == "api":
+        removed: list[Any] = await reap(labels=labels)
+    else:
+        options = [f"--label={k}={v}" for k, v in labels.items()]
+        done = subprocess.run(
+            [sys.executable, "-m", "executor", "reap", "-v", *options],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        removed = done.stdout.split()[:-4]  # ids, then "reaped N orphaned container(s)"
     assert {o[:12] for o in orphans} <= {str(r)[:12] for r in removed}
     assert containers(labels) == []

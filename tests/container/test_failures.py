@@ -137,7 +137,7 @@ async def test_timeout_kills_stubborn_code_within_timeout_plus_one_second(
     labels = case()
     timeout = 2.0
     ex = make_executor(files=FILES, labels=labels, timeout=timeout)
-    assert await ex.execute({"do": "echo"}) == {"do": "echo"}  # image ready, not timed
+    await make_executor(files=FILES).execute({"do": "echo"})  # the files image, ready
     started = anyio.current_time()
     with pytest.raises(ExecutionTimeout) as info:
         await ex.execute({"do": "stubborn"})

@@ -332,7 +332,7 @@ async def test_stderr_written_just_before_the_response_is_in_the_logs(
 ) -> None:
     """Stderr written right before answering is always in the logs, success or failure."""
     ex = make_executor(files=FILES)
-    for _ in range(5):
+    for _ in range(3):
         result = await ex.run({"do": "flood", "size": 64 * KiB})
         assert len(result.logs) == 64 * KiB
         with pytest.raises(ExecutionFailed) as info:

@@ -13,6 +13,7 @@ handle and :func:`exchange`; only where the container comes from and where it go
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -80,7 +81,9 @@ class ContainerConfig:
     (read-only unless ``":rw"`` is appended). ``pool_size > 0`` keeps that many containers
     started and waiting (each still serves one call); ``reuse=True`` runs the runner's serve
     mode and lets one container serve up to ``max_uses`` calls, one at a time, so state can
-    leak between calls: use it only for trusted code.
+    leak between calls: use it only for trusted code. ``reap_on_start=True`` makes
+    ``async with`` first remove the containers of dead processes that carry ``labels``
+    (see :func:`executor.reap`): what a SIGKILLed predecessor left behind.
     """
 
     image: str = field(kw_only=False)
@@ -115,6 +118,7 @@ class ContainerConfig:
     missing_image: Literal["error", "copy", "build"] = "error"
     health_interval: float = 2.0
     labels: Mapping[str, str] = field(default_factory=dict)
+    reap_on_start: bool = False
     # -- pool and reuse ----------------------------------------------------------------------
     pool_size: int = 0
     prewarm: bool = False
@@ -500,6 +504,12 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._tg = tg
         if len(self._slots) > 1:
             tg.start_soon(self._watch_engines)
+        if self.config.reap_on_start:
+            from ._reap import reap
+
+            for slot in self._slots:
+                with contextlib.suppress(EngineUnavailable):  # a call will report it
+                    await reap(engine=slot.engine, labels=self.config.labels)
         if self._pooled and self.config.prewarm:
             async with anyio.create_task_group() as fill:
                 for slot in self._slots:

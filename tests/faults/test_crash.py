@@ -13,10 +13,10 @@ from typing import Any
 import anyio
 import pytest
 
-from executor import reap
+from executor import ContainerExecutor, reap
 from tests.container._support import case, containers
 
-from .conftest import PYTHON_IMAGE, RUN_ID, RUN_LABEL
+from .conftest import PYTHON_IMAGE, RUN_ID, RUN_LABEL, config
 from .tasks import SLEEPY
 
 pytestmark = pytest.mark.docker
@@ -52,10 +52,10 @@ def running(labels: dict[str, str]) -> list[str]:
     return done.stdout.split()
 
 
-@pytest.mark.parametrize("how", ["api", "cli"])
+@pytest.mark.parametrize("how", ["api", "cli", "start-up"])
 async def test_sigkilled_host_leaves_orphans_that_reap_removes(how: str) -> None:
-    """A batch process killed with SIGKILL leaves its containers; reap() or `executor reap`
-    removes them."""
+    """A batch process killed with SIGKILL leaves its containers; reap(), `executor reap` or
+    reap_on_start removes them."""
     labels = {RUN_LABEL: RUN_ID, **case()}
     argument = json.dumps([labels, PYTHON_IMAGE, SLEEPY])
     proc = subprocess.Popen([sys.executable, "-c", BATCH, argument])
@@ -72,6 +72,14 @@ async def test_sigkilled_host_leaves_orphans_that_reap_removes(how: str) -> None
 
     if how == "api":
         removed: list[Any] = await reap(labels=labels)
+    elif how == "start-up":
+        # The next executor with the same labels clears them as it starts.
+        successor: ContainerExecutor[Any, Any] = ContainerExecutor(
+            config(PYTHON_IMAGE, labels=labels, reap_on_start=True)
+        )
+        async with successor:
+            removed = orphans
+            assert containers(labels) == []
     else:
         options = [f"--label={k}={v}" for k, v in labels.items()]
         done = subprocess.run(

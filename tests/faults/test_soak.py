@@ -58,6 +58,7 @@ async def settled(ex: Any) -> None:
     await anyio.sleep(0.5)
 
 
+@pytest.mark.timeout(max(300, CALLS))  # a loaded 2-CPU machine manages ~7 calls/s
 async def test_soak_pooled_calls_leak_nothing(make_executor: MakeExecutor) -> None:
     """CALLS calls at concurrency 8 through a pool of 8: no container, fd, socket or RSS growth."""
     labels = case()

@@ -58,8 +58,9 @@ _perf = time.perf_counter
 _encode = msgspec.json.Encoder().encode
 #: Bound on cleanup after a failure or cancellation: the engine gets this long to remove.
 CLEANUP_TIMEOUT = 15.0
-#: How long a single-use container may take to end its streams after answering (logs).
-_LINGER = 0.5
+#: How long a single-use container may take to end its streams after answering (logs). The
+#: runner exits at once, but on a loaded host (load 29 on 2 cores) that took over 0.5 s.
+_LINGER = 2.0
 _LINGER_MARGIN = 0.05
 #: Extra time allowed for the final inspection of a container that died without answering.
 _INSPECT_GRACE = 5.0

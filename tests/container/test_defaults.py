@@ -193,7 +193,7 @@ async def test_memory_limit_stops_a_memory_bomb(make_executor: MakeExecutor) -> 
     ex = make_executor(files=FILES, memory_bytes=64 * MiB)
     with pytest.raises(ContainerFailed) as info:
         await ex.execute({"probe": "membomb"})
-    assert info.value.code == "OOM_KILLED"
+    assert info.value.code == "OOM_KILLED", info.value.to_dict()
     assert info.value.oom_killed is True
     assert info.value.exit_code == 137
     assert "64 MiB" in info.value.message

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from executor import ExecutionFailed
+
 from .conftest import GO_IMAGE, NODE_IMAGE
 
 if TYPE_CHECKING:
@@ -73,3 +75,18 @@ async def test_changed_files_are_seen_by_a_new_executor(make_executor: MakeExecu
     assert await first.execute(None) == "first"
     assert await second.execute(None) == "second"
     assert await first.execute(None) == "first"
+
+
+async def test_node_user_error_and_missing_function(make_executor: MakeExecutor) -> None:
+    """Node code that throws is USER_ERROR with its stack; no executeFunction is NO_EXECUTE."""
+    throwing = "export function executeFunction(input) { throw new RangeError(`bad ${input}`); }\n"
+    with pytest.raises(ExecutionFailed) as info:
+        await make_executor(NODE_IMAGE, files={"/app/execute.mjs": throwing}).execute(7)
+    assert info.value.code == "USER_ERROR"
+    assert "RangeError: bad 7" in info.value.message
+    assert info.value.details is not None
+    assert "/app/execute.mjs" in info.value.details
+    missing = "export function somethingElse() { return 1; }\n"
+    with pytest.raises(ExecutionFailed) as info:
+        await make_executor(NODE_IMAGE, files={"/app/execute.mjs": missing}).execute(7)
+    assert info.value.code == "NO_EXECUTE"

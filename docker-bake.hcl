@@ -85,6 +85,8 @@ target "runner-go" {
   inherits   = ["_common"]
   context    = "runners/go"
   dockerfile = "Dockerfile"
+  # The Go build needs no network (standard library only, GOPROXY=off).
+  network = "none"
   args = {
     GO_BUILD_BASE = "${GO_BUILD_BASE}"
     BASE_IMAGE    = "${GO_RUNTIME_BASE}"

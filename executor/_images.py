@@ -44,7 +44,7 @@ import anyio
 from ._errors import ConfigError, EngineUnavailable, ExecutorError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 __all__ = [
     "CONTEXT_HASH_LABEL",
@@ -91,6 +91,8 @@ class TargetSpec:
     args: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    #: Network mode for RUN steps (bake's ``network``), e.g. ``"none"``; None: the default.
+    network: str | None = None
 
 
 # --- the bake file ---------------------------------------------------------------------------
@@ -264,6 +266,7 @@ def load_bake(
             args={k: _as_str(v) for k, v in dict(body.get("args", {})).items()},
             tags=tuple(_as_str(t) for t in body.get("tags", [])),
             labels={k: _as_str(v) for k, v in dict(body.get("labels", {})).items()},
+            network=_as_str(body["network"]) if body.get("network") else None,
         )
     return specs
 
@@ -493,6 +496,47 @@ def _order(specs: Mapping[str, TargetSpec], wanted: Sequence[str]) -> list[Targe
     return [specs[name] for name in ordered]
 
 
+async def _build_with_network(
+    docker: aiodocker.Docker,
+    context_tar: bytes,
+    spec: TargetSpec,
+    tag: str,
+    labels: Mapping[str, str],
+    network: str,
+) -> AsyncIterator[dict[str, Any]]:
+    """POST /build with ``networkmode``, which aiodocker's ``images.build`` does not expose.
+
+    Yields the engine's JSON progress objects, like ``images.build(stream=True)``.
+    """
+    params = {
+        "t": tag,
+        "dockerfile": spec.dockerfile,
+        "rm": "1",
+        "forcerm": "1",
+        "buildargs": json.dumps(dict(spec.args)),
+        "labels": json.dumps(dict(labels)),
+        "networkmode": network,
+    }
+    headers = {"content-type": "application/x-tar", "Content-Encoding": "identity"}
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+    async with docker._query(
+        "build", "POST", params=params, data=context_tar, headers=headers, timeout=timeout
+    ) as response:
+        pending = b""
+        async for data in response.content.iter_any():
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    decoded = json.loads(line)
+                    if isinstance(decoded, dict):
+                        yield decoded
+        if pending.strip():
+            decoded = json.loads(pending)
+            if isinstance(decoded, dict):
+                yield decoded
+
+
 def _missing_base_hint(spec: TargetSpec, base_ids: Mapping[str, str]) -> str:
     missing = [
         value
@@ -549,17 +593,22 @@ async def _build_one(
     fileobj = io.BytesIO(_context_tar(spec.context, files))
     labels = {**spec.labels, CONTEXT_HASH_LABEL: context_hash}
     try:
-        stream = docker.images.build(
-            fileobj=fileobj,
-            encoding="identity",
-            path_dockerfile=spec.dockerfile,
-            tag=first,
-            buildargs=dict(spec.args),
-            labels=labels,
-            rm=True,
-            forcerm=True,
-            stream=True,
-        )
+        if spec.network is None:
+            stream = docker.images.build(
+                fileobj=fileobj,
+                encoding="identity",
+                path_dockerfile=spec.dockerfile,
+                tag=first,
+                buildargs=dict(spec.args),
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                stream=True,
+            )
+        else:
+            stream = _build_with_network(
+                docker, fileobj.getvalue(), spec, first, labels, spec.network
+            )
         async for chunk in stream:
             if not isinstance(chunk, dict):
                 continue

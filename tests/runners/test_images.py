@@ -35,6 +35,7 @@ def test_repo_bake_file_targets_and_tags() -> None:
         assert (spec.context / spec.dockerfile).is_file()
     assert specs["runner-python"].args == {"BASE_IMAGE": "python:3.12-slim"}
     assert specs["generator-orval"].args["BASE_IMAGE"] == "executor/runner-node:0.1.0"
+    assert specs["runner-go"].network == "none"  # the Go build needs no network
 
 
 def test_groups_expand_in_order() -> None:
@@ -109,6 +110,7 @@ async def test_build_custom_go_function_image(tmp_path: Path) -> None:
         f'variable "GO_BUILD_BASE" {{ default = "{go_build_default}" }}\n'
         'target "stats" {\n'
         f'  context = "{context}"\n'
+        '  network = "none"\n'
         '  args = { GO_BUILD_BASE = GO_BUILD_BASE, BASE_IMAGE = "scratch",'
         ' FUNCTION_DIR = "functions/stats" }\n'
         f'  tags = ["{tag}"]\n'

@@ -41,7 +41,9 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     ``duration`` and ``timings`` are in seconds; ``timings`` maps a phase name (``validate_in``,
     ``create``, ``start``, ``call``, ``validate_out``, ...) to its duration. ``logs`` is the
     task's stderr (empty for local calls), ``logs_truncated`` whether it was cut at
-    ``max_log_bytes``. The container fields are ``None`` for local calls.
+    ``max_log_bytes``. The container fields are ``None`` for local calls; ``exit_code`` is
+    ``None`` also when the call returned before the container's exit was seen (the normal case:
+    a response is taken as soon as it is complete).
     """
 
     output: B

@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 import anyio
 import msgspec
@@ -70,6 +71,14 @@ class _RequestHead(msgspec.Struct, array_like=False):
     schema_in: msgspec.Raw
     schema_out: msgspec.Raw
     input: Any
+    log_marker: str
+
+
+class Outgoing(NamedTuple):
+    """One encoded request and the log marker it carries (see :func:`exchange`)."""
+
+    data: bytes
+    marker: bytes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,7 +326,7 @@ def _complete(stdout: bytearray) -> bool:
 
 async def exchange(
     container: Container,
-    payload: bytes,
+    payload: Outgoing,
     *,
     max_output_bytes: int,
     max_log_bytes: int,
@@ -329,7 +338,7 @@ async def exchange(
     the container). Stderr beyond ``max_log_bytes`` is dropped and flagged.
     """
     attachment = container.attachment
-    await attachment.write(payload)
+    await attachment.write(payload.data)
     if close_stdin:
         attachment.close_stdin()
     stdout = bytearray()
@@ -337,9 +346,18 @@ async def exchange(
     truncated = False
     ended = True
     first_line_seen = False
+    marker = payload.marker
+    marker_seen = False
+    tail = b""
 
     def log(data: bytes) -> None:
-        nonlocal logs, truncated
+        nonlocal logs, truncated, marker_seen, tail
+        if marker and not marker_seen:
+            # Seen even when the logs are full and the bytes are dropped (a stderr flood).
+            if marker in data or marker in tail + data[: len(marker)]:
+                marker_seen = True
+            else:
+                tail = data[-len(marker) :]
         room = max_log_bytes - len(logs)
         if len(data) > room:
             truncated = True
@@ -362,19 +380,37 @@ async def exchange(
                 ended = False
                 break
             first_line_seen = True
-    if not ended and close_stdin:
-        # A single-use runner exits right after answering. The engine copies stdout and stderr
-        # independently, so stderr written before the response can arrive after it: read on to
-        # the end of the streams, bounded (children may hold them open), to keep logs whole.
-        # Never up to the call's deadline: the answer is in, it must not become a timeout.
+    if ended:
+        return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
+    # The engine copies stdout and stderr through separate pipes, so stderr written before
+    # the response can arrive after it. A runner that echoes our log marker wrote that marker
+    # to stderr before answering: read stderr up to it (usually already here), no more.
+    # Otherwise a single-use runner is about to exit: read on to the end of its streams.
+    # Both waits are bounded, and never run into the call's deadline: the answer is in.
+    marked = bool(marker) and stdout.rstrip().endswith(b'"log_marker":"' + marker + b'"}')
+    if marked or close_stdin:
         now = anyio.current_time()
         until = min(now + _LINGER, anyio.current_effective_deadline() - _LINGER_MARGIN)
         with anyio.CancelScope(deadline=max(until, now)):
-            while (frame := await attachment.read()) is not None:
+            while not (marked and marker_seen):
+                frame = await attachment.read()
+                if frame is None:
+                    ended = True  # the streams ended: the container has exited
+                    break
                 if frame[0] == 2:
                     log(frame[1])
-            ended = True
+    if marked:
+        _strip_marker(logs, marker)
     return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
+
+
+def _strip_marker(logs: bytearray, marker: bytes) -> bool:
+    """Cut the marker line (and anything after it) from the logs; True if it was there."""
+    at = logs.rfind(marker)
+    if at < 0:
+        return False
+    del logs[at:]
+    return True
 
 
 def _files_digest(image_id: str, files: Mapping[str, bytes]) -> str:
@@ -589,12 +625,14 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
 
     # -- calls -------------------------------------------------------------------------------
 
-    def _encode(self, value: Any) -> bytes:
+    def _encode(self, value: Any) -> Outgoing:
+        marker = "executor-logs-end-" + os.urandom(8).hex()
+        head = _RequestHead(self._schemas[0], self._schemas[1], value, marker)
         try:
-            return _encode(_RequestHead(self._schemas[0], self._schemas[1], value)) + b"\n"
+            return Outgoing(_encode(head) + b"\n", marker.encode())
         except (TypeError, msgspec.EncodeError) as exc:
             raise self._in.fail(f"cannot be encoded as JSON: {exc}") from None
-        except RecursionError:  # nesting past the recursion limit, e.g. 100k levels
+        except RecursionError:
             raise self._in.fail("is nested too deeply to be encoded as JSON") from None
 
     async def execute(self, input: A | Any) -> B:
@@ -612,7 +650,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             raise ExecutionTimeout(timeout or 0.0, what="the container call")
         return result
 
-    async def _route(self, payload: bytes, t0: float) -> Execution[B]:
+    async def _route(self, payload: Outgoing, t0: float) -> Execution[B]:
         """Send the call to the least-loaded engine; retry once elsewhere if undelivered."""
         tried: list[EngineSlot] = []
         while True:
@@ -640,7 +678,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
                     self._tg.start_soon(partial(self._sweep, slot, stopped_only=True))
             return result
 
-    async def _call(self, slot: EngineSlot, payload: bytes, t0: float) -> Execution[B]:
+    async def _call(self, slot: EngineSlot, payload: Outgoing, t0: float) -> Execution[B]:
         try:
             body = await self._ready(slot)
         except EngineUnavailable as exc:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._container import Container, exchange, launch
+from ._container import Container, Outgoing, exchange, launch
 from ._engines import NotDelivered
 from ._errors import EngineUnavailable, ExecutorError, ProtocolError
 
@@ -196,13 +196,15 @@ class Pool:
 
     def _give_back(self, container: Container) -> bool:
         """Return a reusable worker to the idle queue; False if it must go."""
-        if self._closed or container.uses >= self.max_uses:
+        if self._closed or container.uses >= self.max_uses or len(self._idle) >= self.size:
+            # A full pool: a worker started on demand (on_empty="start") must not stay idle
+            # beyond pool_size, or a burst of N calls kept N containers until max_idle.
             return False
         self._idle.appendleft((time.monotonic(), container))  # warmest first
         self._notify()
         return True
 
-    async def call(self, payload: bytes, t0: float) -> Execution[Any]:
+    async def call(self, payload: Outgoing, t0: float) -> Execution[Any]:
         """Run one request on a pooled or reused container."""
         try:
             container = await self._take()
@@ -215,7 +217,7 @@ class Pool:
             self._busy -= 1
             self._kick()  # the replacement starts now, not while this call talks to the engine
 
-    async def _serve(self, container: Container, payload: bytes, t0: float) -> Execution[Any]:
+    async def _serve(self, container: Container, payload: Outgoing, t0: float) -> Execution[Any]:
         ex = self._ex
         if container.uses:
             container.timings = {}  # a reused worker's launch was paid by an earlier call

@@ -9,6 +9,14 @@ and exactly one response comes back on its stdout::
     {"ok": true, "output": ...}
     {"ok": false, "error": {"message": "...", "code": "USER_ERROR", "details": "..."}}
 
+Optional extension: a request may carry ``"log_marker": "<token>"``. A runner that supports
+it writes ``<token>`` as a line to stderr after the task has finished and before the response,
+and echoes ``"log_marker": "<token>"`` in the response. The engine copies stdout and stderr
+independently, so stderr written before the response can arrive after it; the marker tells
+the host when every earlier log line has arrived, without waiting for the process to exit.
+Runners that ignore it still conform (the host then reads a single-use container's streams to
+their end, bounded). The host strips the marker from the logs.
+
 In serve mode (``--serve`` or ``EXECUTOR_SERVE=1``) requests and responses are compact JSON,
 one per line, until stdin ends. ``tests/vectors/`` holds the conformance vectors that pin
 this protocol for every runner.
@@ -56,6 +64,7 @@ class Request(msgspec.Struct, frozen=True):
     schema_in: Any = None
     schema_out: Any = None
     input: Any = None
+    log_marker: str | None = None
 
 
 class Response(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -64,6 +73,7 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
     ok: bool
     output: Any = None
     error: ErrorInfo | None = None
+    log_marker: str | None = None
 
 
 class _RawResponse(msgspec.Struct, frozen=True):

@@ -94,32 +94,47 @@ async function load() {
 
 const fn = await load();
 
+// When the request carries a "log_marker", write it to stderr as a line once the function has
+// finished, before the response, and echo it in the response: the host then knows every log
+// line written before it has arrived, without waiting for the process to exit.
 async function handle(raw) {
+  const { text, marker } = await respond(raw);
+  if (marker === undefined) return text;
+  fs.writeSync(2, `${marker}\n`);
+  return `${text.slice(0, -1)},"log_marker":${JSON.stringify(marker)}}`;
+}
+
+async function respond(raw) {
+  const done = (text, marker) => ({ text, marker });
   let request;
   try {
     request = JSON.parse(raw);
   } catch (err) {
-    return errorResponse("BAD_REQUEST", `the request is not valid JSON: ${err.message}`);
+    return done(errorResponse("BAD_REQUEST", `the request is not valid JSON: ${err.message}`));
   }
   if (request === null || typeof request !== "object" || Array.isArray(request)) {
-    return errorResponse("BAD_REQUEST", "the request must be a JSON object");
+    return done(errorResponse("BAD_REQUEST", "the request must be a JSON object"));
   }
-  if (fn instanceof Failure) return errorResponse(fn.code, fn.message, fn.details);
+  const marker = typeof request.log_marker === "string" ? request.log_marker : undefined;
+  if (fn instanceof Failure) return done(errorResponse(fn.code, fn.message, fn.details), marker);
   let output;
   try {
     output = await fn(request.input ?? null);
   } catch (err) {
     const { message, details } = describe(err);
-    return errorResponse("USER_ERROR", message, details);
+    return done(errorResponse("USER_ERROR", message, details), marker);
   }
   try {
     const text = JSON.stringify({ ok: true, output: output === undefined ? null : output });
     if (text === undefined) throw new TypeError("JSON.stringify returned nothing");
-    return text;
+    return done(text, marker);
   } catch (err) {
-    return errorResponse(
-      "OUTPUT_NOT_SERIALIZABLE",
-      `the output cannot be encoded as JSON: ${err.name}: ${err.message}`,
+    return done(
+      errorResponse(
+        "OUTPUT_NOT_SERIALIZABLE",
+        `the output cannot be encoded as JSON: ${err.name}: ${err.message}`,
+      ),
+      marker,
     );
   }
 }

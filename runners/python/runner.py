@@ -128,6 +128,26 @@ class _Runner:
         return self.loop
 
     def handle(self, raw: bytes) -> bytes:
+        """One request in, one encoded response out.
+
+        When the request carries a ``log_marker``, it is written to stderr as a line once the
+        function has finished, before the response, and echoed in the response: the host then
+        knows every log line written before it has arrived, without waiting for the exit.
+        """
+        self.marker = None
+        response = self._respond(raw)
+        marker = self.marker
+        if marker is None:
+            return response
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.write(2, marker.encode("utf-8", "replace") + b"\n")
+        return response[:-1] + b',"log_marker":' + _encode(marker) + b"}"
+
+    def _respond(self, raw: bytes) -> bytes:
         try:
             result = self._call(raw)
         except _Failure as failure:
@@ -146,6 +166,8 @@ class _Runner:
             raise _Failure("BAD_REQUEST", f"the request is not valid JSON: {exc}") from None
         if not isinstance(request, dict):
             raise _Failure("BAD_REQUEST", "the request must be a JSON object")
+        marker = request.get("log_marker")
+        self.marker = marker if isinstance(marker, str) else None
         if isinstance(self.function, _Failure):
             raise self.function
         try:

@@ -98,7 +98,7 @@ async def test_cancelled_call_does_not_poison_pool(make_executor: MakeExecutor) 
 
 async def test_pooled_timeout_kills_only_that_container(make_executor: MakeExecutor) -> None:
     """A timeout in pooled mode raises ExecutionTimeout and leaves the other idle ones alone."""
-    ex = make_executor(files={"/app/execute.py": SLEEPY}, pool_size=2, prewarm=True, timeout=1.0)
+    ex = make_executor(files={"/app/execute.py": SLEEPY}, pool_size=2, prewarm=True, timeout=5.0)
     async with ex:
         pool = ex._pool
         assert pool is not None
@@ -123,7 +123,7 @@ async def test_reuse_serves_many_calls_per_container(make_executor: MakeExecutor
 
 async def test_reuse_timeout_kills_only_that_worker(make_executor: MakeExecutor) -> None:
     """In reuse mode a timed-out worker is replaced; the next call gets a fresh one."""
-    ex = make_executor(files={"/app/execute.py": SLEEPY}, reuse=True, timeout=1.0)
+    ex = make_executor(files={"/app/execute.py": SLEEPY}, reuse=True, timeout=5.0)
     async with ex:
         first = await ex.run({"sleep": 0})
         with pytest.raises(ExecutionTimeout):

@@ -45,6 +45,7 @@ type request struct {
 	SchemaIn  json.RawMessage `json:"schema_in"`
 	SchemaOut json.RawMessage `json:"schema_out"`
 	Input     json.RawMessage `json:"input"`
+	LogMarker string          `json:"log_marker"`
 }
 
 // Main runs the protocol around fn and exits the process.
@@ -104,15 +105,37 @@ func Serve(fn Func, in io.Reader, out io.Writer) error {
 }
 
 // Handle turns one raw request into one compact JSON response (no trailing newline).
+//
+// When the request carries a "log_marker", the marker is written to stderr as a line once the
+// function has finished, before the response, and echoed in the response: the host then
+// knows every log line written before it has arrived, without waiting for the process to exit.
 func Handle(fn Func, raw []byte) []byte {
+	resp, marker := handle(fn, raw)
+	if marker == "" {
+		return resp
+	}
+	_, _ = os.Stderr.WriteString(marker + "\n")
+	quoted, err := json.Marshal(marker)
+	if err != nil {
+		return resp
+	}
+	out := make([]byte, 0, len(resp)+len(quoted)+16)
+	out = append(out, resp[:len(resp)-1]...)
+	out = append(out, `,"log_marker":`...)
+	out = append(out, quoted...)
+	return append(out, '}')
+}
+
+func handle(fn Func, raw []byte) ([]byte, string) {
 	var req request
 	trimmed := bytes.TrimSpace(raw)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return failure("BAD_REQUEST", "the request must be a JSON object", "")
+		return failure("BAD_REQUEST", "the request must be a JSON object", ""), ""
 	}
 	if err := json.Unmarshal(trimmed, &req); err != nil {
-		return failure("BAD_REQUEST", "the request is not valid JSON: "+err.Error(), "")
+		return failure("BAD_REQUEST", "the request is not valid JSON: "+err.Error(), ""), ""
 	}
+	marker := req.LogMarker
 	input := req.Input
 	if len(input) == 0 {
 		input = json.RawMessage("null")
@@ -121,15 +144,15 @@ func Handle(fn Func, raw []byte) []byte {
 	if err != nil {
 		var f *userFailure
 		if errors.As(err, &f) {
-			return failure("USER_ERROR", f.message, f.stack)
+			return failure("USER_ERROR", f.message, f.stack), marker
 		}
-		return failure("USER_ERROR", err.Error(), fmt.Sprintf("%+v", err))
+		return failure("USER_ERROR", err.Error(), fmt.Sprintf("%+v", err)), marker
 	}
 	encoded, err := marshal(okResponse{OK: true, Output: output})
 	if err != nil {
-		return failure("OUTPUT_NOT_SERIALIZABLE", "the output cannot be encoded as JSON: "+err.Error(), "")
+		return failure("OUTPUT_NOT_SERIALIZABLE", "the output cannot be encoded as JSON: "+err.Error(), ""), marker
 	}
-	return encoded
+	return encoded, marker
 }
 
 type userFailure struct {

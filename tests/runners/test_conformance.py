@@ -83,6 +83,8 @@ def check_response(raw: bytes, expect: dict[str, Any], lang: str, sent: bytes) -
     decode_response(raw)  # the host's own decoder accepts it
     response = json.loads(raw)
     assert response["ok"] is expect["ok"], response
+    if "log_marker" in expect:
+        assert response.get("log_marker") == expect["log_marker"], response
     if expect["ok"]:
         assert "error" not in response
         if expect.get("output_is_input"):
@@ -118,6 +120,8 @@ def run_single(launch: Launch, vector: dict[str, Any], lang: str) -> None:
     check_response(done.stdout, vector["expect"], lang, sent)
     for needle in per_language(vector.get("stderr_contains"), lang):
         assert needle in stderr, (needle, stderr[-2000:])
+    if "stderr_ends_with" in vector:
+        assert stderr.endswith(vector["stderr_ends_with"]), stderr[-2000:]
 
 
 def run_serve(launch: Launch, vector: dict[str, Any], lang: str) -> None:

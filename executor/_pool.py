@@ -196,9 +196,7 @@ class Pool:
 
     def _give_back(self, container: Container) -> bool:
         """Return a reusable worker to the idle queue; False if it must go."""
-        if self._closed or container.uses >= self.max_uses or len(self._idle) >= self.size:
-            # A full pool: a worker started on demand (on_empty="start") must not stay idle
-            # beyond pool_size, or a burst of N calls kept N containers until max_idle.
+        if self._closed or container.uses >= self.max_uses:
             return False
         self._idle.appendleft((time.monotonic(), container))  # warmest first
         self._notify()

@@ -67,7 +67,12 @@ async def test_cancellation_storm_leaves_nothing_behind(
                 while pool.idle < pool.size or pool.starting or pool._busy:
                     await anyio.sleep(0.1)
             assert pool._busy == 0
-            assert pool.idle == pool.size
+            if mode == "reuse":
+                # Reusable workers started on demand during the storm come back too: pool_size
+                # is the floor there, max_idle trims the rest.
+                assert pool.idle >= pool.size
+            else:
+                assert pool.idle == pool.size
         assert await ex.execute({"after": "storm"}) == {"after": "storm"}
     with anyio.fail_after(30):
         while left := containers(labels):

@@ -28,15 +28,21 @@ from executor import (
     OutputValidationError,
     ProtocolError,
 )
-from executor._container import Container, Reply, exchange
+from executor._container import Container, Outgoing, Reply, exchange
 from executor._engine import Attachment, Engine, ExitState
 from executor.protocol import decode_response, decode_response_raw
 
+#: The per-call log marker of these tests (the runner echoes it: see exchange()).
+MARKER = b"m4rk3r-0123"
 #: What a call may raise once the streams are read (interpret()).
 DOCUMENTED = (ProtocolError, ExecutionFailed, OutputValidationError, ContainerFailed)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20,
 )
@@ -155,7 +161,12 @@ def chunked(draw: st.DrawFn, stdout: bytes) -> list[tuple[int, bytes]]:
 
 
 async def play(
-    frames: list[tuple[int, bytes]], *, max_output: int, max_log: int, exit_code: int = 0
+    frames: list[tuple[int, bytes]],
+    *,
+    max_output: int,
+    max_log: int,
+    exit_code: int = 0,
+    marker: bytes = MARKER,
 ) -> tuple[Reply | OutputTooLarge, Any, ScriptedAttachment]:
     """exchange() then interpret() over the frames; the outcome of each step."""
     attachment = ScriptedAttachment(frames)
@@ -165,7 +176,7 @@ async def play(
         try:
             reply = await exchange(
                 container,
-                b"{}\n",
+                Outgoing(b"{}\n", marker),
                 max_output_bytes=max_output,
                 max_log_bytes=max_log,
                 close_stdin=True,
@@ -182,36 +193,59 @@ async def play(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     frames=st.lists(
-        st.tuples(st.sampled_from([1, 2]), st.one_of(st.binary(max_size=256), response_like())),
+        st.tuples(
+            st.sampled_from([1, 2]),
+            st.one_of(
+                st.binary(max_size=256),
+                response_like(),
+                st.just(MARKER + b"\n"),
+                st.just(b'{"ok": true, "output": 1, "log_marker": "' + MARKER + b'"}\n'),
+            ),
+        ),
         max_size=12,
     ),
+    marker=st.sampled_from([b"", MARKER]),
     max_output=st.integers(1, 4096),
     max_log=st.integers(1, 512),
     exit_code=st.sampled_from([0, 1, 137]),
 )
 def test_stream_handling_raises_only_documented_errors(
-    frames: list[tuple[int, bytes]], max_output: int, max_log: int, exit_code: int
+    frames: list[tuple[int, bytes]], max_output: int, max_log: int, exit_code: int, marker: bytes
 ) -> None:
     """Any frames in any order end in a result, OutputTooLarge or an interpret() error."""
     reply, _, attachment = anyio.run(
-        lambda: play(frames, max_output=max_output, max_log=max_log, exit_code=exit_code)
+        lambda: play(
+            frames, max_output=max_output, max_log=max_log, exit_code=exit_code, marker=marker
+        )
     )
     read_out = sum(len(d) for s, d in attachment.consumed if s == 1)
     read_err = sum(len(d) for s, d in attachment.consumed if s == 2)
     if isinstance(reply, OutputTooLarge):
         assert read_out > max_output
         return
-    assert read_out <= max_output
+    # Stdout read after the answer (while waiting for the logs) is discarded, not kept.
+    assert len(reply.stdout) <= max_output
     assert len(reply.logs) <= max_log
     assert reply.logs_truncated == (read_err > max_log)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), value=json_values)
-def test_a_valid_response_survives_any_chunking(data: st.DataObject, value: Any) -> None:
-    """A valid response line, cut anywhere and interleaved with stderr, decodes to its value."""
-    line = msgspec.json.encode({"ok": True, "output": value}) + b"\n"
+@given(data=st.data(), value=json_values, marked=st.booleans())
+def test_a_valid_response_survives_any_chunking(
+    data: st.DataObject, value: Any, marked: bool
+) -> None:
+    """A valid response line, cut anywhere and interleaved with stderr, decodes to its value;
+    with the log marker, the marker never shows in the logs."""
+    response: dict[str, Any] = {"ok": True, "output": value}
+    if marked:
+        response["log_marker"] = MARKER.decode()
+    line = msgspec.json.encode(response) + b"\n"
     frames = data.draw(chunked(line))
+    if marked:
+        # The runner writes the marker to stderr last before answering.
+        at = data.draw(st.integers(0, len(frames)))
+        frames.insert(at, (2, MARKER + b"\n"))
     _, outcome, _ = anyio.run(lambda: play(frames, max_output=len(line), max_log=1024))
     assert not isinstance(outcome, BaseException), outcome
     assert outcome.output == value
+    assert MARKER.decode() not in outcome.logs

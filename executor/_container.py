@@ -13,6 +13,7 @@ handle and :func:`exchange`; only where the container comes from and where it go
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import math
@@ -465,6 +466,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             for path, content in config.files.items()
         }
         self._tg: TaskGroup | None = None
+        self._supervisor: asyncio.Task[None] | None = None
         self._closed = False
         self._closing = anyio.Event()
         self._pooled = bool(config.pool_size or config.reuse)
@@ -535,12 +537,33 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             await engine.derive_image(image, self._files, tag, {"executor.files-of": image})
         return tag
 
+    async def _start_background(self) -> None:
+        """Start the task that owns background work: removals, pool refills, health pings.
+
+        A task of its own, not a task group entered here: ``aclose()`` may then run in any
+        task (pytest-asyncio runs a fixture's set-up and tear-down in different tasks).
+        """
+        if self._supervisor is not None or self._closed:
+            return
+        started = anyio.Event()
+
+        async def supervise() -> None:
+            try:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    started.set()
+                    if len(self._slots) > 1:
+                        tg.start_soon(self._watch_engines)
+                    await self._closing.wait()
+            finally:
+                self._tg = None
+                started.set()
+
+        self._supervisor = asyncio.get_running_loop().create_task(supervise())
+        await started.wait()
+
     async def __aenter__(self) -> ContainerExecutor[A, B]:
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        if len(self._slots) > 1:
-            tg.start_soon(self._watch_engines)
+        await self._start_background()
         if self.config.reap_on_start:
             from ._reap import reap
 
@@ -571,14 +594,17 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
     async def aclose(self) -> None:
         """Remove idle pooled containers, wait for background removals, close the clients."""
         self._closed = True
-        self._closing.set()
         try:
             for slot in self._slots:
                 if slot.pool is not None:
                     await slot.pool.aclose()
-            tg, self._tg = self._tg, None
-            if tg is not None:
-                await tg.__aexit__(None, None, None)
+            self._closing.set()  # the supervisor's task group now waits for what still runs
+            supervisor, self._supervisor = self._supervisor, None
+            if supervisor is not None:
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait({supervisor})
+                if not supervisor.cancelled() and (exc := supervisor.exception()) is not None:
+                    raise exc
             with anyio.CancelScope(shield=True):
                 for slot in self._slots:
                     if slot.up and slot.body is not None:
@@ -684,6 +710,8 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         except EngineUnavailable as exc:
             raise NotDelivered(exc) from exc
         if self._pooled:
+            # A pool refills in the background: start that even without `async with`.
+            await self._start_background()
             return await self._get_pool(slot).call(payload, t0)
         try:
             container = await launch(slot.engine, body)

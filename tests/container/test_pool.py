@@ -227,3 +227,39 @@ async def test_more_than_100_live_attachments(make_executor: MakeExecutor) -> No
             results = await ex.execute_many(range(105), concurrency=105)
     assert results == list(range(105))
     assert leftover_containers() == []
+
+
+async def test_executor_entered_in_one_task_closed_in_another() -> None:
+    """A pooled executor entered in one task can be closed from another (pytest fixtures)."""
+    ex: ContainerExecutor[Any, Any] = ContainerExecutor(
+        config(PYTHON_IMAGE, files={"/app/execute.py": ECHO}, pool_size=1, prewarm=True)
+    )
+    entered = anyio.Event()
+
+    async def enter() -> None:
+        await ex.__aenter__()
+        entered.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(enter)
+    await entered.wait()
+    assert await ex.execute({"x": 1}) == {"x": 1}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ex.aclose)
+    assert leftover_containers() == []
+
+
+async def test_pool_without_async_with_refills_and_closes() -> None:
+    """A pooled executor used without `async with` still refills, and aclose() cleans up."""
+    ex: ContainerExecutor[Any, Any] = ContainerExecutor(
+        config(PYTHON_IMAGE, files={"/app/execute.py": ECHO}, pool_size=1)
+    )
+    try:
+        assert await ex.execute(1) == 1
+        pool = ex._pool
+        assert pool is not None
+        await wait_for(lambda: pool.idle == 1)
+        assert await ex.execute(2) == 2
+    finally:
+        await ex.aclose()
+    assert leftover_containers() == []

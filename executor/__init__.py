@@ -5,11 +5,11 @@ One async interface, :class:`Executor` ``[A, B]``: ``await ex.execute(input) -> 
 code in a fresh, locked-down container speaking the JSON protocol of :mod:`executor.protocol`.
 """
 
+import typing as _typing
+
 from ._base import Execution as Execution
 from ._base import Executor as Executor
 from ._base import ResultStream as ResultStream
-from ._container import ContainerConfig as ContainerConfig
-from ._container import ContainerExecutor as ContainerExecutor
 from ._errors import ConfigError as ConfigError
 from ._errors import ContainerFailed as ContainerFailed
 from ._errors import EngineUnavailable as EngineUnavailable
@@ -25,7 +25,37 @@ from ._errors import SchemaError as SchemaError
 from ._errors import ValidationError as ValidationError
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
-from ._reap import reap as reap
+
+if _typing.TYPE_CHECKING:
+    from ._container import ContainerConfig as ContainerConfig
+    from ._container import ContainerExecutor as ContainerExecutor
+    from ._engines import EngineEndpoint as EngineEndpoint
+    from ._reap import reap as reap
+
+# The container side pulls in aiodocker/aiohttp (~0.2 s): loaded on first use, so that
+# `import executor` stays light for in-process use and the command line.
+_LAZY = {
+    "ContainerConfig": "._container",
+    "ContainerExecutor": "._container",
+    "EngineEndpoint": "._engines",
+    "reap": "._reap",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'executor' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __version__ = "0.1.0"
 
@@ -34,6 +64,7 @@ __all__ = (
     "ContainerConfig",
     "ContainerExecutor",
     "ContainerFailed",
+    "EngineEndpoint",
     "EngineUnavailable",
     "Execution",
     "ExecutionFailed",

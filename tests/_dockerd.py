@@ -27,11 +27,18 @@ class PrivateDockerd:
         self.url = f"unix://{self.socket}"
         self.log = self.root / "dockerd.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        # Its own bridge: with `--bridge none` dockerd deletes the host's docker0, breaking
+        # the system engine's default network (builds that fetch packages, for one).
+        self.bridge = "exd" + self.root.name[-8:].replace("_", "")[-8:]
 
     @staticmethod
     def available() -> bool:
         """Whether this machine can run a second engine (dockerd present, running as root)."""
-        return shutil.which("dockerd") is not None and os.geteuid() == 0
+        return (
+            shutil.which("dockerd") is not None
+            and shutil.which("ip") is not None
+            and os.geteuid() == 0
+        )
 
     def docker(
         self, *args: str, check: bool = True, **kwargs: object
@@ -50,6 +57,7 @@ class PrivateDockerd:
             return
         for sub in ("data", "exec"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._make_bridge()
         self.socket.unlink(missing_ok=True)
         with self.log.open("ab") as log:  # the child keeps its own copy of the fd
             self.proc = self._spawn(log)
@@ -77,7 +85,7 @@ class PrivateDockerd:
                 "--pidfile",
                 str(self.root / "dockerd.pid"),
                 "--bridge",
-                "none",
+                self.bridge,
                 "--iptables=false",
                 "--ip-masq=false",
                 "--storage-driver",
@@ -87,6 +95,18 @@ class PrivateDockerd:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def _make_bridge(self) -> None:
+        """Create this engine's bridge (an address from a reserved test range, no traffic)."""
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            return
+        octet = int(self.root.name.encode().hex(), 16) % 200 + 20
+        for cmd in (
+            ["ip", "link", "add", self.bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"172.31.{octet}.1/24", "dev", self.bridge],
+            ["ip", "link", "set", self.bridge, "up"],
+        ):
+            subprocess.run(cmd, check=True, capture_output=True)
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop dockerd (SIGTERM, or SIGKILL with ``kill=True``) and wait for it to exit."""
@@ -131,3 +151,4 @@ class PrivateDockerd:
             capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
+        subprocess.run(["ip", "link", "delete", self.bridge], check=False, capture_output=True)

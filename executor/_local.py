@@ -9,6 +9,7 @@ that does suspend is cancelled exactly at ``start + timeout``.
 from __future__ import annotations
 
 import inspect
+import os
 import time
 import traceback
 import types
@@ -54,6 +55,19 @@ class LocalConfig:
             raise ConfigError(
                 f"timeout must be a positive number of seconds or None, got {self.timeout!r}"
             )
+
+
+_OWN_DIRS = tuple(
+    os.path.dirname(path) + os.sep for path in (__file__, anyio.__file__) if path is not None
+)
+
+
+def _user_frames(exc: BaseException) -> types.TracebackType | None:
+    """The traceback from the first frame outside this package and anyio (the user's code)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_DIRS):
+        tb = tb.tb_next
+    return tb or exc.__traceback__
 
 
 class _Expired(Exception):
@@ -192,5 +206,5 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
     def _failed(exc: Exception) -> ExecutionFailed:
         return ExecutionFailed(
             f"the task raised {type(exc).__name__}: {exc}",
-            details="".join(traceback.format_exception(exc)),
+            details="".join(traceback.format_exception(type(exc), exc, _user_frames(exc))),
         )

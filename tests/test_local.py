@@ -1151,3 +1151,24 @@ def test_error_hierarchy() -> None:
     assert issubclass(ImageNotFound, LookupError)
     for cls in (ValidationError, ExecutionTimeout, ExecutionFailed, ContainerFailed, SchemaError):
         assert issubclass(cls, ExecutorError)
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_failure_details_show_only_the_users_frames(kind: str) -> None:
+    """ExecutionFailed.details starts at the task's own frame: no executor or anyio frames."""
+
+    def inner(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    async def async_task(x: int) -> int:
+        return inner(x)
+
+    def sync_task(x: int) -> int:
+        return inner(x)
+
+    fn = async_task if kind == "async" else sync_task
+    with pytest.raises(ExecutionFailed) as info:
+        await LocalExecutor(fn).execute(1)
+    details = info.value.details or ""
+    assert f"in {fn.__name__}" in details and "in inner" in details
+    assert "_local.py" not in details and "anyio" not in details

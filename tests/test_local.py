@@ -1171,4 +1171,4 @@ async def test_failure_details_show_only_the_users_frames(kind: str) -> None:
         await LocalExecutor(fn).execute(1)
     details = info.value.details or ""
     assert f"in {fn.__name__}" in details and "in inner" in details
-    assert "_local.py" not in details and "anyio" not in details
+    assert "executor/_local.py" not in details and "anyio" not in details

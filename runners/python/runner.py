@@ -35,6 +35,7 @@ def _take_protocol_fds() -> tuple[int, int]:
 
 _PROTOCOL_IN_FD, _PROTOCOL_FD = _take_protocol_fds()
 
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402  (after the fd swap on purpose)
 import inspect  # noqa: E402
 import json  # noqa: E402
@@ -140,10 +141,8 @@ class _Runner:
         if marker is None:
             return response
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):  # closed or broken by user code
                 stream.flush()
-            except (OSError, ValueError):
-                pass
         os.write(2, marker.encode("utf-8", "replace") + b"\n")
         return response[:-1] + b',"log_marker":' + _encode(marker) + b"}"
 

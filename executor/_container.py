@@ -64,6 +64,8 @@ CLEANUP_TIMEOUT = 15.0
 #: runner exits at once, but on a loaded host (load 29 on 2 cores) that took over 0.5 s.
 _LINGER = 2.0
 _LINGER_MARGIN = 0.05
+#: Re-inspections (0.1 s apart) of a container killed by SIGKILL without the OOM flag.
+_OOM_FLAG_LOOKS = 10
 #: Extra time allowed for the final inspection of a container that died without answering.
 _INSPECT_GRACE = 5.0
 
@@ -780,6 +782,14 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         with anyio.move_on_after(_INSPECT_GRACE):
             await container.engine.wait(container.id)
         state = await container.engine.state(container.id)
+        # The engine records an OOM kill from a separate event that can land after the exit:
+        # a SIGKILL status without the flag gets a few short looks before it is called a
+        # plain non-zero exit (never every 137 an OOM: the flag decides).
+        for _ in range(_OOM_FLAG_LOOKS):
+            if state.oom_killed or state.exit_code != 137:
+                break
+            await anyio.sleep(0.1)
+            state = await container.engine.state(container.id)
         tail = reply.logs[-4000:]
         if state.oom_killed:
             return ContainerFailed(

@@ -180,6 +180,12 @@ class Engine(ABC):
         """Release connections (only those the engine object created)."""
 
 
+#: Signs, in a 5xx message, that the engine (or its containerd) is failing or stopping rather
+#: than refusing the request. "transport is closing: unavailable" is containerd's gRPC
+#: connection going down during a dockerd shutdown (seen mid-call in tests/faults).
+_GOING_AWAY = ("connection", "eof", "transport is closing", "unavailable")
+
+
 @contextlib.contextmanager
 def engine_errors(engine: str, *, image: str | None = None) -> Iterator[None]:
     """Translate aiodocker/aiohttp/OS errors into :class:`ExecutorError` subclasses."""
@@ -195,7 +201,7 @@ def engine_errors(engine: str, *, image: str | None = None) -> Iterator[None]:
             ) from exc
         if exc.status == 404 and image is not None and "image" in message.lower():
             raise ImageNotFound(image, engine=engine) from exc
-        if exc.status >= 500 and ("connection" in message.lower() or "EOF" in message):
+        if exc.status >= 500 and any(sign in message.lower() for sign in _GOING_AWAY):
             raise EngineUnavailable(
                 f"the engine at {engine} failed: {message}.", engine=engine
             ) from exc

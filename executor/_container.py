@@ -407,13 +407,11 @@ async def exchange(
     return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
 
 
-def _strip_marker(logs: bytearray, marker: bytes) -> bool:
-    """Cut the marker line (and anything after it) from the logs; True if it was there."""
+def _strip_marker(logs: bytearray, marker: bytes) -> None:
+    """Cut the marker line (and anything after it, a child's late writes) from the logs."""
     at = logs.rfind(marker)
-    if at < 0:
-        return False
-    del logs[at:]
-    return True
+    if at >= 0:
+        del logs[at:]
 
 
 def _files_digest(image_id: str, files: Mapping[str, bytes]) -> str:
@@ -754,7 +752,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         except ProtocolError as exc:
             if reply.ended:
                 died = await self._died(container, reply, None)
-                if died is not None and not isinstance(died, ProtocolError):
+                if not isinstance(died, ProtocolError):
                     raise died from exc
             exc.logs = reply.logs
             raise

@@ -462,9 +462,3 @@ class DockerEngine(Engine):
         connector, self._connector = self._connector, None
         if connector is not None:
             await connector.close()  # ours: aiodocker closes only connectors it made
-
-
-async def iterate(attachment: Attachment) -> AsyncIterator[tuple[int, bytes]]:
-    """Frames of an attachment until its end."""
-    while (frame := await attachment.read()) is not None:
-        yield frame

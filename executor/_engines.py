@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._engine import DockerEngine, Engine
-from ._errors import ConfigError, EngineUnavailable, ExecutorError, ImageNotFound
+from ._errors import ConfigError, EngineUnavailable, ExecutorError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -182,7 +182,3 @@ def choose(slots: Sequence[EngineSlot], exclude: Callable[[EngineSlot], bool]) -
         return None
     # Nothing is up: probe the engine that has been down longest (it may be back).
     return min(down, key=lambda s: s.down_since or 0.0)
-
-
-def missing_image_error(image: str, slot: EngineSlot, hint: str) -> ImageNotFound:
-    return ImageNotFound(image, engine=slot.name, hint=hint)

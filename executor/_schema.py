@@ -251,10 +251,6 @@ class Codec(Generic[T]):
             return cast("T", value)
         return self._convert(value)
 
-    def encode_check(self, value: Any) -> None:
-        """Check that ``value`` can be sent as JSON (``Any`` inputs skip conversion)."""
-        self._builtins(value)
-
     def decode_json(self, raw: bytes) -> T:
         """Decode JSON (a runner's output) into this side's type, validated."""
         if self._validator is not None:

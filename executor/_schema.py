@@ -198,13 +198,23 @@ class Codec(Generic[T]):
             path, reason = _jsonschema_path(exc)
             raise self._error(reason, path=path) from None
 
+    def _failure(self, exc: Exception) -> ValidationError:
+        """This side's ValidationError for a msgspec/JSON conversion failure."""
+        if isinstance(exc, msgspec.ValidationError):  # before DecodeError: it is one
+            path, reason = _msgspec_path(exc)
+            return self._error(reason, path=path)
+        if isinstance(exc, RecursionError):
+            return self._error(_TOO_DEEP)
+        if isinstance(exc, TypeError):
+            return self._error(f"cannot be represented as JSON: {exc}")
+        # msgspec.DecodeError, or UnicodeDecodeError for invalid UTF-8 inside a string.
+        return self._error(f"not valid JSON: {exc}")
+
     def _builtins(self, value: Any) -> Any:
         try:
             return msgspec.to_builtins(value)
-        except TypeError as exc:
-            raise self._error(f"cannot be represented as JSON: {exc}") from None
-        except RecursionError:
-            raise self._error(_TOO_DEEP) from None
+        except (TypeError, RecursionError) as exc:
+            raise self._failure(exc) from None
 
     def _check_builtins(self, value: Any) -> None:
         self._check_schema(self._builtins(value))
@@ -213,13 +223,8 @@ class Codec(Generic[T]):
         # Structs and dataclasses are not validated when constructed: round-trip to check.
         try:
             self._decoder.decode(_json_encode(value))
-        except TypeError as exc:
-            raise self._error(f"cannot be represented as JSON: {exc}") from None
-        except RecursionError:
-            raise self._error(_TOO_DEEP) from None
-        except msgspec.ValidationError as exc:
-            path, reason = _msgspec_path(exc)
-            raise self._error(reason, path=path) from None
+        except (TypeError, RecursionError, msgspec.ValidationError) as exc:
+            raise self._failure(exc) from None
 
     def _convert(self, value: Any) -> T:
         try:
@@ -227,11 +232,8 @@ class Codec(Generic[T]):
                 return msgspec.convert(value, self.type)  # type: ignore[no-any-return]
             # Objects (other dataclasses, Structs, attrs classes) are read by attribute.
             return msgspec.convert(value, self.type, from_attributes=True)  # type: ignore[no-any-return]
-        except RecursionError:
-            raise self._error(_TOO_DEEP) from None
-        except msgspec.ValidationError as exc:
-            path, reason = _msgspec_path(exc)
-            raise self._error(reason, path=path) from None
+        except (RecursionError, msgspec.ValidationError) as exc:
+            raise self._failure(exc) from None
 
     def _coerce(self, value: Any) -> T:
         """Return ``value`` as this side's type, validated.
@@ -246,7 +248,7 @@ class Codec(Generic[T]):
             return cast("T", value)
         if self._validator is not None:
             # Validate what the caller gave, so paths point into their data.
-            self._check_schema(self._builtins(value))
+            self._check_builtins(value)
         if self.is_any:
             return cast("T", value)
         return self._convert(value)
@@ -256,24 +258,16 @@ class Codec(Generic[T]):
         if self._validator is not None:
             try:
                 data = _json_decode(raw)
-            except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-                raise self._error(f"not valid JSON: {exc}") from None
-            except RecursionError:
-                raise self._error(_TOO_DEEP) from None
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+                raise self._failure(exc) from None
             self._check_schema(data)
             if self.is_any:
                 return data  # type: ignore[no-any-return]
             return self._convert(data)
         try:
             return self._decoder.decode(raw)  # type: ignore[no-any-return]
-        except msgspec.ValidationError as exc:
-            path, reason = _msgspec_path(exc)
-            raise self._error(reason, path=path) from None
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            # msgspec reports invalid UTF-8 inside a string as UnicodeDecodeError.
-            raise self._error(f"not valid JSON: {exc}") from None
-        except RecursionError:
-            raise self._error(_TOO_DEEP) from None
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise self._failure(exc) from None
 
 
 def _fast_coerce(

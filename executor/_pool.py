@@ -98,15 +98,21 @@ class Pool:
     async def fill(self) -> None:
         """Start containers until ``pool_size`` are idle, and wait for them (prewarm)."""
         body = await self._ex._ready(self._slot)
-        missing = self._missing()
-        if missing <= 0:
+        if not await self._launch_missing(body):
             return
-        async with anyio.create_task_group() as tg:
-            for _ in range(missing):
-                tg.start_soon(self._launch_one, body)
         if self._error is not None and not self._idle:
             raise self._error
         self._ensure_refiller()
+
+    async def _launch_missing(self, body: dict[str, Any]) -> bool:
+        """Launch, concurrently, what the pool lacks and wait; False if it lacked nothing."""
+        missing = self._missing()
+        if missing <= 0:
+            return False
+        async with anyio.create_task_group() as tg:
+            for _ in range(missing):
+                tg.start_soon(self._launch_one, body)
+        return True
 
     async def _launch_one(self, body: dict[str, Any]) -> None:
         self._starting += 1
@@ -132,11 +138,7 @@ class Pool:
         period = min(self.max_idle / 2, 5.0) if self.max_idle else 5.0
         while not self._closed:
             self._sweep()
-            missing = self._missing()
-            if missing > 0:
-                async with anyio.create_task_group() as tg:
-                    for _ in range(missing):
-                        tg.start_soon(self._launch_one, body)
+            if await self._launch_missing(body):
                 if self._error is not None:
                     await anyio.sleep(_RETRY_DELAY)
                 continue

@@ -313,18 +313,23 @@ class Reply:
     logs: str
     logs_truncated: bool
     ended: bool  # the output streams ended (the container is exiting)
+    #: The response, when exchange() already decoded it and stdout holds nothing else.
+    response: Decoded | None = None
 
 
-def _complete(stdout: bytearray) -> bool:
-    """A newline-terminated response line is complete once it decodes."""
+#: A decoded response: ``(ok, output as raw JSON, error)``.
+Decoded = tuple[bool, msgspec.Raw, ErrorInfo | None]
+
+
+def _first_line(stdout: bytearray) -> Decoded | None:
+    """The response on stdout's first line, once that line is complete and decodes."""
     end = stdout.find(b"\n")
     if end < 0:
-        return False
+        return None
     try:
-        decode_response_raw(bytes(stdout[:end]))
+        return decode_response_raw(bytes(stdout[:end]))
     except ProtocolError:
-        return False
-    return True
+        return None
 
 
 async def exchange(
@@ -349,6 +354,7 @@ async def exchange(
     truncated = False
     ended = True
     first_line_seen = False
+    response: Decoded | None = None
     marker = payload.marker
     marker_seen = False
     tail = b""
@@ -379,7 +385,8 @@ async def exchange(
             # The first line is final once its newline arrives: decode it once. Re-decoding
             # it at every later newline let a runner (a long line, then newlines one by one)
             # hold the event loop for seconds, past the call's timeout.
-            if _complete(stdout):
+            response = _first_line(stdout)
+            if response is not None:
                 ended = False
                 break
             first_line_seen = True
@@ -404,7 +411,9 @@ async def exchange(
                     log(frame[1])
     if marked:
         _strip_marker(logs, marker)
-    return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
+    if stdout[stdout.find(b"\n") + 1 :].strip():
+        response = None  # bytes after the line: interpret() judges the whole stdout
+    return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended, response)
 
 
 def _strip_marker(logs: bytearray, marker: bytes) -> None:
@@ -748,7 +757,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         if not text:
             raise await self._died(container, reply, "the runner wrote nothing to stdout")
         try:
-            ok, raw, error = decode_response_raw(text)
+            ok, raw, error = reply.response or decode_response_raw(text)
         except ProtocolError as exc:
             if reply.ended:
                 died = await self._died(container, reply, None)

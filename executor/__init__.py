@@ -12,17 +12,22 @@ from ._base import Executor as Executor
 from ._base import ResultStream as ResultStream
 from ._errors import ConfigError as ConfigError
 from ._errors import ContainerFailed as ContainerFailed
+from ._errors import EngineError as EngineError
 from ._errors import EngineUnavailable as EngineUnavailable
 from ._errors import ExecutionFailed as ExecutionFailed
 from ._errors import ExecutionTimeout as ExecutionTimeout
+from ._errors import ExecutorClosed as ExecutorClosed
 from ._errors import ExecutorError as ExecutorError
+from ._errors import ImageBuildFailed as ImageBuildFailed
 from ._errors import ImageNotFound as ImageNotFound
 from ._errors import InputValidationError as InputValidationError
 from ._errors import OutputTooLarge as OutputTooLarge
 from ._errors import OutputValidationError as OutputValidationError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import SchemaError as SchemaError
+from ._errors import StartTimeout as StartTimeout
 from ._errors import ValidationError as ValidationError
+from ._errors import WorkerLost as WorkerLost
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
 
@@ -65,12 +70,15 @@ __all__ = (
     "ContainerExecutor",
     "ContainerFailed",
     "EngineEndpoint",
+    "EngineError",
     "EngineUnavailable",
     "Execution",
     "ExecutionFailed",
     "ExecutionTimeout",
     "Executor",
+    "ExecutorClosed",
     "ExecutorError",
+    "ImageBuildFailed",
     "ImageNotFound",
     "InputValidationError",
     "LocalConfig",
@@ -80,6 +88,8 @@ __all__ = (
     "ProtocolError",
     "ResultStream",
     "SchemaError",
+    "StartTimeout",
     "ValidationError",
+    "WorkerLost",
     "reap",
 )

@@ -8,7 +8,8 @@ The tree::
     ├── ValidationError(ValueError)                         value does not match type/schema
     │   ├── InputValidationError        INPUT_INVALID
     │   └── OutputValidationError       OUTPUT_INVALID
-    ├── ExecutionTimeout(TimeoutError)  TIMEOUT
+    ├── ExecutionTimeout(TimeoutError)  TIMEOUT             the task overran ``timeout``
+    ├── StartTimeout(TimeoutError)      START_TIMEOUT       no container within ``start_timeout``
     ├── ExecutionFailed                 EXECUTION_FAILED    the task raised (local); in a
     │                                   or the runner's     container: USER_ERROR, NO_EXECUTE,
     │                                   own code            BAD_REQUEST, OUTPUT_NOT_SERIALIZABLE
@@ -16,7 +17,11 @@ The tree::
     ├── ProtocolError                   PROTOCOL_ERROR      stdout was not one response
     ├── OutputTooLarge                  OUTPUT_TOO_LARGE
     ├── EngineUnavailable(ConnectionError)  ENGINE_UNAVAILABLE
-    └── ImageNotFound(LookupError)      IMAGE_NOT_FOUND
+    ├── EngineError                     ENGINE_ERROR        the engine refused a request
+    ├── ImageNotFound(LookupError)      IMAGE_NOT_FOUND
+    ├── ImageBuildFailed                BUILD_FAILED        an image build failed
+    ├── WorkerLost(ConnectionError)     WORKER_LOST         a remote worker died mid-call
+    └── ExecutorClosed(RuntimeError)    CLOSED              the executor was closed
 
 Errors carry their data as attributes and serialise with :meth:`ExecutorError.to_dict`. No
 exception from msgspec, fastjsonschema, anyio, aiohttp or aiodocker escapes the public API
@@ -30,17 +35,22 @@ from typing import Any, ClassVar
 __all__ = [
     "ConfigError",
     "ContainerFailed",
+    "EngineError",
     "EngineUnavailable",
     "ExecutionFailed",
     "ExecutionTimeout",
+    "ExecutorClosed",
     "ExecutorError",
+    "ImageBuildFailed",
     "ImageNotFound",
     "InputValidationError",
     "OutputTooLarge",
     "OutputValidationError",
     "ProtocolError",
     "SchemaError",
+    "StartTimeout",
     "ValidationError",
+    "WorkerLost",
 ]
 
 
@@ -260,3 +270,84 @@ class ImageNotFound(ExecutorError, LookupError):
         )
         self.image = image
         self.engine = engine
+
+
+class StartTimeout(ExecutorError, TimeoutError):
+    """No container was ready for the call within ``start_timeout`` seconds.
+
+    The time went to waiting for the engine (admission, create, attach, start) or for a
+    pooled container or worker to become free, never to the task: the request was not
+    delivered (``delivered`` is False), so the call is safe to retry. ``waiting`` is how many
+    calls were queued for the engine when it gave up, ``phase`` what it was waiting for.
+    """
+
+    default_code = "START_TIMEOUT"
+    _fields = ("start_timeout", "waiting", "phase", "delivered")
+
+    def __init__(
+        self, start_timeout: float, *, waiting: int = 0, phase: str = "a container"
+    ) -> None:
+        queued = f"; {waiting} call(s) were waiting for it" if waiting else ""
+        super().__init__(
+            f"no container was ready within start_timeout={start_timeout:g} s while waiting "
+            f"for {phase}{queued}: the engine is saturated. The request was not delivered, so "
+            "it is safe to retry; lower the concurrency, raise pool_size or start_timeout"
+        )
+        self.start_timeout = start_timeout
+        self.waiting = waiting
+        self.phase = phase
+        self.delivered = False
+
+
+class EngineError(ExecutorError):
+    """The engine answered but refused a request (a 4xx/5xx that is not an outage).
+
+    ``status`` is the HTTP status, ``engine`` the engine's name.
+    """
+
+    default_code = "ENGINE_ERROR"
+    _fields = ("status", "engine")
+
+    def __init__(
+        self, message: str, *, status: int | None = None, engine: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.engine = engine
+
+
+class ImageBuildFailed(ExecutorError):
+    """An image build failed; ``logs`` holds the tail of the build output."""
+
+    default_code = "BUILD_FAILED"
+    _fields = ("target", "logs")
+
+    def __init__(self, message: str, *, target: str, logs: str = "") -> None:
+        super().__init__(message)
+        self.target = target
+        self.logs = logs
+
+
+class WorkerLost(ExecutorError, ConnectionError):
+    """The worker running a call (a Ray actor, its node) died after the request was delivered.
+
+    The call may or may not have run to its end; it is not retried automatically, so an
+    input never runs twice without the caller knowing. ``worker`` names the worker.
+    """
+
+    default_code = "WORKER_LOST"
+    _fields = ("worker", "delivered")
+
+    def __init__(self, message: str, *, worker: str | None = None) -> None:
+        super().__init__(message)
+        self.worker = worker
+        self.delivered = True
+
+
+class ExecutorClosed(ExecutorError, RuntimeError):
+    """A call was made on an executor after :meth:`~executor.Executor.aclose`."""
+
+    default_code = "CLOSED"
+
+    def __init__(self, message: str = "the executor is closed; create a new one") -> None:
+        super().__init__(message)

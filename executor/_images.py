@@ -41,7 +41,7 @@ import aiodocker
 import aiohttp
 import anyio
 
-from ._errors import ConfigError, EngineUnavailable, ExecutorError
+from ._errors import ConfigError, EngineUnavailable, ExecutorError, ImageBuildFailed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -67,18 +67,6 @@ _LOG_TAIL_LINES = 40
 _PULL_TIMEOUT = 300.0
 _VAR_RE = re.compile(r"\$\$\{|\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class ImageBuildFailed(ExecutorError):
-    """An image build failed; ``logs`` holds the tail of the build output."""
-
-    default_code = "BUILD_FAILED"
-    _fields = ("target", "logs")
-
-    def __init__(self, message: str, *, target: str, logs: str = "") -> None:
-        super().__init__(message)
-        self.target = target
-        self.logs = logs
 
 
 @dataclass(frozen=True)

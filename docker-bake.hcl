@@ -17,7 +17,8 @@ variable "REGISTRY" {
 }
 
 variable "VERSION" {
-  default = "0.1.0"
+  # The package version (pyproject.toml); `executor images build` passes it in.
+  default = "0.2.0"
 }
 
 variable "PYTHON_BASE" {

@@ -32,18 +32,18 @@ from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
 
 if _typing.TYPE_CHECKING:
-    from ._container import ContainerConfig as ContainerConfig
-    from ._container import ContainerExecutor as ContainerExecutor
-    from ._engines import EngineEndpoint as EngineEndpoint
-    from ._reap import reap as reap
+    from .container import ContainerConfig as ContainerConfig
+    from .container import ContainerExecutor as ContainerExecutor
+    from .container import EngineEndpoint as EngineEndpoint
+    from .container import reap as reap
 
 # The container side pulls in aiodocker/aiohttp (~0.2 s): loaded on first use, so that
 # `import executor` stays light for in-process use and the command line.
 _LAZY = {
-    "ContainerConfig": "._container",
-    "ContainerExecutor": "._container",
-    "EngineEndpoint": "._engines",
-    "reap": "._reap",
+    "ContainerConfig": ".container",
+    "ContainerExecutor": ".container",
+    "EngineEndpoint": ".container",
+    "reap": ".container",
 }
 
 
@@ -62,7 +62,17 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-__version__ = "0.1.0"
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("typed-executor")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        return "0+unknown"
+
+
+#: The installed distribution's version (``typed-executor``): the one source of it.
+__version__ = _version()
 
 __all__ = (
     "ConfigError",

@@ -249,8 +249,8 @@ class EngineUnavailable(ExecutorError, ConnectionError):
 
     def __init__(self, message: str, *, engine: str | None = None) -> None:
         hint = (
-            " Is the engine running? Start one with `make engine`, or point DOCKER_HOST at one;"
-            " `executor doctor` checks the setup."
+            " Is the engine running? Start Docker (or Podman's API service) and point"
+            " DOCKER_HOST at it; `executor doctor` checks the setup and says what is missing."
         )
         super().__init__(message + hint)
         self.engine = engine
@@ -266,7 +266,7 @@ class ImageNotFound(ExecutorError, LookupError):
         where = f" on engine {engine}" if engine else ""
         super().__init__(
             f"image {image!r} was not found{where}. "
-            + (hint or "Build it (`make build-runners` builds the runner images) or pull it.")
+            + (hint or "Build it (`executor images build runners` builds the runner images).")
         )
         self.image = image
         self.engine = engine

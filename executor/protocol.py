@@ -18,8 +18,11 @@ Runners that ignore it still conform (the host then reads a single-use container
 their end, bounded). The host strips the marker from the logs.
 
 In serve mode (``--serve`` or ``EXECUTOR_SERVE=1``) requests and responses are compact JSON,
-one per line, until stdin ends. ``tests/vectors/`` holds the conformance vectors that pin
-this protocol for every runner.
+one per line, until stdin ends. In fork mode (``EXECUTOR_SERVE=fork``) the same, plus a
+``{"ready": true}`` line whenever the runner can take the next request, optional request
+fields ``timeout`` and ``max_output_bytes`` that the runner enforces, and the codes of
+:data:`FORK_ERROR_CODES` (``docs/RUNNERS.md`` has the whole contract). ``tests/vectors/``
+holds the conformance vectors that pin this protocol for every runner.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import msgspec
 from ._errors import ProtocolError
 
 __all__ = [
+    "FORK_ERROR_CODES",
     "RUNNER_ERROR_CODES",
     "ErrorInfo",
     "Request",
@@ -48,14 +52,27 @@ RUNNER_ERROR_CODES = (
     "USER_ERROR",  # the user function raised; details hold the stack trace
     "OUTPUT_NOT_SERIALIZABLE",  # the function returned something JSON cannot carry
 )
+#: Codes a fork-mode runner's parent reports about the task's process (docs/RUNNERS.md).
+FORK_ERROR_CODES = (
+    "TIMEOUT",  # the request's "timeout" passed: everything was killed
+    "OOM_KILLED",  # the memory cgroup's OOM killer took the task's process
+    "EXIT_NONZERO",  # the task's process ended without answering (exit_code)
+    "PROTOCOL_ERROR",  # the task's process wrote something other than one response
+    "OUTPUT_TOO_LARGE",  # the response passed the request's "max_output_bytes"
+)
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
-    """The ``error`` object of a failed response."""
+    """The ``error`` object of a failed response.
+
+    ``exit_code`` is set by a fork-mode runner when the task's process ended without
+    answering (``EXIT_NONZERO``, ``OOM_KILLED``).
+    """
 
     message: str
     code: str = "ERROR"
     details: str | None = None
+    exit_code: int | None = None
 
 
 class Request(msgspec.Struct, frozen=True):
@@ -65,6 +82,8 @@ class Request(msgspec.Struct, frozen=True):
     schema_out: Any = None
     input: Any = None
     log_marker: str | None = None
+    timeout: float | None = None
+    max_output_bytes: int | None = None
 
 
 class Response(msgspec.Struct, frozen=True, omit_defaults=True):

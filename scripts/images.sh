@@ -63,4 +63,4 @@ fi
 # Quiet by default (a failure still prints the build log tail); EXECUTOR_IMAGES_VERBOSE=1 streams.
 quiet=-q
 [ -z "${EXECUTOR_IMAGES_VERBOSE:-}" ] || quiet=
-exec "$PY" -m executor._images build $quiet "$@"
+exec "$PY" -m executor images build $quiet "$@"

@@ -127,7 +127,7 @@ def test_images_list_shows_runners_with_versions() -> None:
 
 @pytest.mark.docker
 def test_images_build_delegates_to_the_bake_builder() -> None:
-    """``images build runner-python`` builds (or finds up to date) through executor._images."""
+    """``images build runner-python`` builds (or finds up to date) through executor.build."""
     result = executor_cli("images", "build", "runner-python", "--quiet", timeout=600)
     assert result.code == 0, result.stderr
     assert "runner-python" in result.stderr

@@ -99,7 +99,7 @@ def test_stats_go_builds_into_the_go_runner(tmp_path: Path) -> None:
     function directory must lie inside it); no network is needed (GOPROXY=off), and the
     build does not depend on the engine's default bridge.
     """
-    from executor._images import DEFAULT_LOCAL_BASES
+    from executor.build import DEFAULT_LOCAL_BASES
 
     context = tmp_path / "go"
     shutil.copytree(REPO / "runners" / "go", context)

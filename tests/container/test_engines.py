@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from executor import ContainerExecutor, EngineUnavailable, ImageNotFound
-from executor._engines import EngineEndpoint
+from executor import ContainerExecutor, EngineEndpoint, EngineUnavailable, ImageNotFound
 
 from .._dockerd import PrivateDockerd
 from .conftest import PYTHON_IMAGE, RUN_ID, RUN_LABEL, config

@@ -26,7 +26,7 @@ from executor import (
     OutputValidationError,
     ProtocolError,
 )
-from executor._engine import OWNER_LABEL, owner_id
+from executor.engine import OWNER_LABEL, owner_id
 
 from ._support import case, containers
 from .conftest import RUN_ID, RUN_LABEL
@@ -391,18 +391,18 @@ async def test_unreachable_engine_is_engine_unavailable_with_a_hint(
         await ex.execute({"x": 1})
     assert info.value.code == "ENGINE_UNAVAILABLE"
     assert info.value.engine == url
-    assert "make engine" in info.value.message
+    assert "executor doctor" in info.value.message
     assert "DOCKER_HOST" in info.value.message
 
 
-async def test_missing_runner_image_names_the_make_target(make_executor: MakeExecutor) -> None:
-    """A missing runner image raises ImageNotFound naming `make build-runner-<lang>`."""
+async def test_missing_runner_image_names_the_build_command(make_executor: MakeExecutor) -> None:
+    """A missing runner image raises ImageNotFound naming `executor images build runner-<x>`."""
     ex = make_executor(image="executor/runner-cobol:latest")
     with pytest.raises(ImageNotFound) as info:
         await ex.execute({"x": 1})
     assert info.value.code == "IMAGE_NOT_FOUND"
     assert info.value.image == "executor/runner-cobol:latest"
-    assert "make build-runner-cobol" in info.value.message
+    assert "executor images build runner-cobol" in info.value.message
 
 
 async def test_missing_other_image_is_not_pulled(make_executor: MakeExecutor) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 import executor
-from executor._engine import MANAGED_LABEL, OWNER_LABEL, owner_id
+from executor.engine import MANAGED_LABEL, OWNER_LABEL, owner_id
 
 from ._support import case, containers
 from .conftest import PYTHON_IMAGE, RUN_ID, RUN_LABEL

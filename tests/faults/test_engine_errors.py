@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aiodocker
 import pytest
 
 from executor import EngineUnavailable, ExecutorError
-from executor._engine import engine_errors
+from executor.engine import map_exceptions
+from executor.engine.docker import translate
+
+if TYPE_CHECKING:
+    import contextlib
+
+
+def engine_errors(name: str) -> contextlib.AbstractContextManager[None]:
+    """The Docker engine's error translation for one request."""
+    return map_exceptions(translate(name))
 
 
 @pytest.mark.parametrize(

@@ -126,3 +126,45 @@ async def test_engine_stopped_mid_call_then_back(
     with anyio.fail_after(30):
         while ours(private_engine):
             await anyio.sleep(0.2)
+
+
+async def test_executor_closed_during_an_outage_leaves_nothing_once_the_engine_is_back(
+    private_engine: PrivateDockerd,
+) -> None:
+    """SIGTERM to dockerd mid-batch, the executor closed while it is down, dockerd started
+    again: every container that executor made is removed, with this process still alive."""
+    from executor.container import sweeper
+
+    ex: ContainerExecutor[Any, Any] = ContainerExecutor(
+        config(PYTHON_IMAGE, files=FILES, docker_url=private_engine.url, pool_size=3, timeout=30)
+    )
+    instance = ex.labels["executor.instance"]
+    async with ex:
+        assert await ex.execute({"sleep": 0}) == {"sleep": 0}
+        outcomes: list[Any] = []
+
+        async def batch() -> None:
+            outcomes.extend(
+                await ex.execute_many([{"sleep": 0.3}] * 12, concurrency=4, return_exceptions=True)
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(batch)
+            await wait_for_container(private_engine)
+            await anyio.to_thread.run_sync(lambda: private_engine.stop(kill=False))
+        # Every input is done or failed with a code: nothing lost.
+        assert len(outcomes) == 12
+        assert all(isinstance(o, dict) or getattr(o, "code", None) for o in outcomes), outcomes
+    # Closed while the engine was down: what could not be removed went to the sweeper.
+    await anyio.to_thread.run_sync(start, private_engine)
+    with anyio.fail_after(60):
+        while True:
+            out = await anyio.to_thread.run_sync(
+                lambda: private_engine.docker(
+                    "ps", "-aq", "--filter", f"label=executor.instance={instance}", check=False
+                )
+            )
+            if not out.stdout.strip():
+                break
+            await anyio.sleep(0.5)
+    assert await anyio.to_thread.run_sync(sweeper.wait_idle, 30.0)

@@ -1,6 +1,6 @@
 """Fuzzing the response decoder and the stream handling with hypothesis.
 
-``exchange()`` reads frames from an :class:`~executor._engine.Attachment`; here a scripted
+``exchange()`` reads frames from an :class:`~executor.engine.Attachment`; here a scripted
 attachment yields arbitrary bytes on stdout and stderr in arbitrary chunkings, so the fuzzing
 covers our own demultiplexing and response assembly (Docker's framing is aiodocker's job).
 Only documented errors may come out, and nothing may hang.
@@ -20,16 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor import (
-    ContainerConfig,
-    ContainerExecutor,
     ContainerFailed,
     ExecutionFailed,
     OutputTooLarge,
     OutputValidationError,
     ProtocolError,
 )
-from executor._container import Container, Outgoing, Reply, exchange
-from executor._engine import Attachment, Engine, ExitState
+from executor.container.exchange import CallSpec, Outgoing, Reply, conclude, exchange
+from executor.container.lifecycle import Container
+from executor.engine import Attachment, Engine, ExitState
 from executor.protocol import decode_response, decode_response_raw
 
 #: The per-call log marker of these tests (the runner echoes it: see exchange()).
@@ -143,9 +142,16 @@ class ExitedEngine:
         return ExitState(running=False, exit_code=self.exit_code, oom_killed=self.exit_code == 137)
 
 
-def executor_for(engine: ExitedEngine) -> ContainerExecutor[Any, Any]:
-    """An executor over the scripted engine (no Docker client is ever made)."""
-    return ContainerExecutor(ContainerConfig("fuzz:latest"), engine=cast("Engine", engine))
+def spec_for(max_output: int, max_log: int) -> CallSpec:
+    """What the executor would pass to exchange() and conclude(): untyped output."""
+    return CallSpec(
+        image="fuzz:latest",
+        memory_bytes=256 * 1024 * 1024,
+        max_output_bytes=max_output,
+        max_log_bytes=max_log,
+        timeout=None,
+        decode=msgspec.json.decode,
+    )
 
 
 @st.composite
@@ -176,17 +182,12 @@ async def play(
     container = Container("fuzz", cast("Engine", engine), attachment)
     with anyio.fail_after(5):
         try:
-            reply = await exchange(
-                container,
-                Outgoing(b"{}\n", marker),
-                max_output_bytes=max_output,
-                max_log_bytes=max_log,
-                close_stdin=True,
-            )
+            spec = spec_for(max_output, max_log)
+            reply = await exchange(container, Outgoing(b"{}\n", marker), spec, close_stdin=True)
         except OutputTooLarge as exc:
             return exc, None, attachment
         try:
-            outcome: Any = await executor_for(engine).interpret(container, reply, 0.0, 0.0)
+            outcome: Any = await conclude(container, reply, 0.0, 0.0, spec)
         except DOCUMENTED as exc:
             outcome = exc
     return reply, outcome, attachment

@@ -1,4 +1,4 @@
-"""The bake-file reader and the Engine API image builder (executor._images)."""
+"""The bake-file reader and the Engine API image builder (executor.build)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from executor._errors import ConfigError, EngineUnavailable
-from executor._images import (
-    CONTEXT_HASH_LABEL,
-    ImageBuildFailed,
-    build_images,
-    load_bake,
-    resolve_targets,
-)
+import executor
+from executor import ConfigError, EngineUnavailable, ImageBuildFailed
+from executor.build import CONTEXT_HASH_LABEL, build_images, load_bake, resolve_targets
 
 ROOT = Path(__file__).resolve().parents[2]
 BAKE = ROOT / "docker-bake.hcl"
+VERSION = executor.__version__
 MODULES = Path(__file__).resolve().parent / "modules"
 
 
@@ -30,11 +26,11 @@ def test_repo_bake_file_targets_and_tags() -> None:
     assert set(specs) >= {"runner-python", "runner-node", "runner-go", "generator-orval"}
     for lang in ("python", "node", "go"):
         spec = specs[f"runner-{lang}"]
-        assert spec.tags == (f"executor/runner-{lang}:0.1.0", f"executor/runner-{lang}:latest")
+        assert spec.tags == (f"executor/runner-{lang}:{VERSION}", f"executor/runner-{lang}:latest")
         assert spec.context == ROOT / "runners" / lang
         assert (spec.context / spec.dockerfile).is_file()
     assert specs["runner-python"].args == {"BASE_IMAGE": "python:3.12-slim"}
-    assert specs["generator-orval"].args["BASE_IMAGE"] == "executor/runner-node:0.1.0"
+    assert specs["generator-orval"].args["BASE_IMAGE"] == f"executor/runner-node:{VERSION}"
     assert specs["runner-go"].network == "none"  # the Go build needs no network
 
 
@@ -174,3 +170,8 @@ async def test_unreachable_engine_is_engine_unavailable(monkeypatch: pytest.Monk
         await build_images(["runner-go"], local_bases=None)
     assert caught.value.code == "ENGINE_UNAVAILABLE"
     assert isinstance(caught.value, ConnectionError)
+
+
+def test_bake_default_version_is_the_package_version() -> None:
+    """The bake file's VERSION default is the package's version (buildx users get it too)."""
+    assert load_bake(BAKE)["runner-python"].labels["org.opencontainers.image.version"] == VERSION

@@ -1,0 +1,99 @@
+"""Build contexts: the files a target sends (``.dockerignore`` applied), as a tar, hashed."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .._errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from .bake import TargetSpec
+
+__all__ = ["context_files", "context_hash", "context_tar"]
+
+
+def _ignore_patterns(context: Path) -> list[tuple[bool, str]]:
+    path = context / ".dockerignore"
+    if not path.is_file():
+        return []
+    patterns: list[tuple[bool, str]] = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = line[1:] if negate else line
+        patterns.append((negate, pattern.strip().strip("/").removeprefix("./")))
+    return patterns
+
+
+def _ignored(relative: str, patterns: Sequence[tuple[bool, str]]) -> bool:
+    ignored = False
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for negate, pattern in patterns:
+        if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
+            ignored = not negate
+    return ignored
+
+
+def context_files(context: Path) -> list[Path]:
+    if not context.is_dir():
+        raise ConfigError(f"build context {context} is not a directory")
+    patterns = _ignore_patterns(context)
+    files: list[Path] = []
+    for root, dirs, names in os.walk(context):
+        base = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs if not _ignored((base / d).relative_to(context).as_posix(), patterns)
+        )
+        for name in sorted(names):
+            path = base / name
+            if not _ignored(path.relative_to(context).as_posix(), patterns):
+                files.append(path)
+    return files
+
+
+def context_tar(context: Path, files: Sequence[Path]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in files:
+            info = tar.gettarinfo(str(path), arcname=path.relative_to(context).as_posix())
+            # Reproducible: the engine's cache keys on content and mode, not on who or when.
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            info.mtime = 0
+            if info.isfile():
+                with path.open("rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def context_hash(spec: TargetSpec, files: Sequence[Path], base_ids: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps(
+            [spec.dockerfile, sorted(spec.args.items()), sorted(spec.labels.items())]
+        ).encode()
+    )
+    digest.update(json.dumps(sorted(base_ids.items())).encode())
+    for path in files:
+        relative = path.relative_to(spec.context).as_posix()
+        mode = path.lstat().st_mode
+        digest.update(f"\0{relative}\0{mode:o}\0".encode())
+        if path.is_symlink():
+            digest.update(os.readlink(path).encode())
+        elif path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

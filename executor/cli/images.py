@@ -1,0 +1,142 @@
+"""``executor images build|list``: the runner images, built from the bake file or listed."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from typing import Any
+
+import anyio
+import click
+
+from .._errors import ImageBuildFailed
+from .engine import bounded, connect
+from .options import parse_pairs
+from .output import EXIT_FAILED, say
+
+__all__ = ["images", "list_images", "version_of"]
+
+
+def version_of(image: dict[str, Any]) -> str | None:
+    """An image's version: its OCI version label, else its highest version-like tag."""
+    labels = (image.get("Config") or {}).get("Labels") or image.get("Labels") or {}
+    for key in ("org.opencontainers.image.version", "dev.executor.version"):
+        if labels.get(key):
+            return str(labels[key])
+    versions = [
+        tag.rsplit(":", 1)[1]
+        for tag in image.get("RepoTags") or []
+        if re.fullmatch(r"v?\d+(\.\d+)*([-+.].*)?", tag.rsplit(":", 1)[1])
+    ]
+    return max(versions, default=None)
+
+
+async def list_images(include_all: bool = False) -> list[dict[str, Any]]:
+    """Runner and generator images on the engine: repository, tags, version, id, size."""
+    async with connect() as engine:
+        found = await bounded(engine.images.list(), "a request to list images", engine.name)
+    prefixes = ("executor/",) if not include_all else ("executor/", "executor-")
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for image in found:
+        for ref in image.get("RepoTags") or []:
+            repository, _, tag = ref.rpartition(":")
+            if not repository.startswith(prefixes):
+                continue
+            key = (repository, str(image.get("Id")))
+            row = rows.setdefault(
+                key,
+                {
+                    "repository": repository,
+                    "tags": [],
+                    "version": version_of(image),
+                    "id": str(image.get("Id", "")).removeprefix("sha256:")[:12],
+                    "size_mb": round(int(image.get("Size") or 0) / 1e6, 1),
+                    "created": time.strftime(
+                        "%Y-%m-%d %H:%M", time.gmtime(int(image.get("Created") or 0))
+                    ),
+                },
+            )
+            row["tags"].append(tag)
+    return sorted(rows.values(), key=lambda r: (r["repository"], r["tags"]))
+
+
+@click.group()
+def images() -> None:
+    """Build and list the runner images."""
+
+
+@images.command("build")
+@click.argument("targets", nargs=-1)
+@click.option("--set", "variables", multiple=True, metavar="VAR=VALUE", help="Bake variable.")
+@click.option("--file", "-f", "bake_file", metavar="PATH", help="The bake file to read.")
+@click.option("--force", is_flag=True, help="Rebuild even when up to date.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+def images_build(
+    targets: tuple[str, ...],
+    variables: tuple[str, ...],
+    bake_file: str | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Build bake targets or groups (default: runners and generators) from docker-bake.hcl."""
+    from ..build import DEFAULT_BAKE_FILE, build_images
+
+    def show(line: str) -> None:
+        if not quiet or ": built" in line or "up to date" in line or "local base" in line:
+            say(line)
+
+    try:
+        tags = anyio.run(
+            lambda: build_images(
+                targets or ("default",),
+                bake_file=bake_file or DEFAULT_BAKE_FILE,
+                variables=parse_pairs(variables, "--set"),
+                progress=show,
+                force=force,
+            )
+        )
+    except ImageBuildFailed as exc:
+        say(f"images: {exc}\n--- build log tail ---\n{exc.logs}")
+        sys.exit(EXIT_FAILED)
+    say(f"images: ready: {' '.join(tags)}")
+
+
+@images.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+@click.option("--all", "include_all", is_flag=True, help="Also base and derived images.")
+def images_list(as_json: bool, include_all: bool) -> None:
+    """List the executor images on the engine with their versions."""
+    rows = anyio.run(list_images, include_all)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    if not rows:
+        say("no executor images on this engine; build them with `executor images build`")
+        return
+    header = ("REPOSITORY", "TAGS", "VERSION", "IMAGE ID", "SIZE", "CREATED (UTC)")
+    table = [
+        (
+            r["repository"],
+            ",".join(r["tags"]),
+            r["version"] or "-",
+            r["id"],
+            f"{r['size_mb']} MB",
+            r["created"],
+        )
+        for r in rows
+    ]
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        grid = Table(*header, box=None, header_style="bold")
+        for line in table:
+            grid.add_row(*line)
+        Console().print(grid)
+        return
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=False)]
+    for line in (header, *table):
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())

@@ -1,0 +1,283 @@
+"""The executor flags shared by ``run`` and ``batch``, and what they build.
+
+Also the one ``KEY=VALUE`` parser (``--label``, ``--set``, ``reap --label``), ``--input``
+reading, and the signal handling that turns Ctrl-C into a clean cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import click
+import msgspec
+
+from .._errors import InputValidationError
+from .output import say
+from .targets import GO_NOTE, RUNNER_IMAGES, Target, container_files, load_function
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .._base import Executor
+
+__all__ = [
+    "RunOptions",
+    "StopOnSignal",
+    "build_executor",
+    "executor_options",
+    "parse_pairs",
+    "parse_size",
+    "read_input",
+    "run_options",
+]
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``256m``, ``1g``, ``512MiB``, ``1048576`` → bytes (binary units)."""
+    match = _SIZE_RE.match(text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size like 256m or 1g", param_hint="--memory")
+    number, unit = match.groups()
+    scale = 1024 ** "bkmgt".index(unit.lower() or "b")
+    return int(float(number) * scale)
+
+
+def parse_pairs(pairs: Sequence[str], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` strings → a dict (click's usage error for a malformed one)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint=option)
+        out[key] = value
+    return out
+
+
+@dataclass
+class RunOptions:
+    """The executor flags shared by ``run`` and ``batch``."""
+
+    runner: str | None = None
+    image: str | None = None
+    timeout: float | None = None
+    no_timeout: bool = False
+    start_timeout: float | None = None
+    memory: str | None = None
+    cpus: float | None = None
+    network: bool | None = None
+    runtime: str | None = None
+    pool_size: int | None = None
+    reuse: bool = False
+    fork: bool = False
+    labels: tuple[str, ...] = ()
+
+    @property
+    def in_container(self) -> bool:
+        return self.runner is not None or self.image is not None
+
+    def timeout_value(self, default: float | None) -> float | None:
+        if self.no_timeout:
+            return None
+        return self.timeout if self.timeout is not None else default
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The flags of :class:`RunOptions` as click options."""
+    options = [
+        click.option(
+            "--runner",
+            type=click.Choice(sorted(RUNNER_IMAGES)),
+            help="Run in a container of this runner image (TARGET becomes its execute module).",
+        ),
+        click.option("--image", metavar="IMAGE", help="Run in a container of this image."),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="The task's own time limit, from delivery to answer (default 30).",
+        ),
+        click.option("--no-timeout", is_flag=True, help="No time limit on the task at all."),
+        click.option(
+            "--start-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="Limit on getting a container for a call (default 60).",
+        ),
+        click.option("--memory", metavar="SIZE", help="Container memory limit, e.g. 256m, 1g."),
+        click.option(
+            "--cpus", type=click.FloatRange(min=0, min_open=True), help="Container CPU limit."
+        ),
+        click.option(
+            "--network/--no-network",
+            default=None,
+            help="Give the container a network (default: none).",
+        ),
+        click.option("--runtime", metavar="NAME", help="Engine runtime, e.g. runsc (gVisor)."),
+        click.option(
+            "--pool-size",
+            type=click.IntRange(min=0),
+            help="Keep this many containers started ahead of calls.",
+        ),
+        click.option(
+            "--reuse",
+            is_flag=True,
+            help="Let one process serve many calls (trusted code only).",
+        ),
+        click.option(
+            "--fork",
+            is_flag=True,
+            help="A fresh process per call in containers wiped between calls (fast, isolated).",
+        ),
+        click.option(
+            "--label",
+            "labels",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Extra label on every container (repeatable).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def run_options(kwargs: dict[str, Any]) -> RunOptions:
+    """Take the :class:`RunOptions` flags out of a command's keyword arguments and check them."""
+    names = RunOptions.__dataclass_fields__
+    opts = RunOptions(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
+    if opts.reuse and opts.fork:
+        raise click.UsageError("--reuse and --fork are different modes: choose one")
+    if not opts.in_container:
+        container_only = {
+            "--start-timeout": opts.start_timeout,
+            "--memory": opts.memory,
+            "--cpus": opts.cpus,
+            "--network/--no-network": opts.network,
+            "--runtime": opts.runtime,
+            "--pool-size": opts.pool_size,
+            "--reuse": opts.reuse or None,
+            "--fork": opts.fork or None,
+            "--label": opts.labels or None,
+        }
+        given = [name for name, value in container_only.items() if value is not None]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} apply only in a container: add --runner or --image "
+                "(local runs are not isolated)"
+            )
+    return opts
+
+
+def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any]:
+    """A LocalExecutor for the target, or a ContainerExecutor when a runner/image is given."""
+    if not opts.in_container:
+        from .._local import LocalConfig, LocalExecutor
+
+        if target is None:
+            raise click.UsageError("missing TARGET (or give --runner/--image to run an image)")
+        function = load_function(target)
+        return LocalExecutor(function, LocalConfig(timeout=opts.timeout_value(30.0)))
+
+    from ..container import ContainerConfig, ContainerExecutor
+
+    if opts.runner == "go" and target is not None:
+        raise click.UsageError(GO_NOTE)
+    if target is not None and target.path is None:
+        raise click.UsageError(
+            f"in a container TARGET must be a file (the runner's execute module), got "
+            f"{target.text!r}"
+        )
+    image = opts.image or RUNNER_IMAGES[opts.runner or "python"]
+    files = container_files(target, opts.runner) if target is not None else {}
+    settings: dict[str, Any] = {"files": files, "timeout": opts.timeout_value(30.0)}
+    if opts.start_timeout is not None:
+        settings["start_timeout"] = opts.start_timeout
+    if opts.memory is not None:
+        settings["memory_bytes"] = parse_size(opts.memory)
+    if opts.cpus is not None:
+        settings["cpus"] = opts.cpus
+    if opts.network is not None:
+        settings["network"] = opts.network
+    if opts.runtime:
+        settings["runtime"] = opts.runtime
+    if opts.pool_size is not None:
+        settings["pool_size"] = opts.pool_size
+    if opts.reuse:
+        settings["reuse"] = True
+    if opts.fork:
+        settings["reuse"] = "fork"
+    if opts.labels:
+        settings["labels"] = parse_pairs(opts.labels, "--label")
+    executor: ContainerExecutor[Any, Any] = ContainerExecutor(ContainerConfig(image, **settings))
+    return executor
+
+
+def read_input(spec: str | None) -> Any:
+    """``--input``: JSON text, ``@file`` or ``-`` (stdin; also when omitted and piped)."""
+    if spec is None:
+        if sys.stdin.isatty():
+            raise click.UsageError("missing --input JSON|@FILE|- (or pipe the input on stdin)")
+        spec = "-"
+    if spec == "-":
+        raw = sys.stdin.buffer.read()
+        source = "stdin"
+    elif spec.startswith("@"):
+        try:
+            raw = Path(spec[1:]).read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {spec[1:]}: {exc}", param_hint="--input"
+            ) from exc
+        source = spec[1:]
+    else:
+        raw = spec.encode()
+        source = "--input"
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise InputValidationError(f"{source} is not valid JSON: {exc}") from exc
+
+
+class StopOnSignal:
+    """SIGINT/SIGTERM cancel :attr:`scope` once; cleanup then runs to its end.
+
+    Used instead of the default KeyboardInterrupt so that a Ctrl-C (or a ``kill``) arriving
+    anywhere cancels the calls in flight, their containers are removed, and the command can
+    still report what finished. A second signal only says that cleanup is under way.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.scope = anyio.CancelScope()
+        self.interrupted = False
+        self._handled: list[int] = []
+
+    def _interrupt(self) -> None:
+        if self.interrupted:
+            say(f"{self.what}: still removing containers, please wait", style="yellow")
+            return
+        self.interrupted = True
+        self.scope.cancel()
+
+    def __enter__(self) -> StopOnSignal:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._interrupt)
+                self._handled.append(signum)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self._handled:
+            loop.remove_signal_handler(signum)

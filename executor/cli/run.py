@@ -1,0 +1,57 @@
+"""``executor run``: one call, its output as one JSON line."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import click
+import msgspec
+
+from .._errors import OutputValidationError
+from .options import StopOnSignal, build_executor, executor_options, read_input, run_options
+from .output import encode_output
+from .targets import parse_target
+
+if TYPE_CHECKING:
+    from .._base import Execution, Executor
+
+__all__ = ["run"]
+
+
+@click.command()
+@click.argument("target", required=False)
+@click.option("--input", "-i", "input_spec", metavar="JSON|@FILE|-", help="The input.")
+@click.option("--details", is_flag=True, help="Print timings, logs and container data too.")
+@executor_options
+def run(target: str | None, input_spec: str | None, details: bool, **kwargs: Any) -> None:
+    """Run TARGET once and print its output as JSON.
+
+    TARGET is file.py (its `execute` function), file.py:function or module:function, run
+    in-process; with --runner python|node the file becomes the runner's execute module
+    (/app/execute.py, /app/execute.mjs) in a locked-down container. With --image and no
+    TARGET the image's own task runs.
+    """
+    opts = run_options(kwargs)
+    parsed = parse_target(target) if target is not None else None
+    executor = build_executor(parsed, opts)
+    value = read_input(input_spec)
+    result = anyio.run(_run_once, executor, value)
+    payload = msgspec.structs.asdict(result) if details else result.output
+    try:
+        data = encode_output(payload)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise OutputValidationError(f"cannot be encoded as JSON: {exc}") from exc
+    sys.stdout.buffer.write(data + b"\n")
+    sys.stdout.flush()
+
+
+async def _run_once(executor: Executor[Any, Any], value: Any) -> Execution[Any]:
+    stop = StopOnSignal("run")
+    with stop:
+        async with executor:
+            with stop.scope:
+                return await executor.run(value)
+    # Only reached when a signal cancelled the call (its container is already removed).
+    raise KeyboardInterrupt

@@ -1,0 +1,15 @@
+"""The container side: :class:`ContainerExecutor` and what it is made of.
+
+``config`` (settings, create body), ``lifecycle`` (launch, kill, admission, background),
+``exchange`` (one request and its answer), ``sources`` (fresh, pool, workers, fork),
+``images`` (image readiness), ``core`` (one engine's calls), ``routing`` (several engines),
+``executor`` (the public class), ``reap`` and ``sweeper`` (what dead owners or closed
+executors left behind).
+"""
+
+from .config import ContainerConfig as ContainerConfig
+from .executor import ContainerExecutor as ContainerExecutor
+from .reaping import reap as reap
+from .routing import EngineEndpoint as EngineEndpoint
+
+__all__ = ("ContainerConfig", "ContainerExecutor", "EngineEndpoint", "reap")

@@ -1,0 +1,387 @@
+"""One request to a container and its answer: :func:`exchange`, then :func:`interpret`.
+
+:func:`exchange` writes the encoded request and reads frames (stdout into the response,
+capped; stderr into the logs, capped and flagged) until the response line is complete, without
+waiting for the container to exit. :func:`interpret` turns what came back into the call's
+:class:`Execution`, or raises the error it stands for, asking the engine why a container gave
+no usable answer. Fresh, pooled, reused and fork containers all go through these two.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import anyio
+import msgspec
+
+from .._base import Execution
+from .._errors import (
+    ContainerFailed,
+    ExecutionFailed,
+    ExecutionTimeout,
+    ExecutorError,
+    OutputTooLarge,
+    ProtocolError,
+)
+from ..protocol import ErrorInfo, decode_response_raw
+from .config import MiB
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .lifecycle import Container
+
+__all__ = [
+    "CallSpec",
+    "Encoder",
+    "Outgoing",
+    "Reply",
+    "await_ready",
+    "conclude",
+    "exchange",
+    "interpret",
+]
+
+_perf = time.perf_counter
+#: How long a single-use container may take to end its streams after answering (logs). The
+#: runner exits at once, but on a loaded host (load 29 on 2 cores) that took over 0.5 s.
+_LINGER = 2.0
+_LINGER_MARGIN = 0.05
+#: Re-inspections (0.1 s apart) of a container killed by SIGKILL without the OOM flag.
+_OOM_FLAG_LOOKS = 10
+#: Extra time allowed for the final inspection of a container that died without answering.
+_INSPECT_GRACE = 5.0
+_READY = b'{"ready":'
+
+
+class Outgoing(NamedTuple):
+    """One encoded request and the log marker it carries (see :func:`exchange`)."""
+
+    data: bytes
+    marker: bytes
+
+
+class _Head(msgspec.Struct, omit_defaults=True):
+    schema_in: msgspec.Raw
+    schema_out: msgspec.Raw
+    input: Any
+    log_marker: str
+    timeout: float | None = None
+    max_output_bytes: int | None = None
+
+
+class Encoder:
+    """Encodes requests for one executor: schemas pre-encoded, a fresh log marker per call.
+
+    In fork mode each request also carries the call's ``timeout`` and ``max_output_bytes``,
+    which the runner enforces on the task's process.
+    """
+
+    __slots__ = ("_encode", "_extra", "_schemas")
+
+    def __init__(
+        self,
+        schema_in: msgspec.Raw,
+        schema_out: msgspec.Raw,
+        *,
+        timeout: float | None = None,
+        max_output_bytes: int | None = None,
+    ) -> None:
+        self._schemas = (schema_in, schema_out)
+        self._extra = (timeout, max_output_bytes)
+        self._encode = msgspec.json.Encoder().encode
+
+    def __call__(self, value: Any) -> Outgoing:
+        """Encode one request; raises TypeError/msgspec.EncodeError/RecursionError."""
+        marker = "executor-logs-end-" + os.urandom(8).hex()
+        head = _Head(self._schemas[0], self._schemas[1], value, marker, *self._extra)
+        return Outgoing(self._encode(head) + b"\n", marker.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpec:
+    """What reading and judging one answer needs from the executor's settings."""
+
+    image: str
+    memory_bytes: int
+    max_output_bytes: int
+    max_log_bytes: int
+    timeout: float | None
+    decode: Callable[[bytes], Any]
+
+
+#: A decoded response: ``(ok, output as raw JSON, error)``.
+Decoded = tuple[bool, msgspec.Raw, ErrorInfo | None]
+
+
+@dataclass(slots=True)
+class Reply:
+    """What came back from one exchange."""
+
+    stdout: bytes
+    logs: str
+    logs_truncated: bool
+    ended: bool  # the output streams ended (the container is exiting)
+    #: The response, when exchange() already decoded it and stdout holds nothing else.
+    response: Decoded | None = None
+
+
+def _first_line(stdout: bytearray) -> Decoded | None:
+    """The response on stdout's first line, once that line is complete and decodes."""
+    end = stdout.find(b"\n")
+    if end < 0:
+        return None
+    try:
+        return decode_response_raw(bytes(stdout[:end]))
+    except ProtocolError:
+        return None
+
+
+async def exchange(
+    container: Container, payload: Outgoing, spec: CallSpec, *, close_stdin: bool
+) -> Reply:
+    """Write one request and read until its response is complete or the streams end.
+
+    Raises :class:`OutputTooLarge` when stdout passes ``max_output_bytes`` (the caller kills
+    the container). Stderr beyond ``max_log_bytes`` is dropped and flagged.
+    """
+    attachment = container.attachment
+    await attachment.write(payload.data)
+    if close_stdin:
+        attachment.close_stdin()
+    max_output_bytes, max_log_bytes = spec.max_output_bytes, spec.max_log_bytes
+    stdout = bytearray()
+    logs = bytearray()
+    truncated = False
+    ended = True
+    first_line_seen = False
+    response: Decoded | None = None
+    marker = payload.marker
+    marker_seen = False
+    tail = b""
+
+    def log(data: bytes) -> None:
+        nonlocal logs, truncated, marker_seen, tail
+        if marker and not marker_seen:
+            # Seen even when the logs are full and the bytes are dropped (a stderr flood).
+            if marker in data or marker in tail + data[: len(marker)]:
+                marker_seen = True
+            else:
+                tail = data[-len(marker) :]
+        room = max_log_bytes - len(logs)
+        if len(data) > room:
+            truncated = True
+            data = data[: max(room, 0)]
+        logs += data
+
+    while (frame := await attachment.read()) is not None:
+        stream, data = frame
+        if stream == 2:
+            log(data)
+            continue
+        stdout += data
+        if len(stdout) > max_output_bytes:
+            raise OutputTooLarge(max_output_bytes)
+        if not first_line_seen and b"\n" in data:
+            # The first line is final once its newline arrives: decode it once. Re-decoding
+            # it at every later newline let a runner (a long line, then newlines one by one)
+            # hold the event loop for seconds, past the call's timeout.
+            response = _first_line(stdout)
+            if response is not None:
+                ended = False
+                break
+            first_line_seen = True
+    if ended:
+        return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
+    # The engine copies stdout and stderr through separate pipes, so stderr written before
+    # the response can arrive after it. A runner that echoes our log marker wrote that marker
+    # to stderr before answering: read stderr up to it (usually already here), no more.
+    # Otherwise a single-use runner is about to exit: read on to the end of its streams.
+    # Both waits are bounded, and never run into the call's deadline: the answer is in.
+    marked = bool(marker) and stdout.rstrip().endswith(b'"log_marker":"' + marker + b'"}')
+    if marked or close_stdin:
+        now = anyio.current_time()
+        until = min(now + _LINGER, anyio.current_effective_deadline() - _LINGER_MARGIN)
+        with anyio.CancelScope(deadline=max(until, now)):
+            while not (marked and marker_seen):
+                frame = await attachment.read()
+                if frame is None:
+                    ended = True  # the streams ended: the container has exited
+                    break
+                if frame[0] == 2:
+                    log(frame[1])
+    if marked:
+        _strip_marker(logs, marker)
+    end = stdout.find(b"\n") + 1
+    after = bytes(stdout[end:])
+    if after.strip():
+        if not close_stdin and (after.startswith(_READY) or _READY.startswith(after)):
+            # A fork-mode runner's next ready line, in the same frame: keep it for later.
+            container.rest = after
+            del stdout[end:]
+        else:
+            response = None  # bytes after the line: interpret() judges the whole stdout
+    return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended, response)
+
+
+def _strip_marker(logs: bytearray, marker: bytes) -> None:
+    """Cut the marker line (and anything after it, a child's late writes) from the logs."""
+    at = logs.rfind(marker)
+    if at >= 0:
+        del logs[at:]
+
+
+async def next_line(container: Container) -> bytes | None:
+    """The container's next complete stdout line (stderr is dropped); None when it ended."""
+    while (end := container.rest.find(b"\n")) < 0:
+        frame = await container.attachment.read()
+        if frame is None:
+            return None
+        if frame[0] == 1:
+            container.rest += frame[1]
+            if len(container.rest) > 65536:
+                raise ProtocolError("the runner wrote an overlong line", received=container.rest)
+    line, container.rest = container.rest[:end], container.rest[end + 1 :]
+    return line
+
+
+async def await_ready(container: Container) -> None:
+    """Read a fork-mode container's stdout up to its next ``{"ready":...}`` line.
+
+    Stderr arriving meanwhile (from processes the cleanup killed) is dropped. Raises
+    :class:`ProtocolError` when the streams end first or stdout carries anything else; the
+    caller bounds the wait.
+    """
+    hint = "check that the image's runner supports fork mode (runner images >= 0.2.0 do)"
+    line = await next_line(container)
+    if line is None:
+        raise ProtocolError(f"the container's runner ended before it was ready; {hint}")
+    if not line.startswith(_READY) or container.rest.strip():
+        raise ProtocolError(
+            f"the container's runner wrote something other than a ready line; {hint}",
+            received=line + b"\n" + container.rest,
+        )
+    container.owes_ready = False
+
+
+def interpret(
+    container: Container, reply: Reply, t0: float, t_reply: float, spec: CallSpec
+) -> Execution[Any]:
+    """Turn a reply that holds a response into the call's result, or raise its error.
+
+    Raises :class:`ProtocolError` when stdout is not one response (the caller may then ask the
+    engine why, see :func:`explain`).
+    """
+    text = reply.stdout.strip()
+    if not text:
+        raise ProtocolError("the runner wrote nothing to stdout", received=reply.stdout)
+    ok, raw, error = reply.response or decode_response_raw(text)
+    if not ok:
+        assert error is not None
+        raise _runner_failed(error, reply.logs, spec, container)
+    output = spec.decode(bytes(raw))
+    timings = dict(container.timings)
+    timings["call"] = t_reply - t0 - sum(container.timings.values())
+    timings["validate_out"] = _perf() - t_reply
+    return Execution(
+        output=output,
+        duration=_perf() - t0,
+        timings=timings,
+        logs=reply.logs,
+        logs_truncated=reply.logs_truncated,
+        container_id=container.id,
+        exit_code=0 if reply.ended else None,
+        image=spec.image,
+        engine=container.engine.name,
+    )
+
+
+async def conclude(
+    container: Container, reply: Reply, t0: float, t_reply: float, spec: CallSpec
+) -> Execution[Any]:
+    """:func:`interpret`, asking the engine why when there is no usable response."""
+    try:
+        return interpret(container, reply, t0, t_reply, spec)
+    except ProtocolError as exc:
+        failure = await explain(container, reply, spec, exc)
+        if failure is exc:
+            raise
+        raise failure from exc
+
+
+async def explain(
+    container: Container, reply: Reply, spec: CallSpec, error: ProtocolError
+) -> ExecutorError:
+    """Why a container gave no usable response: OOM, exit status, or the protocol error."""
+    if not reply.ended and reply.stdout.strip():
+        error.logs = reply.logs
+        return error
+    engine = container.engine
+    with anyio.move_on_after(_INSPECT_GRACE):
+        await engine.wait(container.id)
+    state = await engine.state(container.id)
+    # The engine records an OOM kill from a separate event that can land after the exit:
+    # a SIGKILL status without the flag gets a few short looks before it is called a
+    # plain non-zero exit (never every 137 an OOM: the flag decides).
+    for _ in range(_OOM_FLAG_LOOKS):
+        if state.oom_killed or state.exit_code != 137:
+            break
+        await anyio.sleep(0.1)
+        state = await engine.state(container.id)
+    tail = reply.logs[-4000:]
+    if state.oom_killed:
+        return ContainerFailed(
+            f"the container was killed for exceeding its memory limit "
+            f"({spec.memory_bytes // MiB} MiB); raise memory_bytes or use less memory",
+            exit_code=state.exit_code,
+            oom_killed=True,
+            logs=tail,
+            container_id=container.id,
+        )
+    if state.exit_code not in (0, None):
+        return ContainerFailed(
+            f"the container exited with status {state.exit_code} without a response; "
+            "see .logs for its stderr",
+            exit_code=state.exit_code,
+            logs=tail,
+            container_id=container.id,
+        )
+    error.logs = tail
+    return error
+
+
+def _runner_failed(
+    error: ErrorInfo, logs: str, spec: CallSpec, container: Container
+) -> ExecutorError:
+    """The error a runner's ``ok: false`` answer stands for."""
+    code = error.code
+    if code == "TIMEOUT":
+        return ExecutionTimeout(spec.timeout or 0.0, what="the container call")
+    if code in ("OOM_KILLED", "EXIT_NONZERO"):
+        oom = code == "OOM_KILLED"
+        message = (
+            f"the task's process was killed for exceeding the memory limit "
+            f"({spec.memory_bytes // MiB} MiB); raise memory_bytes or use less memory"
+            if oom
+            else f"the task's process ended without answering: {error.message}"
+        )
+        return ContainerFailed(
+            message,
+            exit_code=error.exit_code,
+            oom_killed=oom,
+            logs=logs[-4000:],
+            container_id=container.id,
+        )
+    if code == "PROTOCOL_ERROR":
+        return ProtocolError(error.message, logs=logs[-4000:])
+    if code == "OUTPUT_TOO_LARGE":
+        return OutputTooLarge(spec.max_output_bytes)
+    return ExecutionFailed(
+        f"the task failed in the container ({code}): {error.message}",
+        code=code,
+        details=error.details,
+        logs=logs,
+    )

@@ -1,0 +1,122 @@
+"""Getting a call's image ready on one engine, once: present, copied, built or derived.
+
+:class:`Readiness` answers "what create body does a call on this engine use?". The first
+call checks that the image exists (else copies it from another engine, builds it from the
+bake file, or raises :class:`ImageNotFound`, as ``missing_image`` says), derives the image
+that carries ``files`` (built once by commit, cached by the base image's id and the files'
+hash; the root filesystem stays read-only), and builds the create body. Every later call
+gets the cached body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import ConfigError, ExecutorClosed, ImageNotFound
+from .config import create_body
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from ..engine import Engine
+    from .config import ContainerConfig
+
+__all__ = ["Readiness", "build_hint"]
+
+
+def build_hint(image: str) -> str:
+    """How to get a missing image: the command that builds it, when it is one of ours."""
+    if image.startswith(("executor/runner-", "executor/generator-")):
+        target = image.split("/", 1)[1].split(":", 1)[0]
+        return (
+            f"Build it with `executor images build {target}` (`executor doctor` checks the "
+            "setup; from a checkout, `make images` builds them all)."
+        )
+    return "Build or pull it first (nothing is pulled implicitly)."
+
+
+def files_digest(image_id: str, files: Mapping[str, bytes]) -> str:
+    """The cache key of a derived image: the base image's id and every file's content."""
+    h = hashlib.sha256(image_id.encode())
+    for path in sorted(files):
+        h.update(b"\0" + path.encode() + b"\0")
+        h.update(hashlib.sha256(files[path]).digest())
+    return h.hexdigest()[:20]
+
+
+class Readiness:
+    """The create body for calls on one engine, prepared on first use."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: ContainerConfig,
+        labels: Mapping[str, str],
+        files: Mapping[str, bytes],
+        peers: Callable[[], Sequence[Engine]],
+    ) -> None:
+        self._engine = engine
+        self._config = config
+        self._labels = labels
+        self._files = files
+        self._peers = peers
+        self._lock = anyio.Lock()
+        self._closed = False
+        self.body: dict[str, Any] | None = None
+
+    def close(self) -> None:
+        """Refuse to prepare anything from now on."""
+        self._closed = True
+
+    async def get(self) -> dict[str, Any]:
+        """The create body (checking and preparing the image the first time)."""
+        body = self.body
+        if body is not None:
+            return body
+        async with self._lock:
+            if self.body is not None:
+                return self.body
+            if self._closed:
+                raise ExecutorClosed()
+            image = self._config.image
+            images = self._engine.images
+            if not await images.exists(image):
+                await self._provide(image)
+            if self._files:
+                image = await self._derived(image)
+            self.body = create_body(self._config, image, self._labels)
+            return self.body
+
+    async def _provide(self, image: str) -> None:
+        """Copy or build a missing image as configured, else raise ImageNotFound."""
+        policy = self._config.missing_image
+        engine = self._engine
+        if policy == "copy":
+            for other in self._peers():
+                if other is not engine and await other.images.exists(image):
+                    await engine.images.load(other.images.export(image))
+                    return
+        elif policy == "build":
+            try:
+                from ..build import build_for_image
+            except ImportError as exc:  # python-hcl2 is part of the cli extra
+                raise ConfigError(
+                    "missing_image='build' reads docker-bake.hcl, which needs the cli extra: "
+                    "pip install 'typed-executor[cli]'"
+                ) from exc
+            if await build_for_image(image, engine):
+                return
+        raise ImageNotFound(image, engine=engine.name, hint=build_hint(image))
+
+    async def _derived(self, image: str) -> str:
+        # Keyed by the base image's id, not its name: a rebuilt base (a runner fix, a security
+        # update) under the same tag must not keep serving the derived image of the old one.
+        images = self._engine.images
+        digest = files_digest(await images.id(image) or image, self._files)
+        tag = f"executor-files/{digest}:latest"
+        if not await images.exists(tag):
+            await images.derive(image, self._files, tag, {"executor.files-of": image})
+        return tag

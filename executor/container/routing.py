@@ -1,0 +1,193 @@
+"""Several engines behind one executor: endpoints, routing, failover and health.
+
+Each engine is an :class:`~executor.container.core.EngineCore`; the :class:`Router` sends a
+call to the up engine with the fewest calls in flight per unit of capacity. An engine is
+marked down after a call fails with :class:`EngineUnavailable` or a periodic ping fails, and
+taken back when it answers again (its stopped leftovers are then swept).
+
+A call that failed before its request reached a container (create, attach or start failed) is
+retried once on another engine; once the request was written, the failure is the caller's to
+see: an input is never executed twice without the caller knowing.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import ConfigError, EngineUnavailable
+from ..engine import Engine
+from .core import EngineCore, NotDelivered
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import aiodocker
+
+    from .._base import Execution
+    from .exchange import Outgoing
+    from .lifecycle import Background
+
+__all__ = ["EngineEndpoint", "Router", "choose", "make_engines"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineEndpoint:
+    """One Docker engine: its URL, a capacity weight and optional TLS material.
+
+    ``url`` is ``unix:///path/docker.sock``, ``tcp://host:2376`` or ``ssh://...`` as Docker
+    understands it. ``capacity`` weighs routing: an engine with capacity 2 gets twice the
+    calls in flight of one with capacity 1. ``tls_ca``/``tls_cert``/``tls_key`` are file paths
+    for a TLS-protected TCP engine.
+    """
+
+    url: str
+    capacity: float = 1.0
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            raise ConfigError("EngineEndpoint.url must be a Docker host URL")
+        if not (isinstance(self.capacity, int | float) and self.capacity > 0):
+            raise ConfigError(f"EngineEndpoint.capacity must be positive, got {self.capacity!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("EngineEndpoint.tls_cert and tls_key go together")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client TLS context for this endpoint, or ``None`` without TLS material."""
+        if not (self.tls_ca or self.tls_cert):
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if self.tls_cert and self.tls_key:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load TLS material for engine {self.url}: {exc}") from exc
+        return context
+
+    def engine(self) -> Engine:
+        """A Docker engine client for this endpoint."""
+        from ..engine.docker import DockerEngine
+
+        return DockerEngine(
+            self.url, ssl_context=self.ssl_context(), name=self.name, capacity=self.capacity
+        )
+
+
+def make_engines(
+    engines: Sequence[str | EngineEndpoint | Engine],
+    *,
+    docker_url: str | None,
+    docker: aiodocker.Docker | None,
+    engine: Engine | None,
+) -> list[tuple[Engine, bool]]:
+    """The engines of an executor, each with whether the executor made it (and closes it).
+
+    The given ``engine`` object, the ``engines`` entries (URLs, endpoints or engine objects),
+    or the default engine (``docker_url``, ``docker``, else aiodocker's discovery).
+    """
+    if engine is not None:
+        if engines:
+            raise ConfigError("give either engine= or ContainerConfig.engines, not both")
+        return [(engine, False)]
+    if not engines:
+        from ..engine.docker import DockerEngine
+
+        return [(DockerEngine(docker_url, docker=docker), True)]
+    if docker_url is not None or docker is not None:
+        raise ConfigError("give either engines=[...] or docker_url/docker, not both")
+    out: list[tuple[Engine, bool]] = []
+    for item in engines:
+        if isinstance(item, Engine):
+            out.append((item, False))
+        elif isinstance(item, EngineEndpoint):
+            out.append((item.engine(), True))
+        elif isinstance(item, str):
+            out.append((EngineEndpoint(url=item).engine(), True))
+        else:
+            raise ConfigError(
+                f"engines entries must be URLs, EngineEndpoints or Engines, got {item!r}"
+            )
+    return out
+
+
+def choose(cores: Sequence[EngineCore], exclude: Callable[[EngineCore], bool]) -> EngineCore | None:
+    """The up engine with the least load per capacity; if none is up, the one down longest."""
+    best: EngineCore | None = None
+    for core in cores:
+        if not core.up or exclude(core):
+            continue
+        if best is None or core.in_flight / core.capacity < best.in_flight / best.capacity:
+            best = core
+    if best is not None:
+        return best
+    down = [c for c in cores if not exclude(c)]
+    if not down:
+        return None
+    # Nothing is up: probe the engine that has been down longest (it may be back).
+    return min(down, key=lambda c: c.down_since or 0.0)
+
+
+class Router:
+    """Routes calls over the cores, with failover and health checks."""
+
+    def __init__(self, cores: list[EngineCore], background: Background, interval: float) -> None:
+        self.cores = cores
+        self._background = background
+        self._interval = interval
+
+    async def call(self, payload: Outgoing, t0: float, start_by: float) -> Execution[Any]:
+        """Send the call to the least-loaded engine; retry once elsewhere if undelivered."""
+        cores = self.cores
+        tried: list[EngineCore] = []
+        while True:
+            core = cores[0] if len(cores) == 1 else choose(cores, tried.__contains__)
+            if core is None:
+                error = tried[-1].last_error if tried else None
+                raise error or EngineUnavailable("no engine left to try.")
+            core.in_flight += 1
+            try:
+                result = await core.call(payload, t0, start_by)
+            except NotDelivered as undelivered:
+                core.mark_down(undelivered.error)
+                tried.append(core)
+                if len(tried) > 1 or len(cores) == 1:
+                    raise undelivered.error from None
+                continue
+            except EngineUnavailable as exc:
+                core.mark_down(exc)
+                raise
+            finally:
+                core.in_flight -= 1
+            core.calls += 1
+            if not core.up:
+                core.mark_up()
+                self._background.spawn(self._swept, core)
+            return result
+
+    async def _swept(self, core: EngineCore) -> None:
+        await core.sweep(stopped_only=True)
+
+    async def watch(self) -> None:
+        """Ping every engine periodically: mark down the silent, take back the answering."""
+        if len(self.cores) < 2:
+            return
+
+        async def check(core: EngineCore) -> None:
+            was_up = core.up
+            if await core.ping() and not was_up:
+                await core.sweep(stopped_only=True)
+
+        closing = self._background.closing
+        while not closing.is_set():
+            async with anyio.create_task_group() as tg:
+                for core in self.cores:
+                    tg.start_soon(check, core)
+            with anyio.move_on_after(self._interval):
+                await closing.wait()

@@ -1,0 +1,400 @@
+"""Where a call's container comes from, behind one interface: :class:`Source`.
+
+* :class:`Fresh`: a new container per call (created, attached, started under admission
+  control), removed in the background after its one call.
+* :class:`Pool`: containers started ahead of calls. Single-use (``pool_size``: each still
+  serves one call, a replacement starts once the call has its answer), reusable workers
+  (``reuse=True``: the runner's serve mode, up to ``max_uses`` calls each), or fork mode
+  (``reuse="fork"``: a fresh process per call in a container the runner wipes between calls;
+  a worker is leased only after its runner's ready line says the wipe is done).
+
+A pool receives what it needs (engine, create body, admission, a place for background work)
+and never sees the executor. A container that died while idle is noticed and replaced, never
+handed out; a call that times out, is cancelled or breaks the protocol costs its own
+container only (in fork mode a timed-out call's container is kept once its runner reports
+the timeout and the wipe).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from .._errors import ExecutorClosed, ExecutorError, ProtocolError
+from ..engine import cleanup, shielded
+from .exchange import await_ready, next_line
+from .lifecycle import kill
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .lifecycle import Admission, Background, Container
+
+__all__ = ["Fresh", "Pool", "Source"]
+
+#: Pause after a failed background launch before trying again.
+_RETRY_DELAY = 1.0
+#: Bound on a fork-mode runner's wipe between calls (the runner itself gives up after 2 s).
+_READY_TIMEOUT = 10.0
+#: Bound on a fork-mode container's start-up (its runner imports the module first).
+_FIRST_READY_TIMEOUT = 30.0
+#: Bound on waiting, after a fork-mode call timed out, for the runner's own timeout answer.
+_DRAIN_TIMEOUT = 5.0
+
+Body = dict[str, Any]
+
+
+class Source(ABC):
+    """Gives a call a started container and takes it back afterwards."""
+
+    #: Half-close stdin after the request (single-use containers) or keep it open (workers).
+    close_stdin: bool = True
+
+    def __init__(self, admission: Admission, background: Background) -> None:
+        self.admission = admission
+        self.background = background
+        #: Calls waiting for a container right now.
+        self.waiting = 0
+
+    @abstractmethod
+    async def lease(self, body: Body) -> Container:
+        """A started container for one call (raises EngineUnavailable, ExecutorClosed...)."""
+
+    @abstractmethod
+    async def release(self, container: Container, *, healthy: bool) -> None:
+        """Take back a container whose call completed (``healthy``: it may serve again)."""
+
+    async def discard(self, container: Container) -> None:
+        """Kill a container now (timeout, cancellation, broken protocol): shielded."""
+        await kill(container)
+
+    async def timed_out(self, container: Container) -> None:
+        """The call's own deadline passed during its exchange."""
+        await self.discard(container)
+
+    async def fill(self, body: Body) -> None:  # noqa: B027 - optional: fresh keeps nothing
+        """Start what the source keeps ready (``prewarm``); nothing for fresh containers."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional: fresh holds nothing
+        """Stop and remove what the source holds."""
+
+    @property
+    def idle(self) -> int:
+        """Containers started and waiting for a call."""
+        return 0
+
+    def _remove_later(self, container: Container) -> Awaitable[None]:
+        return self.background.run(_remove_used, container)
+
+
+async def _remove_used(container: Container) -> None:
+    with shielded():
+        await container.attachment.close()
+    await cleanup(container.engine.remove, container.id)
+
+
+class Fresh(Source):
+    """A fresh container per call."""
+
+    async def lease(self, body: Body) -> Container:
+        if self.background.closed:
+            raise ExecutorClosed()
+        self.waiting += 1
+        try:
+            return await self.admission.launch(body)
+        finally:
+            self.waiting -= 1
+
+    async def release(self, container: Container, *, healthy: bool) -> None:
+        await self._remove_later(container)
+
+
+class Pool(Source):
+    """The idle containers of one engine, and the task that keeps them topped up."""
+
+    def __init__(
+        self,
+        admission: Admission,
+        background: Background,
+        *,
+        size: int,
+        reuse: bool,
+        fork: bool,
+        max_uses: int,
+        max_idle: float | None,
+        on_empty: str,
+        body: Callable[[], Awaitable[Body]],
+    ) -> None:
+        super().__init__(admission, background)
+        self.size = size
+        self.reuse = reuse or fork
+        self.fork = fork
+        self.close_stdin = not self.reuse
+        self.max_uses = max_uses if self.reuse else 1
+        self.max_idle = max_idle
+        self.on_empty = on_empty
+        self._body = body
+        self._idle: deque[tuple[float, Container]] = deque()
+        self._starting = 0
+        self._busy = 0  # reusable workers serving a call (they come back)
+        self._changed = anyio.Event()
+        self._wake = anyio.Event()
+        self._error: ExecutorError | None = None
+        self._closed = False
+        self._refiller = False
+        #: Counters for tests and benchmarks.
+        self.launched = 0
+        self.replaced_dead = 0
+        self.recycled_idle = 0
+        self.recycled_used = 0
+
+    # -- inspection --------------------------------------------------------------------------
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    @property
+    def starting(self) -> int:
+        """Containers being launched in the background."""
+        return self._starting
+
+    @property
+    def busy(self) -> int:
+        """Reusable workers serving a call right now."""
+        return self._busy
+
+    def idle_ids(self) -> list[str]:
+        """Ids of the idle containers (oldest first)."""
+        return [c.id for _, c in self._idle]
+
+    def __repr__(self) -> str:
+        mode = "fork" if self.fork else "reuse" if self.reuse else "single-use"
+        return (
+            f"<Pool {mode} size={self.size} idle={self.idle} starting={self._starting} "
+            f"busy={self._busy} waiting={self.waiting}>"
+        )
+
+    # -- filling -----------------------------------------------------------------------------
+
+    def _ensure_refiller(self) -> None:
+        if not self._refiller and not self._closed and self.background.spawn(self._refill_loop):
+            self._refiller = True
+
+    def _kick(self) -> None:
+        self._ensure_refiller()
+        self._wake.set()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def fill(self, body: Body) -> None:
+        """Start containers until ``size`` are idle, and wait for them (prewarm)."""
+        if not await self._launch_missing(body):
+            return
+        if self._error is not None and not self._idle:
+            raise self._error
+        self._ensure_refiller()
+
+    async def _launch_missing(self, body: Body) -> bool:
+        """Launch, concurrently, what the pool lacks and wait; False if it lacked nothing."""
+        missing = self._missing()
+        if missing <= 0:
+            return False
+        async with anyio.create_task_group() as tg:
+            for _ in range(missing):
+                tg.start_soon(self._launch_one, body)
+        return True
+
+    async def _start(self, body: Body) -> Container:
+        """Launch one container and, in fork mode, wait for its runner's first ready line."""
+        container = await self.admission.launch(body)
+        self.launched += 1
+        if self.fork:
+            try:
+                with anyio.fail_after(_FIRST_READY_TIMEOUT):
+                    await await_ready(container)
+            except TimeoutError:
+                await kill(container)
+                raise ProtocolError(
+                    f"the container did not report ready within {_FIRST_READY_TIMEOUT:g} s: "
+                    "its runner may not support fork mode (runner images >= 0.2.0 do), or "
+                    "importing the task module takes longer"
+                ) from None
+            except BaseException:
+                await kill(container)
+                raise
+        return container
+
+    async def _launch_one(self, body: Body) -> None:
+        self._starting += 1
+        try:
+            container = await self._start(body)
+        except ExecutorError as exc:
+            self._error = exc
+            return
+        finally:
+            self._starting -= 1
+            self._notify()
+        if self._closed:
+            await kill(container)
+            return
+        self._error = None
+        self._idle.append((time.monotonic(), container))
+        self._notify()
+
+    async def _refill_loop(self) -> None:
+        """Keep ``size`` containers idle or starting; recycle dead and stale ones."""
+        body = await self._body()
+        period = min(self.max_idle / 2, 5.0) if self.max_idle else 5.0
+        while not self._closed:
+            self._sweep()
+            if await self._launch_missing(body):
+                if self._error is not None:
+                    await anyio.sleep(_RETRY_DELAY)
+                continue
+            with anyio.move_on_after(period):
+                await self._wake.wait()
+            self._wake = anyio.Event()
+
+    def _missing(self) -> int:
+        """How many containers to launch: busy reusable workers count, they come back."""
+        return self.size - len(self._idle) - self._starting - (self._busy if self.reuse else 0)
+
+    def _sweep(self) -> None:
+        """Drop idle containers that died or sat idle longer than ``max_idle``."""
+        now = time.monotonic()
+        keep: deque[tuple[float, Container]] = deque()
+        for since, container in self._idle:
+            if not container.attachment.alive():
+                self.replaced_dead += 1
+                self.background.spawn(kill, container)
+            elif self.max_idle is not None and now - since > self.max_idle:
+                self.recycled_idle += 1
+                self.background.spawn(kill, container)
+            else:
+                keep.append((since, container))
+        self._idle = keep
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def lease(self, body: Body) -> Container:
+        """An idle, live (and, in fork mode, clean) container; else start one or wait."""
+        self.waiting += 1
+        try:
+            return await self._take(body)
+        finally:
+            self.waiting -= 1
+
+    async def _take(self, body: Body) -> Container:
+        while True:
+            while self._idle:
+                _, container = self._idle.popleft()
+                if not container.attachment.alive():
+                    self.replaced_dead += 1
+                    await kill(container)
+                    continue
+                if container.owes_ready and not await self._cleaned(container):
+                    continue
+                self._busy += 1
+                # The replacement (single-use) starts once this call has its reply (see
+                # release()): launching now would compete with this exchange at the engine.
+                return container
+            if self._closed or self.background.closed:
+                raise ExecutorClosed()
+            # Workers (reuse, fork) are capped at `size` when it is set: a burst of calls
+            # queues for them instead of starting a container each (engine thrash).
+            full = self.reuse and self.size and self._busy + self._starting >= self.size
+            if not full and (self.on_empty == "start" or not self.background.running):
+                # Counted as starting, so the refiller does not launch a second one for it.
+                self._starting += 1
+                try:
+                    container = await self._start(body)
+                finally:
+                    self._starting -= 1
+                self._busy += 1
+                self._ensure_refiller()
+                return container
+            if self._error is not None and not self._starting and not self._busy:
+                raise self._error
+            changed = self._changed
+            self._kick()
+            await changed.wait()
+
+    async def _cleaned(self, container: Container) -> bool:
+        """Wait for a fork-mode runner's ready line after its last call; False: replaced."""
+        try:
+            with anyio.fail_after(_READY_TIMEOUT):
+                await await_ready(container)
+        except (ExecutorError, TimeoutError):
+            self.replaced_dead += 1
+            await kill(container)
+            self._kick()
+            return False
+        return True
+
+    async def release(self, container: Container, *, healthy: bool) -> None:
+        self._busy -= 1
+        container.uses += 1
+        if self.reuse and healthy and not self._closed and container.uses < self.max_uses:
+            container.owes_ready = self.fork
+            self._idle.appendleft((time.monotonic(), container))  # warmest first
+            self._notify()
+        else:
+            if self.reuse and healthy:
+                self.recycled_used += 1
+            await self._remove_later(container)
+        self._kick()  # the replacement starts now, not while the call talked to the engine
+
+    async def discard(self, container: Container) -> None:
+        self._busy -= 1
+        await kill(container)
+        self._kick()
+
+    async def timed_out(self, container: Container) -> None:
+        if not self.fork or self._closed or not self.background.spawn(self._drain, container):
+            await self.discard(container)
+
+    async def _drain(self, container: Container) -> None:
+        """After a fork-mode call timed out here: wait for the runner's own answer and wipe.
+
+        The runner enforces the same timeout on the task's process, so its ``TIMEOUT``
+        answer follows within milliseconds; the container then serves on. Bounded.
+        """
+        try:
+            with anyio.fail_after(_DRAIN_TIMEOUT):
+                await _skip_response(container)
+                await await_ready(container)
+        except (ExecutorError, TimeoutError):
+            await self.discard(container)
+            return
+        self._busy -= 1
+        container.uses += 1
+        if not self._closed and container.uses < self.max_uses:
+            self._idle.appendleft((time.monotonic(), container))
+            self._notify()
+        else:
+            await self._remove_later(container)
+        self._kick()
+
+    async def aclose(self) -> None:
+        """Stop refilling and remove every idle container (shielded)."""
+        self._closed = True
+        self._wake.set()
+        self._notify()
+        idle, self._idle = self._idle, deque()
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for _, container in idle:
+                    tg.start_soon(kill, container)
+
+
+async def _skip_response(container: Container) -> None:
+    """Read (and drop) the response line the interrupted call was waiting for."""
+    if await next_line(container) is None:
+        raise ProtocolError("the container ended before answering the timed-out call")

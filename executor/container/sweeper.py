@@ -1,0 +1,121 @@
+"""The process-wide sweeper: removes what closed executors could not, once engines answer.
+
+An executor closed while its engine is down cannot remove its containers. It hands them here:
+one daemon thread (started on first use, with its own event loop, so it outlives the caller's
+loop) retries with backoff until the engine answers, then removes every container carrying
+that executor's instance label. :func:`closed_instances` also lets ``reap()`` treat the
+containers of closed executors of this process as orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from .._errors import ExecutorError
+from ..engine import INSTANCE_LABEL, cleanup
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..engine import Engine
+
+__all__ = ["closed_instances", "hand_over", "pending"]
+
+#: First retry after this many seconds, doubling up to :data:`_MAX_DELAY`.
+_FIRST_DELAY = 1.0
+_MAX_DELAY = 30.0
+
+_lock = threading.Lock()
+_pending: dict[tuple[str, str], Callable[[], Engine]] = {}
+_closed: set[str] = set()
+_wake = threading.Event()
+_thread: threading.Thread | None = None
+
+
+def closed_instances() -> frozenset[str]:
+    """Instance labels of this process's executors that have been closed."""
+    with _lock:
+        return frozenset(_closed)
+
+
+def mark_closed(instance: str) -> None:
+    """Record that the executor with this instance label is closed."""
+    with _lock:
+        _closed.add(instance)
+
+
+def pending() -> list[tuple[str, str]]:
+    """``(engine name, instance)`` pairs still waiting for their engine."""
+    with _lock:
+        return list(_pending)
+
+
+def hand_over(engine_name: str, instance: str, connect: Callable[[], Engine]) -> None:
+    """Remove ``instance``'s containers on that engine as soon as it answers.
+
+    ``connect`` makes a new engine object for the same endpoint; it is called in the
+    sweeper's own thread and event loop.
+    """
+    global _thread
+    with _lock:
+        _closed.add(instance)
+        _pending[(engine_name, instance)] = connect
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_main, name="executor-sweeper", daemon=True)
+            _thread.start()
+    _wake.set()
+
+
+def _main() -> None:
+    delay = _FIRST_DELAY
+    while True:
+        with _lock:
+            work = dict(_pending)
+        if not work:
+            _wake.wait()
+            _wake.clear()
+            delay = _FIRST_DELAY
+            continue
+        done = asyncio.run(_sweep_all(work))
+        with _lock:
+            for key in done:
+                _pending.pop(key, None)
+            left = bool(_pending)
+        if left:
+            _wake.wait(delay)
+            _wake.clear()
+            delay = min(delay * 2, _MAX_DELAY)
+
+
+async def _sweep_all(work: dict[tuple[str, str], Callable[[], Engine]]) -> list[tuple[str, str]]:
+    done: list[tuple[str, str]] = []
+    for key, connect in work.items():
+        try:
+            engine = connect()
+        except ExecutorError:
+            continue
+        try:
+            await engine.ping()
+            found = await engine.list_managed({INSTANCE_LABEL: key[1]})
+            removed = [await cleanup(engine.remove, str(c["Id"])) for c in found]
+            if all(removed):
+                done.append(key)
+        except ExecutorError:
+            pass
+        finally:
+            await engine.aclose()
+    return done
+
+
+def wait_idle(timeout: float) -> bool:
+    """Wait until nothing is pending (for tests); True when the sweeper is idle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pending():
+            return True
+        _wake.set()
+        time.sleep(0.1)
+    return not pending()

@@ -1,0 +1,259 @@
+"""The seam between the executor and a container engine: what a call needs, and images.
+
+:class:`Engine` is what one call needs from an engine (create, attach, start, state, wait,
+remove, list by label) plus a ping and a description; :class:`Images` is the image side
+(exists, inspect, derive, copy between engines, build), reached as ``engine.images``. A new
+engine kind (Podman's Docker API, a remote service, the in-memory
+:class:`executor.testing.FakeEngine`) is a new pair of classes, not a branch in the executor.
+
+Errors: implementations raise only :class:`~executor.ExecutorError` subclasses
+(:class:`EngineUnavailable` when the engine cannot be reached or is going away,
+:class:`EngineError` when it refuses a request, :class:`ImageNotFound`), translated at their
+boundary with :func:`map_exceptions`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import anyio
+
+from .._errors import ExecutorError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+
+__all__ = [
+    "CLEANUP_TIMEOUT",
+    "Attachment",
+    "Engine",
+    "EngineInfo",
+    "ExitState",
+    "Images",
+    "cleanup",
+    "map_exceptions",
+    "shielded",
+]
+
+#: Bound on one cleanup step (kill, remove, close) after a failure or cancellation.
+CLEANUP_TIMEOUT = 15.0
+
+
+class ExitState(NamedTuple):
+    """How a container ended (``running`` True: it has not)."""
+
+    running: bool
+    exit_code: int | None
+    oom_killed: bool
+
+
+class EngineInfo(NamedTuple):
+    """What an engine says about itself (``kind``: ``docker``, ``podman`` or ``fake``)."""
+
+    name: str
+    kind: str
+    version: str
+    api_version: str
+    cpus: int
+    runtimes: tuple[str, ...] = ()
+    default_runtime: str = "runc"
+    os: str = ""
+
+
+class Attachment(ABC):
+    """A container's stdin, stdout and stderr, attached before start."""
+
+    @abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Write to the container's stdin (buffered; never waits for the reader)."""
+
+    @abstractmethod
+    def close_stdin(self) -> None:
+        """Half-close stdin (EOF for the process) and keep reading its output."""
+
+    @abstractmethod
+    def alive(self) -> bool:
+        """False once the streams ended (the container exited or the engine went away)."""
+
+    @abstractmethod
+    async def read(self) -> tuple[int, bytes] | None:
+        """Next ``(stream, data)`` frame (1 = stdout, 2 = stderr), ``None`` at the end."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Drop the connection (never raises)."""
+
+
+class Images(ABC):
+    """The image side of an engine."""
+
+    @abstractmethod
+    async def inspect(self, ref: str) -> dict[str, Any] | None:
+        """The engine's description of ``ref`` (``Id``, ``Config.Labels``, ...), None if absent."""
+
+    async def exists(self, ref: str) -> bool:
+        """Whether ``ref`` is present on the engine."""
+        return await self.inspect(ref) is not None
+
+    async def id(self, ref: str) -> str | None:
+        """The content id of ``ref`` (``sha256:...``), None if absent."""
+        info = await self.inspect(ref)
+        return None if info is None else str(info.get("Id") or "") or None
+
+    @abstractmethod
+    async def list(self) -> list[dict[str, Any]]:
+        """Every image (``Id``, ``RepoTags``, ``Labels``, ``Size``, ``Created``)."""
+
+    @abstractmethod
+    async def tag(self, ref: str, repository: str, tag: str) -> None:
+        """Add the tag ``repository:tag`` to ``ref``."""
+
+    @abstractmethod
+    async def derive(
+        self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
+    ) -> None:
+        """Create ``tag``: ``image`` plus ``files`` (path → content), config unchanged."""
+
+    @abstractmethod
+    def export(self, ref: str) -> AsyncIterator[bytes]:
+        """Stream ``ref`` as an image tar archive (``docker save``)."""
+
+    @abstractmethod
+    async def load(self, chunks: AsyncIterator[bytes]) -> None:
+        """Load an image tar archive (``docker load``)."""
+
+    @abstractmethod
+    async def pull(self, ref: str) -> bool:
+        """Try to pull ``ref``; False when it cannot be had (no registry, unknown image)."""
+
+    @abstractmethod
+    def build(
+        self,
+        context: bytes,
+        *,
+        tag: str,
+        dockerfile: str,
+        buildargs: Mapping[str, str],
+        labels: Mapping[str, str],
+        network: str | None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Build an image from a tar ``context``; yield the engine's progress objects."""
+
+
+class Engine(ABC):
+    """What a container call needs from an engine."""
+
+    #: A short name for messages and metadata (e.g. the socket URL).
+    name: str
+    #: Relative capacity for routing over several engines (2.0: twice the calls in flight).
+    capacity: float = 1.0
+
+    @property
+    @abstractmethod
+    def images(self) -> Images:
+        """The engine's image operations."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise :class:`EngineUnavailable` unless the engine answers."""
+
+    @abstractmethod
+    async def info(self) -> EngineInfo:
+        """Describe the engine (kind, version, CPUs, runtimes)."""
+
+    @abstractmethod
+    async def create(self, body: Mapping[str, Any]) -> str:
+        """Create a container from an Engine-API create body; return its id."""
+
+    @abstractmethod
+    async def attach(self, container_id: str) -> Attachment:
+        """Attach stdin, stdout and stderr (call before :meth:`start`)."""
+
+    @abstractmethod
+    async def start(self, container_id: str) -> None:
+        """Start a created container."""
+
+    @abstractmethod
+    async def state(self, container_id: str) -> ExitState:
+        """Whether the container runs, and its exit code and OOM flag once it stopped."""
+
+    @abstractmethod
+    async def wait(self, container_id: str) -> None:
+        """Wait until the container has stopped."""
+
+    @abstractmethod
+    async def remove(self, container_id: str) -> None:
+        """Kill (SIGKILL) and remove the container with its anonymous volumes (idempotent)."""
+
+    @abstractmethod
+    async def list_managed(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Containers carrying all the given labels (``Id``, ``Labels``, ``State``)."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections (only those the engine object created). Idempotent; after it
+        every call raises :class:`~executor.ExecutorClosed`."""
+
+    def reconnect(self) -> Engine | None:
+        """A new engine object for the same endpoint, usable from another thread and event
+        loop (the process-wide sweeper's); None when this engine cannot be reached so."""
+        return None
+
+
+# --- helpers shared by every engine and by the executor ----------------------------------
+
+
+@contextlib.contextmanager
+def map_exceptions(
+    table: Mapping[type[BaseException], Callable[[Any], ExecutorError | None]],
+) -> Iterator[None]:
+    """Translate foreign exceptions at a boundary, the way httpcore does.
+
+    ``table`` maps an exception type to a function building the :class:`ExecutorError` to
+    raise instead (``raise mapped from exc``); the first matching entry wins, in order. A
+    function may return None to let the exception through. ExecutorErrors always pass.
+    """
+    try:
+        yield
+    except ExecutorError:
+        raise
+    except Exception as exc:
+        for kind, translate in table.items():
+            if isinstance(exc, kind):
+                mapped = translate(exc)
+                if mapped is not None:
+                    raise mapped from exc
+                break
+        raise
+
+
+@contextlib.contextmanager
+def shielded(timeout: float = CLEANUP_TIMEOUT) -> Iterator[anyio.CancelScope]:
+    """A scope that outside cancellation cannot interrupt, bounded by ``timeout`` seconds.
+
+    The one way cleanup runs here: ``with shielded(): await engine.remove(cid)``. Reaching
+    the bound just leaves the block (check ``scope.cancelled_caught``).
+    """
+    with anyio.CancelScope(shield=True), anyio.move_on_after(timeout) as scope:
+        yield scope
+
+
+async def cleanup(
+    step: Callable[..., Awaitable[Any]],
+    *args: Any,
+    timeout: float = CLEANUP_TIMEOUT,  # noqa: ASYNC109 - a bound on cleanup, not the caller's
+) -> bool:
+    """Run one cleanup step shielded and bounded; never raises an ExecutorError.
+
+    Returns whether it completed (False: the engine failed or did not answer in time; the
+    executor's sweeps and ``reap()`` will find what is left).
+    """
+    with shielded(timeout):
+        try:
+            await step(*args)
+        except ExecutorError:
+            return False
+        return True
+    return False

@@ -1,0 +1,459 @@
+"""A Docker engine (or Podman's Docker API) over aiodocker: the only module importing it.
+
+Every aiodocker/aiohttp error is translated here, by one table (:data:`_ERRORS`), and every
+workaround for aiodocker's private internals lives here too, next to the version range it was
+tested on (:data:`TESTED_AIODOCKER`):
+
+* attach: aiodocker's ``Stream`` is driven with our own attach URL (no extra inspect) and its
+  transport is half-closed for EOF (``Stream.close()`` would end the whole attach);
+* build: ``POST /build`` goes through ``Docker._query`` because ``images.build`` does not
+  expose ``networkmode``;
+* engine discovery is aiodocker's own (``DOCKER_HOST``, Docker contexts, the usual socket
+  paths); for a unix socket the client is then rebuilt with an unlimited connector, since every
+  live attach holds a connection and aiohttp's default cap of 100 deadlocks a big pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tarfile
+from typing import TYPE_CHECKING, Any, cast
+
+import aiodocker
+import aiohttp
+import anyio
+from aiodocker.stream import Stream
+from yarl import URL
+
+from .._errors import (
+    ConfigError,
+    EngineError,
+    EngineUnavailable,
+    ExecutorClosed,
+    ExecutorError,
+    ImageNotFound,
+)
+from .base import Attachment, Engine, EngineInfo, ExitState, Images, map_exceptions, shielded
+from .labels import MANAGED_LABEL, OWNER_LABEL, owner_id
+
+if TYPE_CHECKING:
+    import asyncio
+    import ssl
+    from collections.abc import AsyncIterator, Callable, Mapping
+
+__all__ = ["TESTED_AIODOCKER", "DockerEngine", "translate"]
+
+#: The aiodocker releases the private-internal workarounds below were tested with.
+TESTED_AIODOCKER = "0.24.0 - 0.27.0"
+#: Bound on creating or removing the scratch container of ``Images.derive``.
+_HELPER_TIMEOUT = 15.0
+#: Bound on pulling a base image while building (a registry-less host fails fast anyway).
+_PULL_TIMEOUT = 300.0
+#: aiodocker reports "cannot connect" as a DockerError with this pseudo status.
+_CONNECT_FAILED = 900
+#: Signs, in a 5xx message, that the engine (or its containerd) is failing or stopping rather
+#: than refusing the request. "transport is closing: unavailable" is containerd's gRPC
+#: connection going down during a dockerd shutdown (seen mid-call in tests/faults).
+_GOING_AWAY = ("connection", "eof", "transport is closing", "unavailable")
+
+
+def _check_internals() -> None:
+    """Fail loudly, naming the tested range, if aiodocker's internals we rely on moved."""
+    stream_attrs = Stream.__init__.__code__.co_names  # attributes __init__ assigns
+    missing = [f"Stream.{n}" for n in ("_resp", "_queue", "_closed") if n not in stream_attrs]
+    if not hasattr(aiodocker.Docker, "_query"):
+        missing.append("Docker._query")
+    if missing:
+        raise ConfigError(
+            f"aiodocker {aiodocker.__version__} lacks {', '.join(missing)}; executor's Docker "
+            f"engine was tested with aiodocker {TESTED_AIODOCKER}: install one of those"
+        )
+
+
+def translate(
+    engine: str, *, image: str | None = None
+) -> Mapping[type[BaseException], Callable[[Any], ExecutorError | None]]:
+    """The exception table for one engine request (see :func:`map_exceptions`)."""
+
+    def docker_error(exc: aiodocker.DockerError) -> ExecutorError:
+        message = str(exc.message)
+        lowered = message.lower()
+        if exc.status == _CONNECT_FAILED:
+            return EngineUnavailable(
+                f"cannot reach the Docker engine at {engine}: {message}.", engine=engine
+            )
+        if exc.status == 404 and image is not None and "image" in lowered:
+            return ImageNotFound(image, engine=engine)
+        if exc.status >= 500 and any(sign in lowered for sign in _GOING_AWAY):
+            return EngineUnavailable(f"the engine at {engine} failed: {message}.", engine=engine)
+        return EngineError(
+            f"the engine at {engine} refused the request ({exc.status}): {message}",
+            status=exc.status,
+            engine=engine,
+        )
+
+    def lost(exc: BaseException) -> ExecutorError:
+        return EngineUnavailable(
+            f"lost the connection to the Docker engine at {engine}: {exc!r}.", engine=engine
+        )
+
+    return {
+        aiodocker.DockerError: docker_error,
+        TimeoutError: lost,
+        aiohttp.ClientError: lost,
+        ConnectionError: lost,
+        OSError: lost,
+    }
+
+
+class _DockerAttachment(Attachment):
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def _transport(self) -> asyncio.Transport | None:
+        resp = self._stream._resp
+        connection = resp.connection if resp is not None else None
+        return connection.transport if connection is not None else None
+
+    async def write(self, data: bytes) -> None:
+        # Buffered, not drained: a container may write (a stderr flood, say) before reading
+        # all of stdin, and waiting for the drain before reading its output would deadlock.
+        # A closed attach is not an error here: the container stopped reading, and the end
+        # of its output and its exit status say why.
+        transport = self._transport()
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def close_stdin(self) -> None:
+        transport = self._transport()
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
+
+    def alive(self) -> bool:
+        stream = self._stream
+        queue = stream._queue
+        if queue is None or stream._resp is None or stream._closed or queue.is_eof():
+            return False
+        transport = self._transport()
+        return transport is not None and not transport.is_closing()
+
+    async def read(self) -> tuple[int, bytes] | None:
+        try:
+            message = await self._stream.read_out()
+        except (aiohttp.ClientError, ConnectionError):
+            # The connection broke (e.g. the container exited with stdin unread): the streams
+            # ended. The caller inspects the container next, which reports a lost engine.
+            return None
+        if message is None:
+            return None
+        return message.stream, message.data
+
+    async def close(self) -> None:
+        transport = self._transport()
+        with contextlib.suppress(aiohttp.ClientError, OSError, RuntimeError):
+            await self._stream.close()
+        # Abort, not just close: a transport still holding unsent stdin would stay open until
+        # the container read it, and the engine cannot finish killing a container whose
+        # attach stream is still open and unread.
+        if transport is not None:
+            transport.abort()
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        dirs: set[str] = set()
+        for path, content in sorted(files.items()):
+            parts = path.strip("/").split("/")
+            for i in range(1, len(parts)):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.add(d)
+                    info = tarfile.TarInfo(d)
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size = len(content)
+            info.mode = 0o644
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(content))
+    return buf.getvalue()
+
+
+class _DockerImages(Images):
+    def __init__(self, engine: DockerEngine) -> None:
+        self._engine = engine
+
+    async def inspect(self, ref: str) -> dict[str, Any] | None:
+        with self._engine.errors():
+            try:
+                info = await self._engine.client().images.inspect(ref)
+            except aiodocker.DockerError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        return dict(info)
+
+    async def list(self) -> list[dict[str, Any]]:
+        with self._engine.errors():
+            found = await self._engine.client().images.list()
+        return [dict(image) for image in found]
+
+    async def tag(self, ref: str, repository: str, tag: str) -> None:
+        with self._engine.errors(image=ref):
+            await self._engine.client().images.tag(ref, repository, tag=tag)
+
+    async def derive(
+        self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
+    ) -> None:
+        client = self._engine.client()
+        with self._engine.errors(image=image):
+            # A stopped, writable scratch container: copy the files in and commit it. Creating
+            # and deleting it are shielded (and bounded): a call timing out or cancelled while
+            # the image is derived must not leave the helper behind.
+            with shielded(_HELPER_TIMEOUT):
+                helper = await client.containers.create(
+                    config={
+                        "Image": image,
+                        "Labels": {**labels, MANAGED_LABEL: "true", OWNER_LABEL: owner_id()},
+                    }
+                )
+            try:
+                await cast("Any", helper).put_archive("/", _tar(files))  # untyped in aiodocker
+                repository, _, version = tag.rpartition(":")
+                await helper.commit(repository=repository, tag=version, pause=False)
+            finally:
+                with shielded(_HELPER_TIMEOUT):
+                    await helper.delete(force=True, v=True)
+
+    async def export(self, ref: str) -> AsyncIterator[bytes]:
+        with self._engine.errors(image=ref):
+            async with self._engine.client().images.export_image(ref) as reader:
+                while chunk := await reader.read(1 << 20):
+                    yield chunk
+
+    async def load(self, chunks: AsyncIterator[bytes]) -> None:
+        with self._engine.errors():
+            await self._engine.client().images.import_image(data=chunks)
+
+    async def pull(self, ref: str) -> bool:
+        try:
+            with self._engine.errors(), anyio.fail_after(_PULL_TIMEOUT):
+                await self._engine.client().images.pull(ref)
+        except (ExecutorError, TimeoutError):
+            return False
+        return await self.exists(ref)
+
+    async def build(
+        self,
+        context: bytes,
+        *,
+        tag: str,
+        dockerfile: str,
+        buildargs: Mapping[str, str],
+        labels: Mapping[str, str],
+        network: str | None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        # POST /build directly: aiodocker's images.build does not expose networkmode.
+        params = {
+            "t": tag,
+            "dockerfile": dockerfile,
+            "rm": "1",
+            "forcerm": "1",
+            "buildargs": json.dumps(dict(buildargs)),
+            "labels": json.dumps(dict(labels)),
+        }
+        if network is not None:
+            params["networkmode"] = network
+        headers = {"content-type": "application/x-tar", "Content-Encoding": "identity"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        with self._engine.errors():
+            async with self._engine.client()._query(
+                "build", "POST", params=params, data=context, headers=headers, timeout=timeout
+            ) as response:
+                pending = b""
+                async for data in response.content.iter_any():
+                    pending += data
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip() and isinstance(decoded := json.loads(line), dict):
+                            yield decoded
+                if pending.strip() and isinstance(decoded := json.loads(pending), dict):
+                    yield decoded
+
+
+class DockerEngine(Engine):
+    """A Docker engine reached through aiodocker.
+
+    ``url`` is a Docker host (``unix:///var/run/docker.sock``, ``tcp://host:2376``,
+    ``ssh://...``); ``None`` defers to aiodocker's discovery (``DOCKER_HOST``, the current
+    Docker context, the usual socket paths). A ``docker`` client passed in is shared and not
+    closed here; otherwise one is created lazily inside the running event loop and closed by
+    :meth:`aclose`, after which the engine refuses further requests.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        docker: aiodocker.Docker | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        name: str | None = None,
+        capacity: float = 1.0,
+    ) -> None:
+        self._url = url
+        self._docker = docker
+        self._ssl = ssl_context
+        self._owns_client = docker is None
+        self._closed = False
+        self._given_name = name
+        self._discovered: str | None = None
+        self._spare: aiodocker.Docker | None = None
+        self._connector: aiohttp.BaseConnector | None = None
+        self.capacity = capacity
+        self._images = _DockerImages(self)
+        #: The engine's address: as given, else as discovered on first use.
+        self.name = name or url or os.environ.get("DOCKER_HOST") or "the default Docker engine"
+
+    @property
+    def images(self) -> Images:
+        return self._images
+
+    def errors(self, *, image: str | None = None) -> Any:
+        """The error translation for one request to this engine."""
+        return map_exceptions(translate(self.name, image=image))
+
+    def client(self) -> aiodocker.Docker:
+        """The aiodocker client (created on first use, inside the running loop)."""
+        if self._closed:
+            raise ExecutorClosed(f"the engine client for {self.name} is closed")
+        if self._docker is None:
+            self._docker = self._connect()
+        return self._docker
+
+    def _connect(self) -> aiodocker.Docker:
+        # Connecting may not hang: an unreachable engine fails within seconds.
+        timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10)
+        try:
+            docker = aiodocker.Docker(url=self._url, timeout=timeout, ssl_context=self._ssl)
+        except (ValueError, OSError) as exc:
+            raise EngineUnavailable(f"no Docker engine found ({exc}).", engine=self.name) from exc
+        host = str(getattr(docker, "_connection_info", None) or docker.docker_host)
+        self._discovered = host
+        if self._given_name is None and self._url is None:
+            self.name = host
+        if host.startswith("unix://"):
+            # Every live attach holds a connection; aiohttp's default cap of 100 would
+            # deadlock a pool or batch holding 100 of them. Unix sockets cost nothing.
+            connector = aiohttp.UnixConnector(host[len("unix://") :], limit=0)
+            old = docker
+            docker = aiodocker.Docker(url=host, connector=connector, timeout=timeout)
+            # aiodocker rewrites the host for URL building only with its own connector.
+            docker.docker_host = "unix://localhost"
+            self._spare = old  # never used; closed with us
+            self._connector = connector  # ours: aiodocker closes only connectors it made
+        return docker
+
+    def reconnect(self) -> Engine | None:
+        url = self._url or self._discovered
+        if url is None:
+            return None
+        return DockerEngine(url, ssl_context=self._ssl, name=self.name, capacity=self.capacity)
+
+    async def ping(self) -> None:
+        with self.errors():
+            await self.client().version()
+
+    async def info(self) -> EngineInfo:
+        with self.errors():
+            version = await self.client().version()
+            info = await self.client().system.info()
+        components = [str(c.get("Name", "")) for c in version.get("Components") or []]
+        platform = str((version.get("Platform") or {}).get("Name", ""))
+        kind = "podman" if "podman" in (platform + " ".join(components)).lower() else "docker"
+        return EngineInfo(
+            name=self.name,
+            kind=kind,
+            version=str(version.get("Version", "?")),
+            api_version=str(version.get("ApiVersion", "?")),
+            cpus=int(info.get("NCPU") or 0) or (os.cpu_count() or 1),
+            runtimes=tuple(sorted((info.get("Runtimes") or {}).keys())),
+            default_runtime=str(info.get("DefaultRuntime") or "runc"),
+            os=str(info.get("OperatingSystem") or ""),
+        )
+
+    async def create(self, body: Mapping[str, Any]) -> str:
+        with self.errors(image=str(body.get("Image"))):
+            container = await self.client().containers.create(config=dict(body))
+            return str(container.id)
+
+    async def attach(self, container_id: str) -> Attachment:
+        query = URL(f"containers/{container_id}/attach").with_query(
+            {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1, "logs": 0, "detachKeys": ""}
+        )
+
+        async def setup() -> tuple[URL, bytes | None, bool]:
+            return query, None, False  # Tty is always false: stdout and stderr stay apart
+
+        stream = Stream(self.client(), setup, None)
+        with self.errors():
+            await stream.__aenter__()
+        return _DockerAttachment(stream)
+
+    async def start(self, container_id: str) -> None:
+        with self.errors():
+            await self.client().containers.container(container_id).start()
+
+    async def state(self, container_id: str) -> ExitState:
+        with self.errors():
+            info = await self.client().containers.container(container_id).show()
+        state = info.get("State", {})
+        running = bool(state.get("Running"))
+        return ExitState(
+            running=running,
+            exit_code=None if running else state.get("ExitCode"),
+            oom_killed=bool(state.get("OOMKilled")),
+        )
+
+    async def wait(self, container_id: str) -> None:
+        with self.errors():
+            await self.client().containers.container(container_id).wait()
+
+    async def remove(self, container_id: str) -> None:
+        with self.errors():
+            try:
+                await self.client().containers.container(container_id).delete(force=True, v=True)
+            except aiodocker.DockerError as exc:
+                if exc.status == 404:
+                    return  # already gone
+                if exc.status == 409 and "in progress" in str(exc.message):
+                    return  # another removal of it is running
+                raise
+
+    async def list_managed(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
+        labels = [f"{k}={v}" if v else k for k, v in filters.items()]
+        with self.errors():
+            found = await self.client().containers.list(all=True, filters={"label": labels})
+        # DockerContainer keeps the list entry in a private attribute; its public accessors
+        # would each cost an inspect request.
+        return [dict(c._container) for c in found]
+
+    async def aclose(self) -> None:
+        self._closed = True
+        docker, self._docker = self._docker, None
+        spare, self._spare = self._spare, None
+        for client in (docker if self._owns_client else None, spare):
+            if client is not None:
+                await client.close()
+        connector, self._connector = self._connector, None
+        if connector is not None:
+            await connector.close()
+
+
+_check_internals()

@@ -479,6 +479,9 @@ class _Background:
         A finalizer may run in another thread or in the middle of the loop's own code, so both
         are handed to the loop; when the loop is already gone, the work went with it.
         """
+        if self._done.is_set():  # the usual case: a stream read to its end
+            close()
+            return
         scope = self._scope
 
         def cancel() -> None:

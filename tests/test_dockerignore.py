@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor import ConfigError
-from executor._dockerignore import DockerIgnore, _read_patterns, _to_go_regexp
+from executor.build.dockerignore import DockerIgnore, _read_patterns, _to_go_regexp
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -482,3 +482,24 @@ def test_a_bad_file_names_itself(tmp_path: Path) -> None:
     (tmp_path / ".dockerignore").write_text("ok\n[unclosed\n")
     with pytest.raises(ConfigError, match=r"\.dockerignore"):
         DockerIgnore.from_context(tmp_path)
+
+
+def test_build_context_walk_applies_dockers_rules(tmp_path: Path) -> None:
+    """The image builder's context walk: `*.md` drops README.md but keeps docs/a.md, an
+    excluded directory with a re-included child keeps the child, junk directories go."""
+    from executor.build.context import context_files
+
+    for name in (
+        "README.md",
+        "docs/a.md",
+        "app/main.py",
+        "node_modules/x/y.js",
+        "build/keep.txt",
+        "build/drop.o",
+        "Dockerfile",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".dockerignore").write_text("*.md\nnode_modules\nbuild\n!build/keep.txt\n")
+    kept = {p.relative_to(tmp_path).as_posix() for p in context_files(tmp_path)}
+    assert kept == {".dockerignore", "Dockerfile", "app/main.py", "build/keep.txt", "docs/a.md"}

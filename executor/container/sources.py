@@ -310,6 +310,7 @@ class Pool(Source):
                 if container.owes_ready and not await self._cleaned(container):
                     continue
                 self._busy += 1
+                container.timings.clear()  # its launch was not this call's: no create/start
                 # The replacement (single-use) starts once this call has its reply (see
                 # release()): launching now would compete with this exchange at the engine.
                 return container

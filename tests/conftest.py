@@ -2,6 +2,7 @@
 
 Without an engine such tests skip with the reason, except when ``EXECUTOR_REQUIRE_DOCKER=1``
 (CI), where they fail. The check runs once per session, before any fixture of the test.
+``pytester`` is on for tests/plugin (it can only be enabled in this top-level conftest).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import subprocess
 
 import pytest
+
+pytest_plugins = ("pytester",)
 
 
 @functools.cache

@@ -86,16 +86,23 @@ CANCELLED = "CANCELLED"
 
 
 def event(
-    logger: logging.Logger, level: int, name: str, msg: str, *args: Any, **fields: Any
+    logger: logging.Logger,
+    level: int,
+    name: str,
+    msg: str,
+    *args: Any,
+    _stacklevel: int = 3,
+    **fields: Any,
 ) -> None:
     """Log ``msg % args`` with ``event=name`` and ``fields`` as record attributes.
 
     Formats nothing when the level is off. For per-call DEBUG records, guard the call with
-    ``logger.isEnabledFor(DEBUG)`` so that even the arguments are not built.
+    ``logger.isEnabledFor(DEBUG)`` so that even the arguments are not built. The record's
+    location is ``_stacklevel`` frames up: the caller of the event function calling this.
     """
     if logger.isEnabledFor(level):
         fields["event"] = name
-        logger.log(level, msg, *args, extra=fields, stacklevel=2)
+        logger.log(level, msg, *args, extra=fields, stacklevel=_stacklevel)
 
 
 # --- the events, one function each, so that call sites stay one line -------------------------
@@ -116,6 +123,7 @@ def call_done(engine: str, container_id: str, code: str, duration: float) -> Non
             "code": code,
             "duration": duration,
         },
+        stacklevel=2,
     )
 
 
@@ -389,9 +397,14 @@ def instrument(
         attributes[MODE] = mode
     if image is not None:
         attributes[IMAGE] = image
-    if meters is not None and kind == "container":
-        meters.watched.add(executor)
-    run = _observed(executor.run, attributes, tracer, meters)
+    only_engine = None
+    if kind == "container":
+        if meters is not None:
+            meters.watched.add(executor)
+        if len(executor.engines) == 1:
+            # A failed call names its engine too (read late: a name may follow discovery).
+            only_engine = lambda: executor.engine.name  # noqa: E731
+    run = _observed(executor.run, attributes, tracer, meters, only_engine)
 
     async def execute(input: Any) -> Any:
         return (await run(input)).output
@@ -407,6 +420,7 @@ def _observed(
     attributes: dict[str, str],
     tracer: Any,
     meters: _Meters | None,
+    only_engine: Callable[[], str] | None,
 ) -> Callable[[Any], Awaitable[Execution[Any]]]:
     trace = sys.modules["opentelemetry.trace"] if tracer is not None else None
     perf = time.perf_counter
@@ -422,13 +436,15 @@ def _observed(
         )
 
     async def observed_run(input: Any) -> Execution[Any]:
-        started_ns = time.time_ns()
         t0 = perf()
         with span() as current:
+            started_ns = time.time_ns()
             try:
                 execution = await run(input)
             except BaseException as exc:
                 outcome, engine = _failure(exc)
+                if engine is None and only_engine is not None:
+                    engine = only_engine()
                 if current is not None:
                     current.set_attribute(OUTCOME, outcome)
                     if engine:

@@ -97,9 +97,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One executor for the app's whole life, closed (every container removed) at shutdown."""
     async with make_executor() as executor:
         app.state.executor = executor
-        log.info("service: executor ready: %r", executor)
+        log.info("executor ready: %r", executor)
         yield
-    log.info("service: executor closed")
+    log.info("executor closed")
 
 
 class RequestSpans:

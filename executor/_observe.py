@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -313,7 +314,9 @@ class _Meters:
         self.duration = meter.create_histogram(
             "executor.call.duration", unit="s", description="Duration of a call"
         )
-        self.watched: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Gauges are read in the metric reader's thread while executors are being made.
+        self._lock = threading.Lock()
         meter.create_observable_gauge(
             "executor.pool.idle",
             callbacks=[self._idle],
@@ -327,10 +330,17 @@ class _Meters:
             description="Containers serving a call",
         )
 
+    def watch(self, executor: Any) -> None:
+        """Count ``executor``'s containers in the pool gauges while it is open."""
+        with self._lock:
+            self._watched.add(executor)
+
     def _pools(self) -> dict[tuple[str, str, str], list[int]]:
         """``(image, engine, mode) -> [idle, in use]`` summed over the open executors."""
         totals: dict[tuple[str, str, str], list[int]] = {}
-        for executor in list(self.watched):
+        with self._lock:
+            watched = list(self._watched)
+        for executor in watched:
             if executor.closed:
                 continue
             config = executor.config
@@ -400,7 +410,7 @@ def instrument(
     only_engine = None
     if kind == "container":
         if meters is not None:
-            meters.watched.add(executor)
+            meters.watch(executor)
         if len(executor.engines) == 1:
             # A failed call names its engine too (read late: a name may follow discovery).
             only_engine = lambda: executor.engine.name  # noqa: E731

@@ -159,10 +159,10 @@ async def test_engine_down_retry_and_back(logs: pytest.LogCaptureFixture) -> Non
 async def test_refill_failure_is_logged_once_then_recovery(logs: pytest.LogCaptureFixture) -> None:
     """A pool that cannot start containers warns once (not per retry) and says when it can."""
     engine = FakeEngine(name="fake://pool")
-    async with container(engine, pool_size=1) as ex:
-        assert await ex.execute(1) == 1  # starts the refiller
+    async with container(engine, pool_size=1, prewarm=True) as ex:
         engine.fail("create", times=3)
-        await until(lambda: events(logs, "pool.refilled") != [], timeout=10)
+        assert await ex.execute(1) == 1  # takes the warm one; its replacement fails 3 times
+        await until(lambda: events(logs, "pool.refilled") != [], timeout=15)
     failed = events(logs, "pool.refill_failed")
     assert len(failed) == 1 and failed[0].levelno == logging.WARNING
     assert failed[0].engine == "fake://pool"  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ import anyio
 
 from ._base import Execution, Executor, resolve_types
 from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout
+from ._observe import instrument
 from ._schema import Codec, SchemaSource
 
 if TYPE_CHECKING:
@@ -188,6 +189,7 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         )
         self._timeout = self.config.timeout
         self._invoke = self._invoker()
+        instrument(self, kind="local")
 
     @property
     def schema_in(self) -> dict[str, Any] | None:

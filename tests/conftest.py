@@ -3,6 +3,7 @@ hand tests marked ``anyio`` to anyio's plugin.
 
 Without an engine such tests skip with the reason, except when ``EXECUTOR_REQUIRE_DOCKER=1``
 (CI), where they fail. The check runs once per session, before any fixture of the test.
+``pytester`` is on for tests/plugin (it can only be enabled in this top-level conftest).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 
 import pytest
 import pytest_asyncio
+
+pytest_plugins = ("pytester",)
 
 
 @functools.cache

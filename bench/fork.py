@@ -44,7 +44,7 @@ from _common import (
 from executor import ContainerConfig, ContainerExecutor, ExecutionTimeout, ExecutorError
 
 TIMEOUT = 1.0
-TASK = '''
+TASK = """
 def execute(input):
     scope = {"__name__": "__main__"}
     try:
@@ -54,7 +54,7 @@ def execute(input):
     except Exception as exc:
         return "error:" + type(exc).__name__
     return "pass"
-'''
+"""
 FILES = {"/app/execute.py": TASK}
 
 
@@ -70,11 +70,11 @@ def corpus(count: int, loops: int, seed: int = 7) -> list[str]:
         a, b = rng.randint(1, 1000), rng.randint(1, 1000)
         kind = rng.choice(["pass", "pass", "pass", "fail", "raise", "raise2"])
         body = [
-            f"def add(x, y):\n    return x + y\n",
+            "def add(x, y):\n    return x + y\n",
             f"values = [{a}, {b}, {a * b % 97}]\n",
-            f"total = sum(values)\n",
-            f"words = ' '.join(str(v) for v in sorted(values)).split()\n",
-            f"counts = {{w: len(w) for w in words}}\n",
+            "total = sum(values)\n",
+            "words = ' '.join(str(v) for v in sorted(values)).split()\n",
+            "counts = {w: len(w) for w in words}\n",
         ]
         if kind == "pass":
             body.append(f"assert add({a}, {b}) == {a + b}\nassert len(words) == 3\n")

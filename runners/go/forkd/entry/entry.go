@@ -13,14 +13,20 @@ package entry
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"syscall"
 
 	"executor.local/runner/fdswap"
 	"executor.local/runner/forkd"
 )
 
 func init() {
-	if os.Getenv("EXECUTOR_READY_FD") != "" {
+	if value := os.Getenv("EXECUTOR_READY_FD"); value != "" {
 		_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
+		// Nothing the user's initialisers start may inherit the readiness pipe.
+		if fd, err := strconv.Atoi(value); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
 		return
 	}
 	if !forkd.IsForkMode(os.Args[1:]) {

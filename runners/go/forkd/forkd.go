@@ -210,6 +210,7 @@ type request struct {
 	forward  []byte // what the task's process gets
 	marker   string
 	timeout  time.Duration // 0: none
+	seconds  float64       // the timeout as given
 	hasLimit bool
 	limit    int64
 }
@@ -224,6 +225,7 @@ func parseRequest(line []byte) request {
 	}
 	var seconds float64
 	if raw, ok := fields["timeout"]; ok && json.Unmarshal(raw, &seconds) == nil && !bytes.Equal(raw, []byte("null")) {
+		req.seconds = seconds
 		switch {
 		case seconds <= 0:
 			req.timeout = time.Nanosecond
@@ -244,8 +246,11 @@ func parseRequest(line []byte) request {
 		// The parent writes and echoes the marker itself, after everything the task and its
 		// leftovers wrote; a runner doing it too would put a second marker in the logs.
 		delete(fields, "log_marker")
-		if forward, err := json.Marshal(fields); err == nil {
-			req.forward = append(forward, '\n')
+		var forward bytes.Buffer
+		encoder := json.NewEncoder(&forward) // one line, strings as they came (no HTML escapes)
+		encoder.SetEscapeHTML(false)
+		if encoder.Encode(fields) == nil {
+			req.forward = forward.Bytes()
 		}
 	}
 	if len(req.forward) == 0 || req.forward[len(req.forward)-1] != '\n' {
@@ -322,7 +327,7 @@ wait:
 	case timedOut:
 		return runnerError("TIMEOUT", fmt.Sprintf(
 			"the task did not finish within its timeout of %s s; its processes were killed",
-			strconv.FormatFloat(req.timeout.Seconds(), 'g', -1, 64)), nil)
+			strconv.FormatFloat(req.seconds, 'g', -1, 64)), nil)
 	case req.hasLimit && int64(len(buf)) > req.limit:
 		return runnerError("OUTPUT_TOO_LARGE", fmt.Sprintf(
 			"the task's process wrote more than max_output_bytes=%d bytes; it was killed",

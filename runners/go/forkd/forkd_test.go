@@ -27,6 +27,11 @@ func TestParseRequest(t *testing.T) {
 		t.Fatalf("forwarded %q", req.forward)
 	}
 
+	req = parseRequest([]byte(`{"input":"<a&b>","big":123456789012345678901234567890,"log_marker":"m"}`))
+	if string(req.forward) != `{"big":123456789012345678901234567890,"input":"<a&b>"}`+"\n" {
+		t.Fatalf("forwarded %q", req.forward)
+	}
+
 	for _, line := range []string{`{"input":1}`, `{"input":1,"timeout":null,"max_output_bytes":null}`} {
 		req = parseRequest([]byte(line))
 		if req.timeout != 0 || req.hasLimit || req.marker != "" || string(req.forward) != line+"\n" {

@@ -364,6 +364,24 @@ def test_parent_is_hardened(fork: Any) -> None:
 
 
 @pytest.mark.docker
+def test_protocol_fds_out_of_reach(fork: Any, runtimes: list[str]) -> None:
+    """A task's process cannot forge or steal protocol lines through /proc/1/fd: Linux closes
+    it (PR_SET_DUMPABLE 0); under gVisor, which does not, the supervisor seals the protocol fds
+    while any other process lives. Even a helper left by the module's import (the idle spare)
+    gets nothing. (Under gVisor it can spoil its own call's private channel: PROTOCOL_ERROR.)"""
+    for forked in [fork("node", "fork_steal", runtime) for runtime in runtimes]:
+        for i in range(2):
+            answer = forked.call({"input": f"secret-{i}", "log_marker": f"m-{i}"})
+            assert answer["log_marker"] == f"m-{i}", answer
+            if not answer["ok"]:
+                assert error_of(answer, "PROTOCOL_ERROR")
+            else:
+                assert answer["output"] == f"secret-{i}", answer
+        assert forked.close() == 0
+        assert forked.next_line(timeout=5) is None, "a stray line on the protocol stdout"
+
+
+@pytest.mark.docker
 @pytest.mark.parametrize("lang", LANGS)
 def test_refuses_unless_pid_1_in_image(lang: str, images: dict[str, str], go_workdir: Path) -> None:
     """Under an init (docker --init), the runner is not PID 1: exit 2, nothing on stdout."""

@@ -5,9 +5,17 @@
 // command it was given) that has loaded the user module and waits for its request on a private
 // pipe. Per request line it hands the whole line (less "log_marker", which it handles itself)
 // to the spare, reads the spare's private response pipe while waiting for it to exit (bounded
-// by the request's "timeout" and "max_output_bytes"), writes one answer, then cleans the
-// container (every other process killed and reaped, the writable paths emptied, System V IPC
-// objects removed), starts the next spare and writes a ready line. Standard library only.
+// by the request's "timeout" and "max_output_bytes"), kills every other process, writes one
+// answer, then cleans the container (the writable paths emptied, System V IPC objects
+// removed), starts the next spare and writes a ready line. Standard library only.
+//
+// Sealed mode: the protocol fds must be out of the tasks' reach. On Linux PR_SET_DUMPABLE 0
+// closes /proc/1/fd to them; gVisor ignores it (any process of the same uid can open
+// /proc/1/fd/N and forge or steal protocol lines). A probe at start-up tells; where /proc/1/fd
+// is open, the supervisor keeps the protocol fds in flight on a socket of its own (SCM_RIGHTS;
+// a socket cannot be reopened through /proc) whenever a process other than itself is alive,
+// and therefore starts each call's process only once the request is read: no spare waits in
+// advance, and the request's timeout also covers loading the module.
 package forkd
 
 import (
@@ -86,22 +94,32 @@ func IsForkMode(args []string) bool {
 }
 
 type supervisor struct {
-	cfg   Config
-	out   *os.File
-	env   []string
-	wipe  []string
-	ipc   ipcCleaner
-	mu    sync.Mutex // held while a spare is started and while reaping
-	spare *spare     // guarded by mu for the reaper; only the main goroutine replaces it
+	cfg    Config
+	in     *os.File // the protocol fds; nil while sealed
+	out    *os.File
+	sealed bool   // sealed mode (see the package doc)
+	vault  [2]int // sealed mode: the socket pair holding the protocol fds in flight
+	env    []string
+	wipe   []string
+	ipc    ipcCleaner
+	spare  *spare // only the main goroutine replaces it
+
+	mu      sync.Mutex     // held while a child is started and while reaping
+	watched map[int]*child // children whose exit status is wanted
+}
+
+// child is a process whose exit status the supervisor waits for.
+type child struct {
+	pid    int
+	done   chan struct{}
+	status syscall.WaitStatus // valid once done is closed
 }
 
 type spare struct {
-	pid    int
+	*child
 	stdin  *os.File // the request pipe's write end
 	stdout *os.File // the response pipe's read end
-	done   chan struct{}
-	status syscall.WaitStatus // valid once done is closed
-	reaped bool
+	ready  *os.File // the readiness pipe's read end, until the spare has loaded
 }
 
 func run(cfg Config) int {
@@ -127,7 +145,14 @@ func run(cfg Config) int {
 		}
 	}()
 
-	s := &supervisor{cfg: cfg, out: cfg.Protocol, env: spareEnv(os.Environ()), wipe: wipePaths()}
+	s := &supervisor{
+		cfg:     cfg,
+		in:      cfg.Requests,
+		out:     cfg.Protocol,
+		env:     spareEnv(os.Environ()),
+		wipe:    wipePaths(),
+		watched: map[int]*child{},
+	}
 	children := make(chan os.Signal, 1)
 	signal.Notify(children, syscall.SIGCHLD)
 	go func() {
@@ -137,14 +162,20 @@ func run(cfg Config) int {
 	}()
 	s.reap()
 
-	if err := s.startSpare(); err != nil {
+	if !s.procFDsClosed() {
+		if err := s.openVault(); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+			return ExitInternal
+		}
+		s.sealed = true
+	} else if err := s.startSpare(true); err != nil {
 		fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 		return ExitInternal
 	}
 	if err := s.writeReady(); err != nil {
 		return s.outputFailed(err)
 	}
-	in := bufio.NewReaderSize(cfg.Requests, 1<<16)
+	in := bufio.NewReaderSize(protocolIn{s}, 1<<16)
 	for {
 		line, readErr := in.ReadBytes('\n')
 		if len(bytes.TrimSpace(line)) > 0 {
@@ -163,11 +194,37 @@ func run(cfg Config) int {
 	}
 }
 
+// protocolIn reads the protocol input wherever it is now (sealed mode moves it).
+type protocolIn struct{ s *supervisor }
+
+func (p protocolIn) Read(b []byte) (int, error) { return p.s.in.Read(b) }
+
 // call serves one request: answer, cleanup, next spare, ready line. stop is true when the
 // supervisor must exit with code.
 func (s *supervisor) call(line []byte) (code int, stop bool) {
 	req := parseRequest(line)
+	if s.sealed {
+		if err := s.seal(); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+			return ExitInternal, true
+		}
+		if err := s.startSpare(false); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+			return ExitInternal, true
+		}
+	}
 	answer := s.answer(req)
+	deadline := time.Now().Add(CleanupLimit)
+	if err := s.killAll(deadline); err != nil {
+		fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
+		return ExitUnclean, true
+	}
+	if s.sealed {
+		if err := s.unseal(); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+			return ExitInternal, true
+		}
+	}
 	if req.marker != "" {
 		_, _ = os.Stderr.WriteString(req.marker + "\n")
 		answer = withMarker(answer, req.marker)
@@ -175,13 +232,15 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 	if _, err := s.out.Write(append(answer, '\n')); err != nil {
 		return s.outputFailed(err), true
 	}
-	if err := s.cleanup(); err != nil {
+	if err := s.clean(time.Now().Add(CleanupLimit)); err != nil {
 		fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
 		return ExitUnclean, true
 	}
-	if err := s.startSpare(); err != nil {
-		fmt.Fprintln(os.Stderr, "executor-forkd:", err)
-		return ExitInternal, true
+	if !s.sealed {
+		if err := s.startSpare(true); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+			return ExitInternal, true
+		}
 	}
 	if err := s.writeReady(); err != nil {
 		return s.outputFailed(err), true
@@ -199,7 +258,8 @@ func (s *supervisor) outputFailed(err error) int {
 }
 
 func (s *supervisor) writeReady() error {
-	line := fmt.Sprintf(`{"ready":true,"runner":%s,"pid":%d}`+"\n", quote(s.cfg.Runner), os.Getpid())
+	line := fmt.Sprintf(`{"ready":true,"runner":%s,"pid":%d,"sealed":%t}`+"\n",
+		quote(s.cfg.Runner), os.Getpid(), s.sealed)
 	_, err := s.out.WriteString(line)
 	return err
 }
@@ -322,6 +382,9 @@ wait:
 		<-readDone
 	}
 	_ = sp.stdout.Close()
+	if sp.ready != nil {
+		_ = sp.ready.Close()
+	}
 
 	switch {
 	case timedOut:
@@ -333,7 +396,7 @@ wait:
 			"the task's process wrote more than max_output_bytes=%d bytes; it was killed",
 			req.limit), nil)
 	}
-	if !s.awaitSpare(sp) {
+	if !s.await(sp.child) {
 		return runnerError("EXIT_NONZERO", "the task's process could not be reaped", nil)
 	}
 	status := sp.status
@@ -444,9 +507,9 @@ func spareEnv(environ []string) []string {
 	return append(env, "EXECUTOR_READY_FD="+strconv.Itoa(ReadyFD))
 }
 
-// startSpare starts the next spare and waits until it has loaded the user module (its
-// readiness byte), or has ended (its request then answers with how it ended).
-func (s *supervisor) startSpare() error {
+// startSpare starts the next spare and, with wait, waits until it has loaded the user module
+// (its readiness byte) or has ended (its request then answers with how it ended).
+func (s *supervisor) startSpare(wait bool) error {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("request pipe: %w", err)
@@ -473,14 +536,7 @@ func (s *supervisor) startSpare() error {
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
-	sp := &spare{stdin: reqW, stdout: respR, done: make(chan struct{})}
-	s.mu.Lock() // the reaper must not collect the spare before its pid is known
-	process, err := os.StartProcess(s.cfg.Path, s.cfg.Argv, attr)
-	if err == nil {
-		sp.pid = process.Pid
-		s.spare = sp
-	}
-	s.mu.Unlock()
+	started, err := s.start(s.cfg.Path, s.cfg.Argv, attr)
 	reqR.Close()
 	respW.Close()
 	readyW.Close()
@@ -488,12 +544,17 @@ func (s *supervisor) startSpare() error {
 		reqW.Close()
 		respR.Close()
 		readyR.Close()
-		return fmt.Errorf("start %s: %w", s.cfg.Path, err)
+		return err
 	}
+	sp := &spare{child: started, stdin: reqW, stdout: respR, ready: readyR}
+	s.spare = sp
 	// The OOM killer's first choice, never the parent. One-shot runners also raise it
 	// themselves before loading user code (the race-free half); this covers any command.
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", sp.pid), []byte("1000"), 0)
 
+	if !wait {
+		return nil // sealed mode: the request's timeout bounds the loading too
+	}
 	ready := make(chan struct{})
 	go func() {
 		defer close(ready)
@@ -505,10 +566,24 @@ func (s *supervisor) startSpare() error {
 	case <-sp.done:
 	}
 	readyR.Close()
+	sp.ready = nil
 	return nil
 }
 
-// reap collects every child that has ended, noting the spare's status.
+// start starts a child whose exit status is wanted.
+func (s *supervisor) start(path string, argv []string, attr *os.ProcAttr) (*child, error) {
+	s.mu.Lock() // the reaper must not collect the child before its pid is known
+	defer s.mu.Unlock()
+	process, err := os.StartProcess(path, argv, attr)
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", path, err)
+	}
+	c := &child{pid: process.Pid, done: make(chan struct{})}
+	s.watched[c.pid] = c
+	return c, nil
+}
+
+// reap collects every child that has ended, noting the statuses that are wanted.
 func (s *supervisor) reap() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -521,23 +596,23 @@ func (s *supervisor) reap() {
 		if err != nil || pid <= 0 {
 			return
 		}
-		if sp := s.spare; sp != nil && pid == sp.pid && !sp.reaped {
-			sp.status = status
-			sp.reaped = true
-			close(sp.done)
+		if c := s.watched[pid]; c != nil {
+			delete(s.watched, pid)
+			c.status = status
+			close(c.done)
 		}
 	}
 }
 
-// awaitSpare waits (bounded) until the spare, already sent SIGKILL, has been reaped.
-func (s *supervisor) awaitSpare(sp *spare) bool {
+// await waits (bounded) until a child, already sent SIGKILL, has been reaped.
+func (s *supervisor) await(c *child) bool {
 	deadline := time.NewTimer(CleanupLimit)
 	defer deadline.Stop()
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
 	for {
 		select {
-		case <-sp.done:
+		case <-c.done:
 			return true
 		case <-poll.C:
 			s.reap()
@@ -554,10 +629,8 @@ func killOthers() {
 
 // --- cleanup ----------------------------------------------------------------------------------
 
-// cleanup returns the container to its state before the first spare: no process but the
-// parent, the writable paths empty, no System V IPC object.
-func (s *supervisor) cleanup() error {
-	deadline := time.Now().Add(CleanupLimit)
+// killAll kills every process but the parent and reaps them, until /proc lists no other.
+func (s *supervisor) killAll(deadline time.Time) error {
 	for {
 		killOthers()
 		s.reap()
@@ -566,13 +639,18 @@ func (s *supervisor) cleanup() error {
 			return err
 		}
 		if len(others) == 0 {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes left: %v", others)
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// clean returns the container's state to what it was before the first spare: the writable
+// paths empty, no System V IPC object. Every other process is dead already.
+func (s *supervisor) clean(deadline time.Time) error {
 	for _, path := range s.wipe {
 		if err := wipe(path, deadline); err != nil {
 			return err

@@ -133,7 +133,7 @@ func run(cfg Config) int {
 		return ExitNotInit
 	}
 	// Not dumpable: /proc/1/{mem,fd,environ,...} become root's, closed to the tasks (same uid),
-	// and PID 1 cannot be ptraced.
+	// and PID 1 cannot be ptraced. (gVisor leaves /proc/1/fd open: see sealed mode.)
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_DUMPABLE, 0, 0); errno != 0 {
 		fmt.Fprintln(os.Stderr, "executor-forkd: prctl(PR_SET_DUMPABLE):", errno)
 		return ExitInternal

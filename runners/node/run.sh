@@ -12,6 +12,10 @@ for arg in "$@"; do
   [ "$arg" = --fork ] && fork=1
 done
 if [ -n "$fork" ]; then
+  if [ "$$" != 1 ]; then
+    echo "executor runner: fork mode runs only as PID 1 (the container's init), not as pid $$" >&2
+    exit 2
+  fi
   forkd="$(dirname "$0")/executor-forkd"
   if [ ! -x "$forkd" ]; then
     forkd="$(command -v executor-forkd)" || {

@@ -337,8 +337,9 @@ def test_out_of_memory(lang: str, fork: Any) -> None:
     the host's OOM killer ends the whole sandbox instead: the host replaces the container.)"""
     forked = fork(lang, "fork_oom", extra=("--memory", "128m", "--memory-swap", "128m"))
     for _ in range(2):
-        answer = forked.call({"input": None, "timeout": 30})
+        answer = forked.call({"input": {"grow": True}, "timeout": 30})
         assert error_of(answer, "OOM_KILLED")["exit_code"] == 137
+        assert forked.call({"input": {}}) == {"ok": True, "output": {"grew": False}}
     assert forked.close() == 0
 
 

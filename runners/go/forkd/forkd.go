@@ -5,8 +5,9 @@
 // command it was given) that has loaded the user module and waits for its request on a private
 // pipe. Per request line it hands the whole line (less "log_marker", which it handles itself)
 // to the spare, reads the spare's private response pipe while waiting for it to exit (bounded
-// by the request's "timeout" and "max_output_bytes"), kills every other process, writes one
-// answer, then cleans the container (the writable paths emptied, System V IPC objects
+// by the request's "timeout" and "max_output_bytes"), kills every other process, writes the
+// log marker (after all the task's stderr, which it relays) and one answer, then cleans the
+// container (the writable paths emptied, System V IPC objects
 // removed), starts the next spare and writes a ready line. Standard library only.
 //
 // Sealed mode: the protocol fds must be out of the tasks' reach. On Linux PR_SET_DUMPABLE 0
@@ -120,6 +121,7 @@ type spare struct {
 	stdin  *os.File // the request pipe's write end
 	stdout *os.File // the response pipe's read end
 	ready  *os.File // the readiness pipe's read end, until the spare has loaded
+	logs   *relay   // its stderr
 }
 
 func run(cfg Config) int {
@@ -219,6 +221,8 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 		fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
 		return ExitUnclean, true
 	}
+	// The log marker comes after everything the task's processes wrote.
+	s.spare.logs.wait(deadline)
 	if s.sealed {
 		if err := s.unseal(); err != nil {
 			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
@@ -323,6 +327,7 @@ func parseRequest(line []byte) request {
 func (s *supervisor) answer(req request) []byte {
 	sp := s.spare
 	before, counted := oomKills()
+	sp.logs.release()
 
 	go func() {
 		_, _ = sp.stdin.Write(req.forward) // EPIPE when the spare is gone: its exit answers
@@ -528,9 +533,19 @@ func (s *supervisor) startSpare(wait bool) error {
 		respW.Close()
 		return fmt.Errorf("readiness pipe: %w", err)
 	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		respR.Close()
+		respW.Close()
+		readyR.Close()
+		readyW.Close()
+		return fmt.Errorf("stderr pipe: %w", err)
+	}
 	attr := &os.ProcAttr{
 		Env:   s.env,
-		Files: []*os.File{reqR, respW, os.Stderr, readyW},
+		Files: []*os.File{reqR, respW, errW, readyW},
 		Sys: &syscall.SysProcAttr{
 			Setsid:    true,
 			Pdeathsig: syscall.SIGKILL,
@@ -540,13 +555,16 @@ func (s *supervisor) startSpare(wait bool) error {
 	reqR.Close()
 	respW.Close()
 	readyW.Close()
+	errW.Close()
 	if err != nil {
 		reqW.Close()
 		respR.Close()
 		readyR.Close()
+		errR.Close()
 		return err
 	}
-	sp := &spare{child: started, stdin: reqW, stdout: respR, ready: readyR}
+	logs := newRelay(errR, os.Stderr)
+	sp := &spare{child: started, stdin: reqW, stdout: respR, ready: readyR, logs: logs}
 	s.spare = sp
 	// The OOM killer's first choice, never the parent. One-shot runners also raise it
 	// themselves before loading user code (the race-free half); this covers any command.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -177,6 +178,58 @@ func TestSpareEnvAndWipePaths(t *testing.T) {
 	if len(paths) < 2 || paths[0] != "/scratch" || paths[1] != "/other" {
 		t.Fatalf("%v", paths)
 	}
+}
+
+func TestRelayHoldsStartUpOutput(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	logs := newRelay(r, &out)
+	_, _ = w.WriteString("loading\n")
+	time.Sleep(50 * time.Millisecond)
+	if out.String() != "" {
+		t.Fatalf("start-up output passed before the call: %q", out.String())
+	}
+	logs.release()
+	_, _ = w.WriteString("calling\n")
+	w.Close()
+	if !logs.wait(time.Now().Add(5 * time.Second)) {
+		t.Fatal("no end")
+	}
+	if out.String() != "loading\ncalling\n" {
+		t.Fatalf("%q", out.String())
+	}
+
+	r, w, _ = os.Pipe()
+	var dropped lockedBuffer
+	logs = newRelay(r, &dropped)
+	_, _ = w.Write(make([]byte, holdLimit+10))
+	w.Close()
+	logs.wait(time.Now().Add(5 * time.Second))
+	logs.release()
+	if got := dropped.String(); len(got) <= holdLimit || !strings.Contains(got, "10 more bytes") {
+		t.Fatalf("%d bytes, tail %q", len(got), got[len(got)-80:])
+	}
+}
+
+type lockedBuffer struct {
+	mu   sync.Mutex
+	data []byte
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.data = append(b.data, p...)
+	return len(p), nil
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.data)
 }
 
 func mustMkdir(t *testing.T, path string) {

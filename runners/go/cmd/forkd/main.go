@@ -4,8 +4,9 @@
 //	executor-forkd [--runner NAME] -- CMD [ARG...]
 //
 // It must be PID 1 (the container's init). Each spare is CMD, a one-shot runner, started with
-// stdin and stdout on private pipes, stderr on the container's stderr, EXECUTOR_READY_FD set
-// and EXECUTOR_SERVE removed. NAME only labels the ready lines.
+// stdin and stdout on private pipes, stderr relayed to the container's stderr (what it writes
+// while loading is held until its call starts), EXECUTOR_READY_FD set and EXECUTOR_SERVE
+// removed. NAME only labels the ready lines.
 package main
 
 // fdswap comes first: the protocol fds are kept close-on-exec and fds 0 and 1 are made

@@ -1,7 +1,7 @@
 // Fork mode: {"spawn": true} starts a detached process (own session, SIGTERM ignored) that
 // sleeps input.seconds (default 2) then writes "fork_daemon: survived cleanup" to stderr, and
-// answers {"spawned": true}. {"check": true} answers the pids in /proc other than 1 and its
-// own, sorted: [] when the cleanup after the previous call killed the daemon.
+// answers {"spawned": true} once that process runs. {"check": true} answers the pids in /proc
+// other than 1 and its own, sorted: [] when the cleanup after the previous call killed it.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
 
@@ -9,9 +9,10 @@ const DAEMON = `
 process.on("SIGTERM", () => {});
 setTimeout(() => process.stderr.write("fork_daemon: survived cleanup\\n"), Number(process.argv[1]) * 1000);
 setInterval(() => {}, 1 << 30);
+process.stdout.write("running");
 `;
 
-export function executeFunction(input) {
+export async function executeFunction(input) {
   if (input?.check) {
     return fs
       .readdirSync("/proc")
@@ -22,12 +23,18 @@ export function executeFunction(input) {
   }
   if (input?.spawn) {
     const seconds = String(Number(input.seconds ?? 2));
-    const child = spawn(process.execPath, ["-e", DAEMON, seconds], {
+    const daemon = spawn(process.execPath, ["-e", DAEMON, seconds], {
       detached: true,
-      stdio: ["ignore", "ignore", "inherit"],
+      stdio: ["ignore", "pipe", "inherit"],
     });
-    child.unref();
-    return { spawned: true };
+    const running = await new Promise((resolve) => {
+      daemon.stdout.once("data", () => resolve(true));
+      daemon.once("error", () => resolve(false));
+      daemon.once("exit", () => resolve(false));
+    });
+    daemon.stdout.destroy();
+    daemon.unref();
+    return { spawned: running };
   }
   return null;
 }

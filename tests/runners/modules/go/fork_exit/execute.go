@@ -1,5 +1,5 @@
-// Package function (fork mode): the task's process exits at once with status input.code,
-// without answering.
+// Package function (fork mode): with input.code, the task's process exits at once with that
+// status, without answering; without one it answers {"exited": false}.
 package function
 
 import (
@@ -8,12 +8,15 @@ import (
 )
 
 func Execute(input json.RawMessage) (any, error) {
-	in := struct {
-		Code int `json:"code"`
-	}{Code: 1}
+	var in struct {
+		Code *int `json:"code"`
+	}
 	if err := json.Unmarshal(input, &in); err != nil {
 		return nil, err
 	}
-	os.Exit(in.Code)
+	if in.Code == nil {
+		return map[string]bool{"exited": false}, nil
+	}
+	os.Exit(*in.Code)
 	return nil, nil
 }

@@ -1,0 +1,85 @@
+package forkd
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// holdLimit bounds what a spare may write to stderr before its call starts.
+const holdLimit = 1 << 20
+
+// relay copies a spare's stderr (and its children's) to the container's stderr.
+//
+// What the spare writes while it loads is held until its call starts (release): a pre-started
+// spare's start-up output belongs to the call it serves, not after the previous call's log
+// marker, and is dropped when no call comes. Once every writer is dead, wait returns: all the
+// call's output is then written, and the log marker can follow it.
+type relay struct {
+	mu      sync.Mutex
+	to      io.Writer
+	held    []byte
+	dropped int
+	live    bool
+	done    chan struct{}
+}
+
+func newRelay(from *os.File, to io.Writer) *relay {
+	r := &relay{to: to, done: make(chan struct{})}
+	go r.copy(from)
+	return r
+}
+
+func (r *relay) copy(from *os.File) {
+	defer close(r.done)
+	defer from.Close()
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(chunk)
+		if n > 0 {
+			r.mu.Lock()
+			if r.live {
+				_, _ = r.to.Write(chunk[:n])
+			} else if room := holdLimit - len(r.held); room > 0 {
+				keep := n
+				if keep > room {
+					keep = room
+				}
+				r.held = append(r.held, chunk[:keep]...)
+				r.dropped += n - keep
+			} else {
+				r.dropped += n
+			}
+			r.mu.Unlock()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// release writes what was held and passes everything on from now on.
+func (r *relay) release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.live {
+		return
+	}
+	_, _ = r.to.Write(r.held)
+	if r.dropped > 0 {
+		fmt.Fprintf(r.to, "executor-forkd: %d more bytes written while the module loaded were dropped\n", r.dropped)
+	}
+	r.held, r.live = nil, true
+}
+
+// wait returns once every writer has closed the pipe (they are dead), or at the deadline.
+func (r *relay) wait(deadline time.Time) bool {
+	select {
+	case <-r.done:
+		return true
+	case <-time.After(time.Until(deadline)):
+		return false
+	}
+}

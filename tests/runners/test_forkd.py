@@ -445,20 +445,36 @@ def measure(image: str, calls: int = 50, runtime: str = "runc") -> str:
             assert forked.next_line() is not None
             answer_times.append(answered - started)
             ready_times.append(time.perf_counter() - answered)
+        cpu_before = container_cpu(name)
         started = time.perf_counter()
         for _ in range(calls):
             forked.call(request)
         elapsed = time.perf_counter() - started
+        cpu = container_cpu(name) - cpu_before
         assert forked.close() == 0
     finally:
         forked.kill()
     answer_times.sort()
     ready_times.sort()
+    cpu_text = f", {cpu / calls * 1000:.1f} ms of CPU a call" if cpu >= 0 else ""
     return (
         f"{image} ({runtime}): spaced calls p50 {answer_times[calls // 2] * 1000:.1f} ms "
-        f"(cleanup + next spare p50 {ready_times[calls // 2] * 1000:.1f} ms); "
-        f"back to back {calls / elapsed:.1f} calls/s ({elapsed / calls * 1000:.1f} ms a call)"
+        f"(then cleanup + next spare p50 {ready_times[calls // 2] * 1000:.1f} ms); "
+        f"back to back {calls / elapsed:.1f} calls/s ({elapsed / calls * 1000:.1f} ms a call"
+        f"{cpu_text})"
     )
+
+
+def container_cpu(name: str) -> float:
+    """CPU seconds the container has used (cgroup v1, cgroupfs driver), or -1 if unknown."""
+    found = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Id}}", name], capture_output=True, text=True, check=False
+    )
+    usage = Path("/sys/fs/cgroup/cpuacct/docker") / found.stdout.strip() / "cpuacct.usage"
+    try:
+        return int(usage.read_text()) / 1e9
+    except (OSError, ValueError):
+        return -1.0
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@
 // No third-party dependencies. All start-up work (the user module's import included) happens
 // before stdin is read, so a pre-started runner answers its first request at once.
 
-import { spawnSync } from "node:child_process";
+// node:child_process and node:readline are imported where needed: a fork-mode spare starts
+// once per call, and Node without a start-up snapshot pays for every module it loads.
 import fs from "node:fs";
-import readline from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const FUNCTION_NAME = "executeFunction";
@@ -35,6 +35,7 @@ const requestFd = Number.parseInt(process.env.EXECUTOR_PROTOCOL_IN_FD ?? "0", 10
 if (!Number.isInteger(protocolFd)) {
   // Re-run ourselves: fd 3 = our stdout, fd 4 = our stdin, fd 1 = stderr, fd 0 = /dev/null.
   const script = fileURLToPath(import.meta.url);
+  const { spawnSync } = await import("node:child_process");
   const child = spawnSync(process.execPath, [script, ...process.argv.slice(2)], {
     stdio: ["ignore", 2, 2, 1, 0],
     env: { ...process.env, EXECUTOR_PROTOCOL_FD: "3", EXECUTOR_PROTOCOL_IN_FD: "4" },
@@ -171,6 +172,7 @@ const serve = process.argv.includes("--serve") || process.env.EXECUTOR_SERVE ===
 const requests =
   requestFd === 0 ? process.stdin : fs.createReadStream(null, { fd: requestFd, autoClose: false });
 if (serve) {
+  const { default: readline } = await import("node:readline");
   const lines = readline.createInterface({ input: requests, crlfDelay: Infinity });
   for await (const line of lines) {
     if (line.trim() === "") continue;

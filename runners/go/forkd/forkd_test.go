@@ -209,6 +209,7 @@ func TestRelayHoldsStartUpOutput(t *testing.T) {
 	w.Close()
 	logs.wait(time.Now().Add(5 * time.Second))
 	logs.release()
+	logs.wait(time.Now().Add(5 * time.Second))
 	if got := dropped.String(); len(got) <= holdLimit || !strings.Contains(got, "10 more bytes") {
 		t.Fatalf("%d bytes, tail %q", len(got), got[len(got)-80:])
 	}

@@ -18,11 +18,12 @@ const holdLimit = 1 << 20
 // marker, and is dropped when no call comes. Once every writer is dead, wait returns: all the
 // call's output is then written, and the log marker can follow it.
 type relay struct {
-	mu      sync.Mutex
-	to      io.Writer
+	mu      sync.Mutex // guards held, dropped, live
 	held    []byte
 	dropped int
 	live    bool
+	writing sync.Mutex // held while writing to: writes stay in order, off the caller's path
+	to      io.Writer
 	done    chan struct{}
 }
 
@@ -41,8 +42,13 @@ func (r *relay) copy(from *os.File) {
 		if n > 0 {
 			r.mu.Lock()
 			if r.live {
+				r.mu.Unlock()
+				r.writing.Lock()
 				_, _ = r.to.Write(chunk[:n])
-			} else if room := holdLimit - len(r.held); room > 0 {
+				r.writing.Unlock()
+				continue
+			}
+			if room := holdLimit - len(r.held); room > 0 {
 				keep := n
 				if keep > room {
 					keep = room
@@ -60,24 +66,39 @@ func (r *relay) copy(from *os.File) {
 	}
 }
 
-// release writes what was held and passes everything on from now on.
+// release passes on what was held, then everything from now on. It does not wait for the
+// write (a host slow to read stderr must not hold up the call's timeout).
 func (r *relay) release() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.live {
+		r.mu.Unlock()
 		return
 	}
-	_, _ = r.to.Write(r.held)
-	if r.dropped > 0 {
-		fmt.Fprintf(r.to, "executor-forkd: %d more bytes written while the module loaded were dropped\n", r.dropped)
-	}
+	held, dropped := r.held, r.dropped
 	r.held, r.live = nil, true
+	r.writing.Lock() // free until now: nothing was live; taken before any live write can be
+	r.mu.Unlock()
+	go func() {
+		defer r.writing.Unlock()
+		_, _ = r.to.Write(held)
+		if dropped > 0 {
+			fmt.Fprintf(r.to, "executor-forkd: %d more bytes written while the module loaded were dropped\n", dropped)
+		}
+	}()
 }
 
-// wait returns once every writer has closed the pipe (they are dead), or at the deadline.
+// wait returns once every writer has closed the pipe (they are dead) and all is written, or
+// false at the deadline.
 func (r *relay) wait(deadline time.Time) bool {
+	written := make(chan struct{})
+	go func() {
+		<-r.done
+		r.writing.Lock()
+		r.writing.Unlock() // the last write has ended
+		close(written)
+	}()
 	select {
-	case <-r.done:
+	case <-written:
 		return true
 	case <-time.After(time.Until(deadline)):
 		return false

@@ -7,8 +7,8 @@
 // to the spare, reads the spare's private response pipe while waiting for it to exit (bounded
 // by the request's "timeout" and "max_output_bytes"), kills every other process, writes the
 // log marker (after all the task's stderr, which it relays) and one answer, then cleans the
-// container (the writable paths emptied, System V IPC objects
-// removed), starts the next spare and writes a ready line. Standard library only.
+// container (the writable paths emptied, System V IPC objects removed), starts the next spare
+// and writes a ready line. Standard library only.
 //
 // Sealed mode: the protocol fds must be out of the tasks' reach. On Linux PR_SET_DUMPABLE 0
 // closes /proc/1/fd to them; gVisor ignores it (any process of the same uid can open

@@ -307,9 +307,10 @@ class Pool(Source):
                     replaced(container.engine.name, container.id, "it died while idle")
                     await kill(container)
                     continue
+                # Busy from here: the refiller must not replace it while its wipe finishes.
+                self._busy += 1
                 if container.owes_ready and not await self._cleaned(container):
                     continue
-                self._busy += 1
                 container.timings.clear()  # its launch was not this call's: no create/start
                 # The replacement (single-use) starts once this call has its reply (see
                 # release()): launching now would compete with this exchange at the engine.
@@ -341,11 +342,18 @@ class Pool(Source):
             with anyio.fail_after(_READY_TIMEOUT):
                 await await_ready(container)
         except (ExecutorError, TimeoutError):
+            self._busy -= 1
             self.replaced_dead += 1
             replaced(container.engine.name, container.id, _UNCLEAN, warning=True)
             await kill(container)
             self._kick()
             return False
+        except BaseException:
+            # The caller was cancelled while the wipe ran: the container is still good.
+            self._busy -= 1
+            self._idle.appendleft((time.monotonic(), container))
+            self._notify()
+            raise
         return True
 
     async def release(self, container: Container, *, healthy: bool) -> None:

@@ -48,9 +48,11 @@ from .._errors import (
     WorkerLost,
 )
 from .._schema import Codec
-from ._worker import NodeWorker
+from ._worker import NodeWorker, Result
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from anyio.abc import TaskGroup
 
     from .. import ContainerConfig
@@ -105,9 +107,11 @@ class _Actor:
     actor_id: str | None = None
     engine: str | None = None
     host: str | None = None
+    pid: int | None = None
     engine_up: bool = True
     in_flight: int = 0
     calls: int = 0
+    chunks: int = 0
     down_since: float | None = None
     died_at: float | None = None
     last_error: str | None = None
@@ -137,7 +141,9 @@ class _Actor:
             "actor_id": self.actor_id,
             "engine": self.engine,
             "host": self.host,
+            "pid": self.pid,
             "calls": self.calls,
+            "chunks": self.chunks,
             "in_flight": self.in_flight,
             "up": self.routable,
             "state": self.state if self.engine_up else f"{self.state}, engine down",
@@ -244,13 +250,15 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         self._closed = False
         self._actor_class: Any = None
         self._cluster_error: str | None = None
+        self._client_mode = False
 
     # -- inspection ----------------------------------------------------------------------------
 
     @property
     def nodes(self) -> list[dict[str, Any]]:
-        """Per actor: ``node_id``, ``actor_id``, ``engine``, ``host``, ``calls`` finished,
-        ``in_flight``, ``up`` (routable), ``state`` and ``last_error``."""
+        """Per actor: ``node_id``, ``actor_id``, ``engine``, ``host`` and ``pid`` of the actor
+        process, ``calls`` finished, ``chunks`` received, ``in_flight``, ``up`` (routable),
+        ``state`` and ``last_error``."""
         return [actor.report() for actor in self._actors]
 
     def _default_concurrency(self) -> int:
@@ -300,8 +308,8 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
             raise ExecutorClosed()
         if supervisor.done():
             exc = None if supervisor.cancelled() else supervisor.exception()
-            raise EngineUnavailable(
-                f"the RayExecutor's dispatcher stopped: {exc!r}; create a new executor."
+            raise _unavailable(
+                f"the RayExecutor's dispatcher stopped: {exc!r}; create a new executor"
             ) from exc
 
     def _encode(self, value: Any) -> bytes:
@@ -402,9 +410,9 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
 
     def _no_actor(self) -> EngineUnavailable:
         why = "; ".join(f"{a.name}: {a.last_error}" for a in self._actors if a.last_error)
-        return EngineUnavailable(
+        return _unavailable(
             "no Ray actor of this executor is up to take the call"
-            + (f" ({why})." if why else " (no node could take one).")
+            + (f" ({why})" if why else " (no node could take one)")
         )
 
     def _fail_queued(self, error: ExecutorError) -> None:
@@ -414,7 +422,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
                 call.future.set_exception(error)
 
     async def _send(self, actor: _Actor, calls: list[_Call]) -> None:
-        """One chunk: ``accept`` (the delivery point), then stream ``run``'s results."""
+        """One chunk: ``accept`` (the delivery point), then ``run``'s results as they come."""
         ray = self._ray
         token = next(self._tokens)
         pending = dict(enumerate(calls))
@@ -433,19 +441,19 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
                 pending.clear()
                 return
             accepted = True
+            actor.chunks += 1
             gone = [i for i, c in pending.items() if c.future.done()]
             if len(gone) == len(pending):
-                actor.handle.cancel.remote(token)
+                self._fire(actor.handle.cancel.remote(token))
                 return
             if gone:
                 actor.cancels.setdefault(token, []).extend(gone)
-            stream = actor.handle.run.options(num_returns="streaming").remote(token)
             timeout = self.config.timeout
             guard = math.inf if timeout is None else timeout + STREAM_GRACE
             try:
                 with anyio.move_on_after(guard) as scope:
-                    async for ref in stream:
-                        for index, raw, meta in await ref:
+                    async for batch in self._results(actor, token):
+                        for index, raw, meta in batch:
                             finished = pending.get(index)
                             if finished is not None:
                                 del pending[index]
@@ -454,14 +462,14 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
                         self._kick()
             except ray.exceptions.RayError as exc:
                 self._lost(actor, exc)
-                self._fail_lost(pending, actor, f"{type(exc).__name__}: {_first_line(exc)}")
+                self._fail_lost(pending, actor, _describe(exc))
             else:
                 if scope.cancelled_caught:
                     actor.down(DOWN, f"a chunk got no result within {guard:g} s")
-                    actor.handle.cancel.remote(token)
+                    self._fire(actor.handle.cancel.remote(token))
                     self._fail_lost(pending, actor, f"no result within {guard:g} s")
                 elif pending:
-                    self._fail_lost(pending, actor, "its stream ended without these results")
+                    self._fail_lost(pending, actor, "its results ended without these")
         finally:
             # Only when cancelled (aclose): what was accepted may have run.
             if accepted:
@@ -472,6 +480,26 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
                 if not call.future.done():
                     call.future.set_exception(ExecutorClosed())
             self._kick()
+
+    async def _results(self, actor: _Actor, token: int) -> AsyncIterator[list[Result]]:
+        """The chunk's results: streamed in batches, or all at once over Ray Client (which
+        has no streaming calls)."""
+        if self._client_mode:
+            yield await actor.handle.run_all.remote(token)
+            return
+        async for ref in actor.handle.run.options(num_returns="streaming").remote(token):
+            yield await ref
+
+    def _fire(self, ref: Any) -> None:
+        """Await a fire-and-forget actor call in the background, so its failure (the actor
+        died) is consumed here instead of logged by Ray as an unhandled error."""
+
+        async def consume() -> None:
+            with contextlib.suppress(self._ray.exceptions.RayError):
+                await ref
+
+        if self._tg is not None:
+            self._tg.start_soon(consume)
 
     def _settle(self, call: _Call, actor: _Actor, raw: bytes | None, meta: Any) -> None:
         """Resolve one call from its result: output, error, or a retry elsewhere."""
@@ -502,9 +530,9 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
             self._queue.appendleft(call)
             return
         call.future.set_exception(
-            EngineUnavailable(
+            _unavailable(
                 f"the call reached no Ray actor in {call.attempts} tries "
-                f"(last: {actor.name}: {type(exc).__name__}: {_first_line(exc)})."
+                f"(last: {actor.name}: {_describe(exc)})"
             )
         )
 
@@ -526,7 +554,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
     def _lost(self, actor: _Actor, exc: BaseException) -> None:
         """Take an actor out of routing after a Ray failure: dead, or down until a ping."""
         ray = self._ray
-        why = f"{type(exc).__name__}: {_first_line(exc)}"
+        why = _describe(exc)
         if isinstance(exc, ray.exceptions.ActorDiedError):
             actor.down(DEAD, why)
         elif isinstance(exc, ray.exceptions.RayActorError):  # unavailable: maybe back soon
@@ -545,7 +573,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         for actor in self._actors:
             if actor.cancels and actor.handle is not None and actor.state != DEAD:
                 for token, indices in actor.cancels.items():
-                    actor.handle.cancel.remote(token, indices)
+                    self._fire(actor.handle.cancel.remote(token, indices))
             actor.cancels.clear()
 
     # -- actors --------------------------------------------------------------------------------
@@ -561,10 +589,8 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
                 raise ExecutorClosed()
             ray = self._ray
             if not ray.is_initialized():
-                # Connecting (or starting a local cluster) blocks for up to seconds.
-                await anyio.to_thread.run_sync(
-                    partial(ray.init, address=self._address, ignore_reinit_error=True)
-                )
+                await self._connect()
+            self._client_mode = _client_mode()
             self._actor_class = _actor_class(ray)
             self._wake = asyncio.Event()
             self._booted = asyncio.Event()
@@ -574,6 +600,20 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
             with anyio.move_on_after(START_TIMEOUT):
                 await self._booted.wait()
             self._started = True
+
+    async def _connect(self) -> None:
+        """``ray.init`` (in a thread: connecting, or starting a local cluster, takes seconds)."""
+        where = self._address or "the default address (RAY_ADDRESS, else a new local cluster)"
+        try:
+            await anyio.to_thread.run_sync(
+                partial(self._ray.init, address=self._address, ignore_reinit_error=True)
+            )
+        except ValueError as exc:
+            raise ConfigError(f"RayExecutor: cannot use Ray address {where}: {exc}") from exc
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, its own errors
+            raise _unavailable(
+                f"cannot connect to the Ray cluster at {where}: {_first_line(exc)}"
+            ) from exc
 
     async def _supervise(self, started: anyio.Event) -> None:
         try:
@@ -587,6 +627,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         finally:
             self._tg = None
             started.set()
+            self._booted.set()
 
     async def _watch(self) -> None:
         """Every second: reconcile with the nodes, ping unreachable actors, probe engines."""
@@ -691,7 +732,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
             with anyio.fail_after(START_TIMEOUT):
                 info = await actor.handle.start.remote()
         except (ray.exceptions.RayError, TimeoutError) as exc:
-            actor.down(DEAD, f"did not start: {type(exc).__name__}: {_first_line(exc)}")
+            actor.down(DEAD, f"did not start: {_describe(exc)}")
             self._backoff[actor.node_id] = time.monotonic() + PLACE_BACKOFF
             if actor.handle is not None:
                 ray.kill(actor.handle, no_restart=True)
@@ -701,6 +742,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         actor.actor_id = info["actor_id"]
         actor.engine = info["engine"]
         actor.host = info["host"]
+        actor.pid = info["pid"]
         actor.engine_up = info["engine_up"]
         if not actor.engine_up:
             actor.last_error = f"the engine {actor.engine} does not answer"
@@ -751,6 +793,31 @@ def _actor_class(ray: Any) -> Any:
     if _ACTOR_CLASS is None:
         _ACTOR_CLASS = ray.remote(NodeWorker)
     return _ACTOR_CLASS
+
+
+def _unavailable(message: str) -> EngineUnavailable:
+    """EngineUnavailable about the Ray cluster, without the class's hint about Docker."""
+    error = EngineUnavailable(message)
+    error.message = message + "."
+    error.args = (error.message,)
+    return error
+
+
+def _client_mode() -> bool:
+    """Whether this process talks to Ray through Ray Client (``ray://``)."""
+    try:
+        from ray.util.client import ray as client
+    except ImportError:
+        return False
+    return bool(client.is_connected())
+
+
+def _describe(exc: BaseException) -> str:
+    """A Ray error in one line; a task error names the exception raised in the actor."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return f"{type(cause).__name__}: {_first_line(cause)}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -143,6 +143,10 @@ class NodeWorker:
             for task in tasks:
                 task.cancel()
 
+    async def run_all(self, token: int) -> list[Result]:
+        """:meth:`run` as one list, for Ray Client, which cannot stream."""
+        return [result async for batch in self.run(token) for result in batch]
+
     async def cancel(self, token: int, indices: list[int] | None = None) -> None:
         """Cancel inputs of a chunk (all with ``None``): their containers are killed."""
         held = self._accepted.get(token)

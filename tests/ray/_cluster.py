@@ -12,6 +12,7 @@ object started (never ``ray stop``, which stops every cluster on the machine).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import random
 import shutil
@@ -107,10 +108,12 @@ class LocalRayCluster:
         self.root = root or Path(tempfile.mkdtemp(prefix="exr-", dir="/tmp"))
         self.port = free_port()
         self.address = f"{IP}:{self.port}"
+        #: ``ray://`` address of the head's Ray Client server (when ray[client] is installed).
+        self.client_address: str | None = None
         self.nodes: dict[str, Node] = {}
         self.stopped: list[Node] = []
         self.log = self.root / "ray-start.log"
-        self._slots = random.sample(range(48), 48)
+        self._slots = random.sample(range(32), 32)
 
     def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(extra or {})}
@@ -126,8 +129,9 @@ class LocalRayCluster:
             ("--metrics-export-port", free_port()),
         ]
         # Workers listen on ports from a range: one below the ephemeral range (outgoing
-        # connections never take it), its own per node, at random per cluster.
-        worker_ports = 20000 + 250 * self._slots.pop()
+        # connections never take it) and above the Ray Client's per-client servers (23000
+        # up), its own per node, at random per cluster.
+        worker_ports = 24000 + 250 * self._slots.pop()
         cmd = [
             RAY,
             "start",
@@ -178,6 +182,10 @@ class LocalRayCluster:
             "--dashboard-port",
             str(free_port()),
         ]
+        if importlib.util.find_spec("grpc") is not None:  # ray[client]: serve ray:// too
+            client_port = free_port()
+            args += ["--ray-client-server-port", str(client_port)]
+            self.client_address = f"ray://{IP}:{client_port}"
         return self._start("head", args, self._env(env), timeout)
 
     def start_worker(

@@ -4,10 +4,12 @@ engine, a worker node on a private dockerd. Real actors, real containers, no moc
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -30,24 +32,20 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray]
 
+# One task module for every test: its derived image is built once per engine per session.
 TASK = """
-import os, time, uuid
+import time, uuid
 
 def execute(input):
+    if "x" in input:  # the typed test: Point in, Total out
+        if input["x"] < 0:
+            raise ValueError("negative x")
+        return {"total": "not a number" if input["x"] == 99 else input["x"] + input["y"]}
     if input.get("record"):
         with open(f"/runs/{input['id']}.{uuid.uuid4().hex}", "x"):
             pass
     time.sleep(input.get("sleep", 0))
     return {"id": input.get("id"), "n": input.get("n", 0) * 2}
-"""
-
-TYPED = """
-def execute(input):
-    if input["x"] < 0:
-        raise ValueError("negative x")
-    if input["x"] == 99:
-        return {"total": "not a number"}
-    return {"total": input["x"] + input["y"]}
 """
 
 
@@ -101,9 +99,42 @@ async def test_calls_spread_over_both_engines(both_nodes: TwoNodes, make_ray: Ma
     assert [r.output["id"] for r in runs] == list(range(8))
 
 
+async def test_ray_client_address(both_nodes: TwoNodes) -> None:
+    """address="ray://..." (Ray Client, which cannot stream results) runs calls on both nodes
+    from a driver process of its own that never called ray.init."""
+    address = both_nodes.ray.client_address
+    if address is None:
+        pytest.skip("ray[client] is not installed, so the head serves no ray:// address")
+    labels = {RUN_LABEL: RUN_ID, **case()}
+    script = f"""
+import asyncio, json
+from executor import ContainerConfig
+from executor.ray import RayExecutor
+
+async def main():
+    config = ContainerConfig(
+        {PYTHON_IMAGE!r}, labels={labels!r}, files={{"/app/execute.py": {TASK!r}}}
+    )
+    async with RayExecutor(config, address={address!r}) as ex:
+        runs = await asyncio.gather(*(ex.run({{"id": i, "sleep": 0.3}}) for i in range(6)))
+        print(json.dumps([sorted({{r.engine for r in runs}}), [r.output["id"] for r in runs]]))
+
+asyncio.run(main())
+"""
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    with anyio.fail_after(120):
+        done = await anyio.run_process([sys.executable, "-c", script], env=env, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    engines, ids = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert engines == sorted([both_nodes.system, both_nodes.private.url])
+    assert ids == list(range(6))
+    for engine in (both_nodes.system, both_nodes.private.url):
+        assert not both_nodes.containers(engine, labels)
+
+
 async def test_typed_round_trip(both_nodes: TwoNodes, make_ray: MakeRay) -> None:
     """RayExecutor[In, Out] converts and validates on the caller; errors keep their codes."""
-    ex = make_ray(case(), files={"/app/execute.py": TYPED}, types=(Point, Total), reuse=True)
+    ex = make_ray(case(), files={"/app/execute.py": TASK}, types=(Point, Total), reuse=True)
     async with ex:
         assert await ex.execute({"x": 1, "y": 2}) == Total(total=3)  # a dict in, a Struct out
         assert await ex.execute(Point(2, 3)) == Total(total=5)
@@ -210,7 +241,7 @@ async def test_worker_node_stopped_mid_batch(
         max_in_flight_per_actor=4,
         timeout=60,
     )
-    inputs = [{"id": i, "sleep": 1.5, "record": True} for i in range(24)]
+    inputs = [{"id": i, "sleep": 1.0, "record": True} for i in range(16)]
     results: list[Any] = []
 
     async def batch() -> None:

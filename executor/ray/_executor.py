@@ -71,8 +71,10 @@ HEALTH_INTERVAL = 1.0
 #: Bound on an actor's start (worker process, imports, reap, prewarm) and on a ping.
 START_TIMEOUT = 120.0
 PING_TIMEOUT = 5.0
-#: After a failed start on a node, wait this long before placing there again.
+#: After a failed start on a node, wait this long before placing there again (doubling on
+#: each failure there, up to PLACE_BACKOFF_MAX; a start that succeeds resets it).
 PLACE_BACKOFF = 10.0
+PLACE_BACKOFF_MAX = 300.0
 #: Bound on closing one actor (its executor removes its idle containers).
 CLOSE_TIMEOUT = 15.0
 #: Slack over ``config.timeout`` before a silent chunk counts as lost (transport, cleanup).
@@ -240,7 +242,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         self._actors: list[_Actor] = []
         self._queue: deque[_Call] = deque()
         self._tokens = itertools.count()
-        self._backoff: dict[str, float] = {}
+        self._backoff: dict[str, tuple[float, float]] = {}  # node -> (until, last delay)
         self._wake: asyncio.Event | None = None
         self._booted = asyncio.Event()
         self._tg: TaskGroup | None = None
@@ -410,6 +412,8 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
 
     def _no_actor(self) -> EngineUnavailable:
         why = "; ".join(f"{a.name}: {a.last_error}" for a in self._actors if a.last_error)
+        if self._cluster_error:
+            why = f"{why}; the cluster: {self._cluster_error}" if why else self._cluster_error
         return _unavailable(
             "no Ray actor of this executor is up to take the call"
             + (f" ({why})" if why else " (no node could take one)")
@@ -681,7 +685,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         for actor in self._actors:
             if actor.state in (STARTING, UP, DOWN) and actor.node_id in live:
                 live[actor.node_id].append(actor)
-        usable = [n for n in alive if self._backoff.get(n, 0.0) <= now]
+        usable = [n for n in alive if self._backoff.get(n, (0.0, 0.0))[0] <= now]
         if not usable:
             return
         if self._n_actors is None:
@@ -733,10 +737,13 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
                 info = await actor.handle.start.remote()
         except (ray.exceptions.RayError, TimeoutError) as exc:
             actor.down(DEAD, f"did not start: {_describe(exc)}")
-            self._backoff[actor.node_id] = time.monotonic() + PLACE_BACKOFF
+            last = self._backoff.get(actor.node_id, (0.0, PLACE_BACKOFF / 2))[1]
+            delay = min(last * 2, PLACE_BACKOFF_MAX)
+            self._backoff[actor.node_id] = (time.monotonic() + delay, delay)
             if actor.handle is not None:
                 ray.kill(actor.handle, no_restart=True)
             return
+        self._backoff.pop(actor.node_id, None)
         if actor.state != STARTING:  # its node died meanwhile
             return
         actor.actor_id = info["actor_id"]

@@ -12,6 +12,7 @@ object started (never ``ray stop``, which stops every cluster on the machine).
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import random
@@ -34,6 +35,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((IP, 0))
         return int(s.getsockname()[1])
+
+
+@functools.cache
+def _has_flag(flag: str) -> bool:
+    """Whether this Ray's ``ray start`` knows a flag (older versions lack some)."""
+    done = subprocess.run([RAY, "start", "--help"], capture_output=True, text=True, check=False)
+    return flag in done.stdout
 
 
 def _children() -> dict[int, list[int]]:
@@ -142,8 +150,7 @@ class LocalRayCluster:
             "2",
             "--object-store-memory",
             str(100 * 1024 * 1024),
-            "--include-log-monitor",
-            "false",
+            *(["--include-log-monitor", "false"] if _has_flag("--include-log-monitor") else []),
             "--disable-usage-stats",
             # A worker's port is taken from this range; the start is random per cluster.
             "--min-worker-port",

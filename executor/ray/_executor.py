@@ -71,6 +71,8 @@ HEALTH_INTERVAL = 1.0
 #: Bound on an actor's start (worker process, imports, reap, prewarm) and on a ping.
 START_TIMEOUT = 120.0
 PING_TIMEOUT = 5.0
+#: Once one actor is up, the executor's start waits at most this long for the others.
+START_SETTLE = 5.0
 #: After a failed start on a node, wait this long before placing there again (doubling on
 #: each failure there, up to PLACE_BACKOFF_MAX; a start that succeeds resets it).
 PLACE_BACKOFF = 10.0
@@ -615,6 +617,8 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
             started = anyio.Event()
             self._supervisor = asyncio.get_running_loop().create_task(self._supervise(started))
             await started.wait()
+            # Wait for the first actors to start, but not for long once one is up: a node
+            # that just died is still listed alive for seconds, and its actor fails late.
             with anyio.move_on_after(START_TIMEOUT):
                 await self._booted.wait()
             self._started = True
@@ -734,6 +738,12 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
     def _note_booted(self) -> None:
         if not any(a.state == STARTING for a in self._actors):
             self._booted.set()
+        elif self._tg is not None and any(a.state == UP for a in self._actors):
+            self._tg.start_soon(self._settle_start)
+
+    async def _settle_start(self) -> None:
+        await anyio.sleep(START_SETTLE)
+        self._booted.set()
 
     async def _boot(self, actor: _Actor) -> None:
         try:

@@ -294,7 +294,9 @@ async def test_node_restarted_is_used_again_and_its_leftovers_reaped(
     runs = runs_dir(tmp_path)
     ex = make_ray(labels, files={"/app/execute.py": TASK}, mounts=[f"{runs}:/runs:rw"])
     async with ex:
-        assert [n["engine"] for n in ex.nodes if n["up"]] == [cluster.system]
+        assert [n["engine"] for n in ex.nodes if n["up"]] == [cluster.system], [
+            (n["state"], n["last_error"]) for n in ex.nodes
+        ]
         await anyio.to_thread.run_sync(cluster.start_worker)
         await wait_for(
             lambda: any(n["up"] and n["engine"] == cluster.private.url for n in ex.nodes),

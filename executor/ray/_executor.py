@@ -4,8 +4,8 @@ The caller converts and validates each input, encodes it once, and queues it. A 
 task sends the queue in chunks to the least-loaded actor whose window (``max_in_flight_per_
 actor``) has drained to half: calls queued together (a batch, or concurrent ``execute``
 calls) travel together, so Ray's cost per actor call (about 1 ms of CPU here) is paid per
-chunk. Results come back streamed, a few milliseconds' worth per message, and each output is
-decoded into ``B`` on the caller.
+chunk. Results come back in one reply for a quick chunk, else streamed as they finish (up to
+50 ms' worth per message), and each output is decoded into ``B`` on the caller.
 
 Failure handling (see :mod:`executor.ray._worker` for the two-call chunk protocol):
 

@@ -13,6 +13,7 @@ from undelivered ones when the actor dies::
                               chunk as delivered only once this call has returned.
     run(token)                a streaming generator: start every input of the chunk at once,
                               yield lists of finished results as they come
+    run_all(token)            the same, all results in one reply (a quick chunk; Ray Client)
 
 If the actor dies before ``accept`` returned, no input of the chunk can have run (``run`` was
 not sent yet), so the caller may send them elsewhere. After that, a missing result is

@@ -51,7 +51,7 @@ from .._schema import Codec
 from ._worker import NodeWorker, Result
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
     from anyio.abc import TaskGroup
 
@@ -403,7 +403,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
             self._tg.start_soon(self._send, actor, calls)
         hope = (a.state == STARTING or a.in_flight or a.routable for a in self._actors)
         if queue and not any(hope):
-            self._fail_queued(self._no_actor())
+            self._fail_queued(self._no_actor)
 
     def _pick(self) -> _Actor | None:
         """The least-loaded routable actor once its window drained to half; else a probe."""
@@ -429,11 +429,13 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
             + (f" ({why})" if why else " (no node could take one)")
         )
 
-    def _fail_queued(self, error: ExecutorError) -> None:
+    def _fail_queued(self, error: Callable[[], ExecutorError]) -> None:
+        """Fail every queued call, each with an error of its own (a shared exception object
+        would collect every raiser's traceback)."""
         while self._queue:
             call = self._queue.popleft()
             if not call.future.done():
-                call.future.set_exception(error)
+                call.future.set_exception(error())
 
     async def _send(self, actor: _Actor, calls: list[_Call]) -> None:
         """One chunk: ``accept`` (the delivery point), then ``run``'s results as they come."""
@@ -805,7 +807,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
     async def aclose(self) -> None:
         """Fail queued calls, cancel running ones, close every actor (its containers go)."""
         self._closed = True
-        self._fail_queued(ExecutorClosed())
+        self._fail_queued(ExecutorClosed)
         supervisor, self._supervisor = self._supervisor, None
         if supervisor is not None:
             supervisor.cancel()

@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=4, help="reuse workers per executor")
     parser.add_argument("--concurrency", type=int, default=16, help="direct map concurrency")
-    parser.add_argument("--window", type=int, default=128, help="the wide max_in_flight_per_actor")
+    parser.add_argument("--window", type=int, default=256, help="the wide max_in_flight_per_actor")
     args = parser.parse_args()
 
     import ray

@@ -834,10 +834,7 @@ def _actor_class(ray: Any) -> Any:
 
 def _unavailable(message: str) -> EngineUnavailable:
     """EngineUnavailable about the Ray cluster, without the class's hint about Docker."""
-    error = EngineUnavailable(message)
-    error.message = message + "."
-    error.args = (error.message,)
-    return error
+    return EngineUnavailable(message + ".", hint="")
 
 
 def _client_mode() -> bool:

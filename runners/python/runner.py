@@ -326,6 +326,7 @@ class _Libc:
 
             self._c = ctypes
             self._libc = ctypes.CDLL(None, use_errno=True)
+            self._info = None
         except (ImportError, OSError) as exc:
             self._c = self._libc = None
             _fork_log(
@@ -361,12 +362,14 @@ class _Libc:
         if self._ctl(kind, ident, _IPC_RMID, None) != 0 and self._c.get_errno() not in gone:
             self._raise(f"cannot remove System V {kind} {ident}")
 
-    def ipc_in_use(self, kind: str) -> int:
+    def ipc_in_use(self, kind: str) -> int | None:
+        """How many objects of this kind exist (None: the *_INFO call failed)."""
         command, index = _IPC_INFO[kind]
-        buffer = self._c.create_string_buffer(256)
-        if self._ctl(kind, 0, command, buffer) < 0:
-            self._raise(f"cannot count System V {kind} objects")
-        return int.from_bytes(buffer.raw[4 * index : 4 * index + 4], sys.byteorder, signed=True)
+        if self._info is None:
+            self._info = self._c.create_string_buffer(256)
+        if self._ctl(kind, 0, command, self._info) < 0:
+            return None
+        return int.from_bytes(self._info.raw[4 * index : 4 * index + 4], sys.byteorder, signed=True)
 
     def ipc_exists(self, kind: str, ident: int, buffer) -> bool:
         return self._ctl(kind, ident, _IPC_STAT, buffer) == 0
@@ -396,8 +399,7 @@ class _SysvIpc:
     def __init__(self, libc: _Libc):
         self.libc = libc
         self.proc = os.path.isfile("/proc/sysvipc/shm")
-        if not self.proc and not libc.available:
-            _fork_log("System V IPC objects cannot be listed here (no /proc/sysvipc, no ctypes)")
+        self.warned = False
 
     def clean(self, deadline: float) -> None:
         for kind in ("shm", "sem", "msg"):
@@ -413,6 +415,11 @@ class _SysvIpc:
                 raise _Unclean(f"System V {kind} objects {left[:5]} are left")
 
     def _ids(self, kind: str, deadline: float) -> list[int]:
+        # One *_INFO call tells whether any object exists (the usual case: none); the
+        # listing only when one does.
+        in_use = self.libc.ipc_in_use(kind) if self.libc.available else None
+        if in_use is not None and in_use <= 0:
+            return []
         if self.proc:
             fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -422,10 +429,10 @@ class _SysvIpc:
             finally:
                 os.close(fd)
             return [int(line.split()[1]) for line in data.splitlines()[1:] if line.strip()]
-        if not self.libc.available:
-            return []
-        in_use = self.libc.ipc_in_use(kind)
-        if in_use <= 0:
+        if in_use is None:
+            if not self.warned:
+                _fork_log("System V IPC objects cannot be listed here: they are not cleaned up")
+                self.warned = True
             return []
         found = []
         buffer = self.libc.stat_buffer()
@@ -1021,7 +1028,7 @@ class _ForkServer:
         if self.spare is not None:
             self.spare.close()
             self.spare = None
-        _kill_all(deadline)
+        _kill_all(deadline)  # from here on, nothing else runs: no process can come back
         if not self.protocol:
             self.unpark()
         if answer is not None:
@@ -1031,7 +1038,6 @@ class _ForkServer:
             self.send(parts)
         while True:
             try:
-                _kill_all(deadline)
                 for path in self.wipe:
                     _wipe(path)
                 self.ipc.clean(deadline)

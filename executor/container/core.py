@@ -20,7 +20,6 @@ from .._errors import (
     EngineUnavailable,
     ExecutionTimeout,
     ExecutorError,
-    ProtocolError,
     StartTimeout,
 )
 from .._observe import CONTAINER, DEBUG, call_done, call_timed_out, engine_down, engine_up, killed
@@ -142,23 +141,19 @@ class EngineCore:
             )
             await source.timed_out(container)
             raise ExecutionTimeout(timeout or 0.0, what="the container call")
-        healthy = False
         code = "CANCELLED"
         try:
             result = await conclude(container, reply, t0, _perf(), spec)
-            healthy = not reply.ended
             code = "OK"
             return result
-        except ProtocolError as exc:
-            code = exc.code
-            raise
         except ExecutorError as exc:
-            healthy = not reply.ended  # the runner answered with an error: it serves on
             code = exc.code
             raise
         finally:
+            # A runner that answered (even with an error) serves on; garbled stdout or an
+            # ended stream means this container goes.
             with shielded():
-                await source.release(container, healthy=healthy)
+                await source.release(container, healthy=reply.answered and not reply.ended)
             if CONTAINER.isEnabledFor(DEBUG):
                 call_done(self.name, container.id, code, _perf() - t0)
 

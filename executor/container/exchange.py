@@ -127,6 +127,9 @@ class Reply:
     ended: bool  # the output streams ended (the container is exiting)
     #: The response, when exchange() already decoded it and stdout holds nothing else.
     response: Decoded | None = None
+    #: Set by interpret(): stdout held one well-formed response (the runner is in order,
+    #: whatever the response says), so a reusable container may serve again.
+    answered: bool = False
 
 
 def _first_line(stdout: bytearray) -> Decoded | None:
@@ -279,6 +282,7 @@ def interpret(
     if not text:
         raise ProtocolError("the runner wrote nothing to stdout", received=reply.stdout)
     ok, raw, error = reply.response or decode_response_raw(text)
+    reply.answered = True
     if not ok:
         assert error is not None
         raise _runner_failed(error, reply.logs, spec, container)

@@ -235,7 +235,7 @@ _IGNORED_SIGNALS = tuple(
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _READY = b'{"ready":true,"runner":"python"}\n'
-_CLEANUP_SECONDS = 2.0
+_CLEANUP_SECONDS = 5.0
 _EXIT_NOT_PID1 = 2
 _EXIT_UNCLEAN = 3
 _EXIT_RUNNER_FAILED = 70  # a task process whose runner code failed (EX_SOFTWARE)
@@ -1027,7 +1027,7 @@ class _ForkServer:
     def cleanup(self, answer=None) -> None:
         """Kill every other process, take the protocol back and write the answer; then wipe
         the writable paths and remove System V IPC objects. Raise _Unclean when that cannot
-        be confirmed within 2 s."""
+        be confirmed within 5 s."""
         deadline = time.monotonic() + _CLEANUP_SECONDS
         if self.spare is not None:
             self.spare.close()

@@ -48,7 +48,7 @@ const (
 )
 
 // CleanupLimit bounds one cleanup; past it the supervisor exits with ExitUnclean.
-const CleanupLimit = 2 * time.Second
+const CleanupLimit = 5 * time.Second
 
 // hardened are the signals a task could send to PID 1 that would otherwise end or stop it
 // (Go's runtime dies on a user-sent SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGABRT, SIGSEGV, ...;

@@ -8,7 +8,7 @@
 #
 # The Go runtime stays `scratch` (static binary). Images that exist are skipped, so this is
 # cheap when /var/lib/docker survives. The bake variables the build must use are written to
-# .state/bases.env and .state/bake-vars.json (read by `python -m executor._images`).
+# .state/bases.env and .state/bake-vars.json (read by `executor images build`).
 #
 # Env: EXECUTOR_DEBIAN_MIRROR (default http://deb.debian.org/debian), BASES="python node ..."
 # to build a subset, EXECUTOR_REBUILD_BASES=1 to rebuild existing ones, EXECUTOR_BASE_REPO

@@ -7,7 +7,7 @@
 # Base images: when the official python base can neither be found nor pulled and the local
 # Debian bases are missing, `scripts/bases.sh` builds them first (needs root). With
 # `docker buildx` present the targets are built by `docker buildx bake`, otherwise by
-# `python -m executor._images build` (the Engine API; skips up-to-date images).
+# `executor images build` (the Engine API; skips up-to-date images).
 # EXECUTOR_IMAGES_VERBOSE=1 streams the build output.
 # PY selects the Python that has the project installed (default: .venv/bin/python).
 set -euo pipefail

@@ -5,7 +5,8 @@ workaround for aiodocker's private internals lives here too, next to the version
 tested on (:data:`TESTED_AIODOCKER`):
 
 * attach: aiodocker's ``Stream`` is driven with our own attach URL (no extra inspect) and its
-  transport is half-closed for EOF (``Stream.close()`` would end the whole attach);
+  transport is half-closed for EOF (``Stream.close()`` would end the whole attach); one that
+  failed to open is marked closed by hand;
 * raw requests through ``Docker._query``: ``POST /build`` (``images.build`` does not expose
   ``networkmode``), ``GET /_ping`` (no public call; its headers tell Podman apart) and
   ``DELETE /containers/{id}`` (for Podman's ``timeout``);
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["TESTED_AIODOCKER", "DockerEngine", "translate"]
 
 #: The aiodocker releases the private-internal workarounds below were tested with.
-TESTED_AIODOCKER = "0.24.0 - 0.27.0"
+TESTED_AIODOCKER = "0.25.0 - 0.27.0"
 #: Bound on creating or removing the scratch container of ``Images.derive``.
 _HELPER_TIMEOUT = 15.0
 #: Bound on pulling a base image while building (a registry-less host fails fast anyway).
@@ -506,8 +507,16 @@ class DockerEngine(Engine):
             return query, None, False  # Tty is always false: stdout and stderr stay apart
 
         stream = Stream(await self.connected(), setup, None)
-        with self.errors():
-            await stream.__aenter__()
+        try:
+            with self.errors():
+                await stream.__aenter__()
+        except BaseException:
+            # Failed or cancelled half-way: release the response if there was one, and mark
+            # the stream closed (aiodocker 0.25-0.26 warn "Unclosed ExecStream" otherwise).
+            if stream._resp is not None:
+                stream._resp.close()
+            stream._closed = True
+            raise
         return _DockerAttachment(stream)
 
     async def start(self, container_id: str) -> None:

@@ -29,7 +29,9 @@ answers() { docker -H "$URL" version >/dev/null 2>&1; }
 start_service() {
     mkdir -p "$(dirname "$SOCKET")" "$(dirname "$LOG")"
     rm -f "$SOCKET"
-    nohup podman system service --time=0 "$URL" >>"$LOG" 2>&1 </dev/null &
+    # Started in the socket's directory: conmon (2.1.6) writes its OOM marker file "oom" into
+    # the working directory of the Podman process, so never start it inside a checkout.
+    (cd "$(dirname "$SOCKET")" && exec nohup podman system service --time=0 "$URL" >>"$LOG" 2>&1 </dev/null) &
     SERVICE_PID=$!
     for _ in $(seq 1 "$WAIT_SECONDS"); do
         answers && return 0

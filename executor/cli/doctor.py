@@ -53,8 +53,8 @@ async def diagnose(smoke: bool = True) -> list[Check]:
                         "podman",
                         "warn",
                         "Podman's Docker-compatible API (README, section Podman): an OOM kill "
-                        "may show as EXIT_NONZERO 137 (Podman 4 on cgroup v1 sets no OOM "
-                        "flag); the runtimes listed are those Podman's configuration names, "
+                        "may show as EXIT_NONZERO 137 (Podman 4.3 with conmon 2.1.6 sets no "
+                        "OOM flag); the runtimes listed are those Podman's configuration names, "
                         "installed or not; images loaded with `docker save | podman load` "
                         "are named localhost/..., which the executor finds by their short name",
                     )

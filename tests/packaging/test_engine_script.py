@@ -7,6 +7,7 @@ and takes 3 s to exit after SIGTERM, like a dockerd shutting down; a later one a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -96,8 +97,6 @@ def test_engine_waits_for_a_stopping_dockerd_then_starts_a_new_one(tmp_path: Pat
     finally:
         for pid in (dying.pid, started):  # by pid: the new one shares our process group
             if pid is not None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         dying.wait(timeout=10)

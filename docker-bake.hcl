@@ -76,12 +76,17 @@ target "runner-python" {
   tags = ["${REGISTRY}/runner-python:${VERSION}", "${REGISTRY}/runner-python:latest"]
 }
 
+# Context runners/ (not runners/node): the image also carries the Go fork-mode supervisor,
+# executor-forkd, compiled from runners/go/forkd (runners/.dockerignore trims the rest).
 target "runner-node" {
   inherits   = ["_common"]
-  context    = "runners/node"
-  dockerfile = "Dockerfile"
+  context    = "runners"
+  dockerfile = "node/Dockerfile"
+  # The Go build needs no network (standard library only, GOPROXY=off).
+  network = "none"
   args = {
-    BASE_IMAGE = "${NODE_BASE}"
+    BASE_IMAGE    = "${NODE_BASE}"
+    GO_BUILD_BASE = "${GO_BUILD_BASE}"
   }
   tags = ["${REGISTRY}/runner-node:${VERSION}", "${REGISTRY}/runner-node:latest"]
 }

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -303,7 +311,8 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
         self._send, self._receive = anyio.create_memory_object_stream[
             tuple[int, "B | ExecutorError"]
         ](concurrency)
-        self._task: asyncio.Task[None] | None = None
+        self._pump: _Background | None = None
+        self._closed = False
         self._state = _MapState()
 
     @property
@@ -322,18 +331,17 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
         return self._state.failed
 
     def _start(self) -> None:
-        if self._task is None:
+        if self._pump is None:
             # The pump must not reference the stream, or an abandoned stream would never be
             # collected (and so never cancelled).
-            self._task = asyncio.get_running_loop().create_task(
-                _pump(
-                    self._executor.execute,
-                    self._inputs,
-                    self._concurrency,
-                    self._on_progress,
-                    self._send,
-                    self._state,
-                )
+            self._pump = _Background(
+                _pump,
+                self._executor.execute,
+                self._inputs,
+                self._concurrency,
+                self._on_progress,
+                self._send,
+                self._state,
             )
             del self._executor, self._inputs, self._on_progress
 
@@ -351,20 +359,26 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
             raise StopAsyncIteration from None
 
     async def _reraise(self) -> None:
-        task = self._task
-        if task is not None:
-            await asyncio.wait({task})
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                raise _unwrap(exc)
+        pump = self._pump
+        if pump is not None and not self._closed:
+            error = await pump.wait()
+            if error is not None and not isinstance(error, anyio.get_cancelled_exc_class()):
+                raise _unwrap(error)
 
     async def aclose(self) -> None:
         """Cancel the calls still running and wait until they are cleaned up."""
-        task = self._task
+        # Closed on purpose: whatever the cancelled pump ends with (a worker woken by the
+        # closed stream may raise BrokenResourceError) is not the consumer's error.
+        self._closed = True
+        pump = self._pump
+        if pump is None:
+            self._send.close()
+        else:
+            pump.cancel()
         self._receive.close()
-        if task is not None and not task.done():
-            task.cancel()
+        if pump is not None:
             with anyio.CancelScope(shield=True):
-                await asyncio.wait({task})
+                await pump.wait()
 
     async def __aenter__(self) -> ResultStream[B]:
         self._start()
@@ -379,14 +393,105 @@ class ResultStream(AsyncIterator[tuple[int, "B | ExecutorError"]], Generic[B]):
         await self.aclose()
 
     def __del__(self) -> None:
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
         # Close our ends so an abandoned (or never iterated) stream is not reported unclosed;
         # a running pump closes the send end itself as it unwinds.
-        self._receive.close()
-        if task is None:
+        pump = self._pump
+        if pump is None:
+            self._receive.close()
             self._send.close()
+        else:
+            pump.abandon(self._receive.close)
+
+
+def _start_task(
+    fn: Callable[[], Coroutine[Any, Any, None]],
+) -> Callable[[Callable[[], None]], object]:
+    """Start ``fn()`` in a task of its own on the running backend; return the backend's
+    thread-safe way to run a callback on its loop soon.
+
+    The one backend-specific function behind :class:`_Background`: anyio has no task that
+    outlives the block that started it. trio's system tasks do not inherit context variables,
+    so the caller's are passed explicitly, as asyncio's ``create_task`` does by itself.
+    """
+    if _current_backend() == "trio":
+        import trio
+
+        trio.lowlevel.spawn_system_task(fn, context=contextvars.copy_context())
+        return trio.lowlevel.current_trio_token().run_sync_soon
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(fn())
+    _RUNNING.add(task)  # the loop holds its tasks weakly
+    task.add_done_callback(_RUNNING.discard)
+    return loop.call_soon_threadsafe
+
+
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+def _current_backend() -> str:
+    try:
+        import sniffio
+    except ModuleNotFoundError:  # trio depends on sniffio: without it only asyncio can run
+        return "asyncio"
+    return sniffio.current_async_library()
+
+
+class _Background:
+    """A task for work that outlives the call that starts it: a map's pump.
+
+    A task group cannot hold the pump. A group must be entered and left by one task, around
+    the code that runs while it is open; a ``ResultStream`` has no such block: it starts on the
+    first ``__anext__``, may be iterated from several tasks, and may be dropped unclosed. So the
+    pump gets a task of its own (:func:`_start_task`), and everything else is anyio: the task
+    runs inside a cancel scope this object owns, reports through an Event, and keeps its
+    exception for whoever waits.
+    """
+
+    __slots__ = ("_call_soon", "_done", "_error", "_scope")
+
+    def __init__(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self._scope = anyio.CancelScope()
+        self._done = anyio.Event()
+        self._error: BaseException | None = None
+        self._call_soon = _start_task(lambda: self._run(fn, *args))
+
+    async def _run(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        try:
+            with self._scope:
+                await fn(*args)
+        except BaseException as exc:  # a task of its own has nobody to raise to: keep it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def cancel(self) -> None:
+        """Cancel the work (from the loop's thread)."""
+        self._scope.cancel()
+
+    async def wait(self) -> BaseException | None:
+        """Wait until the work has ended; return what it raised, if anything."""
+        await self._done.wait()
+        return self._error
+
+    def abandon(self, close: Callable[[], None]) -> None:
+        """Cancel the work and call ``close`` from a finalizer.
+
+        A finalizer may run in another thread or in the middle of the loop's own code, so both
+        are handed to the loop; when the loop is already gone, the work went with it.
+        """
+        if self._done.is_set():  # the usual case: a stream read to its end
+            close()
+            return
+        scope = self._scope
+
+        def cancel() -> None:
+            scope.cancel()
+            close()
+
+        try:
+            self._call_soon(cancel)
+        except RuntimeError:  # asyncio's loop is closed, or trio's run has finished
+            close()
 
 
 class _MapState:

@@ -1,15 +1,22 @@
 """``LocalExecutor``: run a trusted function in-process with the executor contract.
 
 The hot path is kept short: conversion and validation closures are prepared at construction,
-and the timeout's cancel scope is only entered once the coroutine actually suspends (a
-coroutine that finishes without suspending could not have been cancelled anyway). A coroutine
-that does suspend is cancelled exactly at ``start + timeout``.
+and the timeout costs nothing for an ``async def`` with no ``await`` in it (it cannot suspend,
+so it could not be cancelled anyway). Any other coroutine runs inside the deadline's cancel
+scope from its first step, and the scope's timer is armed when it first suspends, so that it
+is cancelled exactly at ``start + timeout``. The scope must not be entered lazily at the first
+suspension: by then the coroutine may hold cancel scopes of its own (``trio.sleep`` opens one
+before it suspends; so do ``anyio.fail_after``, task groups and ``to_thread.run_sync``), and a
+scope entered inside them breaks the task's scope stack when they exit.
 """
 
 from __future__ import annotations
 
+import dis
+import functools
 import inspect
 import os
+import sys
 import time
 import traceback
 import types
@@ -20,6 +27,7 @@ import anyio
 
 from ._base import Execution, Executor, resolve_types
 from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout
+from ._observe import instrument
 from ._schema import Codec, SchemaSource
 
 if TYPE_CHECKING:
@@ -57,15 +65,20 @@ class LocalConfig:
             )
 
 
-_OWN_DIRS = tuple(
-    os.path.dirname(path) + os.sep for path in (__file__, anyio.__file__) if path is not None
-)
+#: Where frames that are not the user's come from: this package, anyio, and the backends'
+#: own libraries (trio re-raises a worker thread's error through ``outcome``).
+_LIBRARIES = (__package__ or "executor", "anyio", "trio", "outcome")
 
 
 def _user_frames(exc: BaseException) -> types.TracebackType | None:
-    """The traceback from the first frame outside this package and anyio (the user's code)."""
+    """The traceback from the first frame outside this package, anyio and the backend."""
+    dirs = tuple(
+        os.path.dirname(module.__file__) + os.sep
+        for name in _LIBRARIES
+        if (module := sys.modules.get(name)) is not None and module.__file__ is not None
+    )
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_DIRS):
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(dirs):
         tb = tb.tb_next
     return tb or exc.__traceback__
 
@@ -74,34 +87,67 @@ class _Expired(Exception):
     """Internal: the deadline passed (turned into ExecutionTimeout by the caller)."""
 
 
+_YIELD_VALUE = dis.opmap["YIELD_VALUE"]
+
+
+def _can_suspend(fn: Any) -> bool:
+    """Can a call of the coroutine function ``fn`` suspend (and so be cancelled)?
+
+    A coroutine suspends only at a ``YIELD_VALUE`` in its own frame, which is what every
+    ``await``, ``async for`` and ``async with`` compiles to; so an ``async def`` whose body has
+    none runs to completion in one step. Anything whose code cannot be seen (a C function, a
+    plain function returning an awaitable) is assumed to suspend.
+    """
+    while True:
+        if isinstance(fn, functools.partial):
+            fn = fn.func
+        elif inspect.ismethod(fn):
+            fn = fn.__func__
+        else:
+            break
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        call = getattr(type(fn), "__call__", None)  # noqa: B004 - an async callable object
+        code = getattr(call, "__code__", None)
+    if not isinstance(code, types.CodeType) or not code.co_flags & inspect.CO_COROUTINE:
+        return True
+    return any(op.opcode == _YIELD_VALUE for op in dis.get_instructions(code))
+
+
 @types.coroutine
 def _run_with_deadline(coro: Coroutine[Any, Any, T], timeout: float) -> Generator[Any, Any, T]:
-    """Await ``coro`` in the current task, arming a cancel scope only if it suspends."""
+    """Await ``coro`` in the current task and cancel it ``timeout`` seconds from now.
+
+    The cancel scope is entered before the coroutine's first step, so every scope the coroutine
+    opens nests inside it; only its deadline waits for the first suspension, so a call that
+    completes in one step never schedules a timer. Raises ``_Expired`` when the deadline hits.
+    """
     started = _perf()
-    try:
-        pending = coro.send(None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
-    except BaseException:
-        coro.close()
-        raise
-    deadline = anyio.current_time() + timeout - (_perf() - started)
-    with anyio.CancelScope(deadline=deadline) as scope:
+    with anyio.CancelScope() as scope:
+        try:
+            pending = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        scope.deadline = anyio.current_time() + timeout - (_perf() - started)
         while True:
             try:
                 sent = yield pending
+            except GeneratorExit:
+                coro.close()
+                raise
             except BaseException as exc:  # cancellation or throw(): forward into the coroutine
                 try:
                     pending = coro.throw(exc)
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
             else:
+                # Under trio a cancellation arrives here, sent as an outcome for the coroutine
+                # to unwrap, rather than thrown; either way the coroutine raises it.
                 try:
                     pending = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
     # Only reached when the scope swallowed its own cancellation.
-    assert scope.cancelled_caught
     raise _Expired
 
 
@@ -143,6 +189,7 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         )
         self._timeout = self.config.timeout
         self._invoke = self._invoker()
+        instrument(self, kind="local")
 
     @property
     def schema_in(self) -> dict[str, Any] | None:
@@ -159,7 +206,7 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         fn: Any = self.fn
         timeout = self._timeout
         if self._is_async:
-            if timeout is None:
+            if timeout is None or not _can_suspend(fn):
                 return fn  # type: ignore[no-any-return]
             return lambda value: _run_with_deadline(fn(value), timeout)
         if timeout is None:

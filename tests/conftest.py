@@ -1,7 +1,9 @@
-"""Test-wide configuration: gate tests marked ``docker`` on a Docker engine that answers.
+"""Test-wide configuration: gate tests marked ``docker`` on a Docker engine that answers, and
+hand tests marked ``anyio`` to anyio's plugin.
 
 Without an engine such tests skip with the reason, except when ``EXECUTOR_REQUIRE_DOCKER=1``
 (CI), where they fail. The check runs once per session, before any fixture of the test.
+``pytester`` is on for tests/plugin (it can only be enabled in this top-level conftest).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import os
 import subprocess
 
 import pytest
+import pytest_asyncio
+
+pytest_plugins = ("pytester",)
 
 
 @functools.cache
@@ -48,3 +53,28 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if docker_required():
         pytest.fail(f"EXECUTOR_REQUIRE_DOCKER=1 but {reason}; run `make engine`", pytrace=False)
     pytest.skip(f"{reason}; run `make engine` (EXECUTOR_REQUIRE_DOCKER=1 makes this a failure)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give coroutine tests marked ``anyio`` back to anyio's plugin, which runs each on its
+    ``anyio_backend`` (asyncio and trio).
+
+    pytest-asyncio's auto mode claims every coroutine test at collection, so without this the
+    trio case would silently run on asyncio. The rest of the suite stays on pytest-asyncio.
+    """
+    for index, item in enumerate(items):
+        if (
+            isinstance(item, pytest.Function)
+            and pytest_asyncio.is_async_test(item)
+            and item.get_closest_marker("anyio") is not None
+        ):
+            items[index] = pytest.Function.from_parent(
+                item.parent,
+                name=item.name,
+                callspec=getattr(item, "callspec", None),
+                callobj=item.obj,
+                # Private, but the only record of direct parametrization (anyio's plugin and
+                # pytest-asyncio build their items from it the same way).
+                fixtureinfo=item._fixtureinfo,
+                originalname=item.originalname,
+            )

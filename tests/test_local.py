@@ -6,6 +6,7 @@ caller cancels with ``anyio.move_on_after(0.05)``, and the test asserts the stat
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import gc
 import json
@@ -45,6 +46,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 Cancelled = anyio.get_cancelled_exc_class
+
+# Every coroutine test runs on both anyio backends (see tests/conftest.py); sync tests once.
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module", params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """The backend a test runs on: both, always (trio is in the dev extra, never skipped)."""
+    return request.param  # type: ignore[no-any-return]
 
 
 # -- the seed's stats task, in three type systems ------------------------------------------
@@ -529,6 +539,93 @@ async def test_fast_async_function_with_timeout_returns() -> None:
     assert (await ex.run(21)).output == 42
 
 
+async def test_coroutine_that_awaits_without_suspending_returns() -> None:
+    """A coroutine whose awaits all complete at once returns its value under a timeout."""
+
+    async def inner(x: int) -> int:
+        return x + 1
+
+    async def layered(x: int) -> int:
+        return await inner(x)
+
+    ex = LocalExecutor(layered, LocalConfig(timeout=5.0))
+    assert await ex.execute(1) == 2
+    assert (await ex.run(2)).output == 3
+
+
+def _holds_a_scope(kind: str, gate: anyio.Event) -> Any:
+    """A task that opens a cancel scope of its own before it first suspends."""
+
+    async def with_fail_after(x: int) -> int:
+        with anyio.fail_after(3600):
+            await gate.wait()
+        return x
+
+    async def with_task_group(x: int) -> int:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gate.wait)
+        return x
+
+    async def with_thread(x: int) -> int:
+        # run_sync holds a cancel scope while it waits; abandoned on cancel, so it can time out.
+        delay = 0.0 if gate.is_set() else 0.3
+        await anyio.to_thread.run_sync(time.sleep, delay, abandon_on_cancel=True)
+        return x
+
+    return {"fail_after": with_fail_after, "task_group": with_task_group, "thread": with_thread}[
+        kind
+    ]
+
+
+@pytest.mark.parametrize("kind", ["fail_after", "task_group", "thread"])
+async def test_timeout_while_the_task_holds_its_own_cancel_scope(kind: str) -> None:
+    """A task inside a cancel scope it opened before suspending still times out as TIMEOUT.
+
+    This is the case that trio hits on every ``sleep`` (trio opens a scope before it blocks):
+    the deadline's scope must enclose the task's scopes, not be entered inside them.
+    """
+    ex = LocalExecutor(_holds_a_scope(kind, anyio.Event()), LocalConfig(timeout=0.05))
+    with pytest.raises(ExecutionTimeout) as info:
+        await ex.execute(1)
+    assert info.value.code == "TIMEOUT"
+    # The caller's task is left clean: no stray cancellation, and the next call works.
+    await anyio.lowlevel.checkpoint()
+    done = anyio.Event()
+    done.set()
+    assert await LocalExecutor(_holds_a_scope(kind, done), LocalConfig(timeout=5.0)).execute(7) == 7
+
+
+@pytest.mark.parametrize("kind", ["fail_after", "task_group", "thread"])
+async def test_task_holding_its_own_cancel_scope_returns_within_its_timeout(kind: str) -> None:
+    """A task whose own cancel scope closes while the deadline is armed returns its value."""
+    gate = anyio.Event()
+    ex = LocalExecutor(_holds_a_scope(kind, gate), LocalConfig(timeout=30.0))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_set_soon, gate)
+        assert await ex.execute(5) == 5
+
+
+async def _set_soon(event: anyio.Event) -> None:
+    await anyio.sleep(0.01)
+    event.set()
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_trio_sleep_past_the_timeout_is_a_timeout() -> None:
+    """On trio, a task in ``trio.sleep`` (the reported bug) raises ExecutionTimeout on time."""
+    import trio
+
+    async def slow(x: int) -> int:
+        await trio.sleep(3600)
+        return x
+
+    started = time.monotonic()
+    with pytest.raises(ExecutionTimeout) as info:
+        await LocalExecutor(slow, LocalConfig(timeout=0.05)).execute(1)
+    assert info.value.code == "TIMEOUT"
+    assert time.monotonic() - started < 2.0
+
+
 @pytest.mark.parametrize("method", ["execute", "run"])
 async def test_timeout_on_sync_function_abandons_its_thread(method: str) -> None:
     """A sync function over its timeout raises on time; its thread is abandoned, not killed."""
@@ -928,6 +1025,105 @@ async def test_map_stream_leaves_nothing_unclosed() -> None:
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
+async def test_abandoned_map_stream_is_cancelled_when_collected() -> None:
+    """A stream dropped mid-iteration and never closed cancels its calls once collected."""
+    cancelled: list[int] = []
+    blocked = 0
+    all_blocked = anyio.Event()
+    all_cancelled = anyio.Event()
+
+    async def fn(x: int) -> int:
+        nonlocal blocked
+        if x == 0:
+            return x
+        blocked += 1
+        if blocked == 3:
+            all_blocked.set()
+        try:
+            await anyio.Event().wait()
+        except Cancelled():
+            cancelled.append(x)
+            if len(cancelled) == 3:
+                all_cancelled.set()
+            raise
+        return x
+
+    stream = LocalExecutor(fn).map(range(4), concurrency=4)
+    with anyio.fail_after(5):
+        assert await stream.__anext__() == (0, 0)
+        await all_blocked.wait()
+        del stream
+        gc.collect()
+        await all_cancelled.wait()
+    assert sorted(cancelled) == [1, 2, 3]
+
+
+async def test_map_stream_outlives_the_task_that_started_it() -> None:
+    """The calls keep running between ``__anext__`` calls made from different tasks."""
+    gate = anyio.Event()
+
+    async def fn(x: int) -> int:
+        if x > 0:
+            await gate.wait()
+        return x
+
+    stream = LocalExecutor(fn).map(range(4), concurrency=4)
+    got: list[tuple[int, Any]] = []
+
+    async def take_one() -> None:
+        got.append(await stream.__anext__())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(take_one)  # starts the pump; this task ends right after
+        assert got == [(0, 0)]
+        assert stream.in_flight == 3
+        gate.set()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(take_one)
+            tg.start_soon(take_one)
+            tg.start_soon(take_one)
+        async with stream:
+            assert [item async for item in stream] == []
+    assert sorted(got) == [(i, i) for i in range(4)]
+
+
+async def test_map_counts_calls_and_reports_progress() -> None:
+    """The stream counts calls in flight, finished and failed; on_progress sees each finish."""
+    gate = anyio.Event()
+    progress: list[tuple[int, int]] = []
+
+    async def fn(x: int) -> int:
+        await gate.wait()
+        if x == 1:
+            raise Boom("one")
+        return x
+
+    with anyio.fail_after(5):
+        async with LocalExecutor(fn).map(
+            range(3), concurrency=3, on_progress=lambda d, f: progress.append((d, f))
+        ) as stream:
+            await anyio.wait_all_tasks_blocked()
+            assert (stream.in_flight, stream.finished, stream.failed) == (3, 0, 0)
+            gate.set()
+            results = dict([item async for item in stream])
+    assert (stream.in_flight, stream.finished, stream.failed) == (0, 3, 1)
+    assert progress[-1] == (3, 1) and len(progress) == 3
+    assert isinstance(results[1], ExecutionFailed)
+
+
+async def test_map_calls_see_the_callers_context_variables() -> None:
+    """Each call of a map sees the context variables set where the stream was started."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def fn(x: int) -> str:
+        return var.get()
+
+    var.set("caller")
+    results = [value async for _, value in LocalExecutor(fn).map(range(2), concurrency=2)]
+    assert results == ["caller", "caller"]
+
+
 class BuggyExecutor(Executor[int, int]):
     """A backend with a bug: its run() raises a plain exception, not an ExecutorError."""
 
@@ -1034,6 +1230,59 @@ async def test_caller_cancellation_of_execute_many() -> None:
         await LocalExecutor(blocked).execute_many(range(10), concurrency=3)
     assert scope.cancelled_caught
     assert sorted(cancelled) == [0, 1, 2]
+
+
+async def test_caller_cancellation_of_a_map_consumer_leaves_the_stream_usable() -> None:
+    """A consumer cancelled while waiting for a result loses nothing: the calls keep going."""
+    gate = anyio.Event()
+
+    async def fn(x: int) -> int:
+        await gate.wait()
+        return x
+
+    with anyio.fail_after(5):
+        async with LocalExecutor(fn).map(range(5), concurrency=2) as stream:
+            with anyio.move_on_after(0.05) as scope:
+                await stream.__anext__()
+            assert scope.cancelled_caught
+            assert stream.in_flight == 2
+            gate.set()
+            assert sorted([item async for item in stream]) == [(i, i) for i in range(5)]
+
+
+async def test_map_aclose_cancels_and_waits_for_the_calls() -> None:
+    """aclose() returns only once every call it cancelled has finished its cleanup."""
+    cleaned: list[int] = []
+    blocked = 0
+    all_blocked = anyio.Event()
+
+    async def fn(x: int) -> int:
+        nonlocal blocked
+        blocked += 1
+        if blocked == 3:
+            all_blocked.set()
+        try:
+            await anyio.Event().wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.01)  # cleanup that takes a while
+            cleaned.append(x)
+        return x
+
+    stream = LocalExecutor(fn).map(range(10), concurrency=3)
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_drain, stream)
+            await all_blocked.wait()
+            await stream.aclose()
+            assert sorted(cleaned) == [0, 1, 2]
+            assert stream.in_flight == 0
+    assert [item async for item in stream] == []
+
+
+async def _drain(stream: AsyncIterator[Any]) -> None:
+    async for _ in stream:
+        pass
 
 
 # -- configuration errors ------------------------------------------------------------------

@@ -158,7 +158,7 @@ async def _build_one(
     """Build and tag one target; return False when it was up to date."""
     if not spec.tags:
         raise ConfigError(f"bake file: target {spec.name!r} has no tags")
-    files = context_files(spec.context)
+    files = context_files(spec.context, spec.context / spec.dockerfile)
     base_ids: dict[str, str] = {}
     for key, value in spec.args.items():
         if value == "scratch":

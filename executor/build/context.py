@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import io
 import json
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._errors import ConfigError
+from .dockerignore import DockerIgnore
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -21,44 +21,28 @@ if TYPE_CHECKING:
 __all__ = ["context_files", "context_hash", "context_tar"]
 
 
-def _ignore_patterns(context: Path) -> list[tuple[bool, str]]:
-    path = context / ".dockerignore"
-    if not path.is_file():
-        return []
-    patterns: list[tuple[bool, str]] = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        pattern = line[1:] if negate else line
-        patterns.append((negate, pattern.strip().strip("/").removeprefix("./")))
-    return patterns
+def context_files(context: Path, dockerfile: Path | None = None) -> list[Path]:
+    """The files of a build context, with Docker's ``.dockerignore`` rules applied.
 
-
-def _ignored(relative: str, patterns: Sequence[tuple[bool, str]]) -> bool:
-    ignored = False
-    parts = relative.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    for negate, pattern in patterns:
-        if any(fnmatch.fnmatchcase(prefix, pattern) for prefix in prefixes):
-            ignored = not negate
-    return ignored
-
-
-def context_files(context: Path) -> list[Path]:
+    ``dockerfile``'s own ``<Dockerfile>.dockerignore`` wins over the context's, as BuildKit
+    does. A directory is skipped whole only when no exception pattern could re-include
+    anything under it.
+    """
     if not context.is_dir():
         raise ConfigError(f"build context {context} is not a directory")
-    patterns = _ignore_patterns(context)
+    ignore = DockerIgnore.from_context(context, dockerfile=dockerfile)
     files: list[Path] = []
     for root, dirs, names in os.walk(context):
         base = Path(root)
-        dirs[:] = sorted(
-            d for d in dirs if not _ignored((base / d).relative_to(context).as_posix(), patterns)
-        )
+        kept = []
+        for d in sorted(dirs):
+            relative = (base / d).relative_to(context).as_posix()
+            if not (ignore.excluded(relative) and not ignore.may_contain_included(relative)):
+                kept.append(d)
+        dirs[:] = kept
         for name in sorted(names):
             path = base / name
-            if not _ignored(path.relative_to(context).as_posix(), patterns):
+            if not ignore.excluded(path.relative_to(context).as_posix()):
                 files.append(path)
     return files
 

@@ -23,6 +23,7 @@ from .._errors import (
     ProtocolError,
     StartTimeout,
 )
+from .._observe import CONTAINER, DEBUG, call_done, call_timed_out, engine_down, engine_up, killed
 from ..engine import INSTANCE_LABEL, cleanup, shielded
 from .exchange import conclude, exchange
 from .images import Readiness
@@ -130,26 +131,36 @@ class EngineCore:
         try:
             with anyio.CancelScope(deadline=deadline) as task_scope:
                 reply = await exchange(container, payload, spec, close_stdin=source.close_stdin)
-        except BaseException:
+        except BaseException as exc:
             # Cancellation, oversize output, engine failure: this container goes, now.
+            killed(self.name, container.id, exc)
             await source.discard(container)
             raise
         if task_scope.cancelled_caught:
+            call_timed_out(
+                self.name, container.id, timeout, isinstance(source, Pool) and source.fork
+            )
             await source.timed_out(container)
             raise ExecutionTimeout(timeout or 0.0, what="the container call")
         healthy = False
+        code = "CANCELLED"
         try:
             result = await conclude(container, reply, t0, _perf(), spec)
             healthy = not reply.ended
+            code = "OK"
             return result
-        except ProtocolError:
+        except ProtocolError as exc:
+            code = exc.code
             raise
-        except ExecutorError:
+        except ExecutorError as exc:
             healthy = not reply.ended  # the runner answered with an error: it serves on
+            code = exc.code
             raise
         finally:
             with shielded():
                 await source.release(container, healthy=healthy)
+            if CONTAINER.isEnabledFor(DEBUG):
+                call_done(self.name, container.id, code, _perf() - t0)
 
     # -- health --------------------------------------------------------------------------------
 
@@ -160,9 +171,12 @@ class EngineCore:
     def mark_down(self, error: ExecutorError) -> None:
         if self.down_since is None:
             self.down_since = time.monotonic()
+            engine_down(self.name, error)
         self.last_error = error
 
     def mark_up(self) -> None:
+        if self.down_since is not None:
+            engine_up(self.name, time.monotonic() - self.down_since)
         self.down_since = None
         self.last_error = None
 

@@ -26,6 +26,7 @@ import msgspec
 
 from .._base import Execution, Executor, resolve_types
 from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
+from .._observe import instrument
 from .._schema import Codec
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
 from .config import ContainerConfig
@@ -126,6 +127,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._closed = False
         self._checked_loop = False
         self._pooled = bool(config.containers or config.reuse)
+        instrument(self, kind="container", mode=config.mode, image=config.image)
 
     # -- inspection ----------------------------------------------------------------------------
 

@@ -106,6 +106,10 @@ class Admission:
         self.waiting = 0
 
     @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
     def limit(self) -> int | None:
         """The limit in force (None until resolved)."""
         return self._limit

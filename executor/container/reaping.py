@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from .._observe import reaped
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_alive, owner_id
 from .sweeper import closed_instances
 
@@ -60,6 +61,7 @@ async def reap(
         async with anyio.create_task_group() as tg:
             for container_id in doomed:
                 tg.start_soon(engine.remove, container_id)
+        reaped(engine.name, doomed)
         return doomed
     finally:
         if own:

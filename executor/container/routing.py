@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import ConfigError, EngineUnavailable
+from .._observe import retried
 from ..engine import Engine
 from .core import EngineCore, NotDelivered
 
@@ -159,6 +160,7 @@ class Router:
                 tried.append(core)
                 if len(tried) > 1 or len(cores) == 1:
                     raise undelivered.error from None
+                retried(core.name, undelivered.error)
                 continue
             except EngineUnavailable as exc:
                 core.mark_down(exc)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import ExecutorClosed, ExecutorError, ProtocolError
+from .._observe import refill_failed, refilled, replaced
 from ..engine import cleanup, shielded
 from .exchange import await_ready, next_line
 from .lifecycle import kill
@@ -46,6 +47,8 @@ _FIRST_READY_TIMEOUT = 30.0
 _DRAIN_TIMEOUT = 5.0
 
 Body = dict[str, Any]
+_UNCLEAN = "its fork-mode runner did not report ready after its last call"
+_UNRECOVERED = "its fork-mode runner did not recover from a timed-out call"
 
 
 class Source(ABC):
@@ -236,6 +239,7 @@ class Pool(Source):
         try:
             container = await self._start(body)
         except ExecutorError as exc:
+            refill_failed(self.admission.engine.name, exc, first=self._error is None)
             self._error = exc
             return
         finally:
@@ -244,6 +248,8 @@ class Pool(Source):
         if self._closed:
             await kill(container)
             return
+        if self._error is not None:
+            refilled(self.admission.engine.name)
         self._error = None
         self._idle.append((time.monotonic(), container))
         self._notify()
@@ -273,6 +279,7 @@ class Pool(Source):
         for since, container in self._idle:
             if not container.attachment.alive():
                 self.replaced_dead += 1
+                replaced(container.engine.name, container.id, "it died while idle")
                 self.background.spawn(kill, container)
             elif self.max_idle is not None and now - since > self.max_idle:
                 self.recycled_idle += 1
@@ -297,11 +304,13 @@ class Pool(Source):
                 _, container = self._idle.popleft()
                 if not container.attachment.alive():
                     self.replaced_dead += 1
+                    replaced(container.engine.name, container.id, "it died while idle")
                     await kill(container)
                     continue
                 if container.owes_ready and not await self._cleaned(container):
                     continue
                 self._busy += 1
+                container.timings.clear()  # its launch was not this call's: no create/start
                 # The replacement (single-use) starts once this call has its reply (see
                 # release()): launching now would compete with this exchange at the engine.
                 return container
@@ -333,6 +342,7 @@ class Pool(Source):
                 await await_ready(container)
         except (ExecutorError, TimeoutError):
             self.replaced_dead += 1
+            replaced(container.engine.name, container.id, _UNCLEAN, warning=True)
             await kill(container)
             self._kick()
             return False
@@ -371,6 +381,7 @@ class Pool(Source):
                 await _skip_response(container)
                 await await_ready(container)
         except (ExecutorError, TimeoutError):
+            replaced(container.engine.name, container.id, _UNRECOVERED, warning=True)
             await self.discard(container)
             return
         self._busy -= 1

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._errors import ExecutorError
+from .._observe import handed_over, swept
 from ..engine import INSTANCE_LABEL, cleanup
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def hand_over(engine_name: str, instance: str, connect: Callable[[], Engine]) ->
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_main, name="executor-sweeper", daemon=True)
             _thread.start()
+    handed_over(engine_name, instance)
     _wake.set()
 
 
@@ -102,6 +104,7 @@ async def _sweep_all(work: dict[tuple[str, str], Callable[[], Engine]]) -> list[
             found = await engine.list_managed({INSTANCE_LABEL: key[1]})
             removed = [await cleanup(engine.remove, str(c["Id"])) for c in found]
             if all(removed):
+                swept(key[0], key[1], len(removed))
                 done.append(key)
         except ExecutorError:
             pass

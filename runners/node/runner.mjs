@@ -4,7 +4,9 @@
 // "input"}, call executeFunction(input) exported by the user's ES module (/app/execute.mjs,
 // else /app/execute.js, or $EXECUTOR_MODULE), answer {"ok": true, "output": ...} or
 // {"ok": false, "error": {"message", "code", "details"}} and exit 0. --serve (or
-// EXECUTOR_SERVE=1) answers newline-delimited requests, one line each, until EOF.
+// EXECUTOR_SERVE=1) answers newline-delimited requests, one line each, until EOF. Fork mode
+// (EXECUTOR_SERVE=fork or --fork) is run.sh's: a Go supervisor starts this runner one-shot per
+// call.
 //
 // Node cannot dup(2) file descriptors, so the fd swap is done by whoever starts us: the image
 // entrypoint (run.sh) moves stdout to fd 3 and stdin to fd 4, points fd 1 at stderr and fd 0
@@ -15,19 +17,25 @@
 // No third-party dependencies. All start-up work (the user module's import included) happens
 // before stdin is read, so a pre-started runner answers its first request at once.
 
-import { spawnSync } from "node:child_process";
+// node:child_process and node:readline are imported where needed: a fork-mode spare starts
+// once per call, and Node without a start-up snapshot pays for every module it loads.
 import fs from "node:fs";
-import readline from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const FUNCTION_NAME = "executeFunction";
 const DEFAULT_MODULES = ["/app/execute.mjs", "/app/execute.js"];
+
+if (process.argv.includes("--fork") || process.env.EXECUTOR_SERVE === "fork") {
+  console.error("executor runner: fork mode starts through run.sh (the executor-forkd supervisor)");
+  process.exit(2);
+}
 
 const protocolFd = Number.parseInt(process.env.EXECUTOR_PROTOCOL_FD ?? "", 10);
 const requestFd = Number.parseInt(process.env.EXECUTOR_PROTOCOL_IN_FD ?? "0", 10);
 if (!Number.isInteger(protocolFd)) {
   // Re-run ourselves: fd 3 = our stdout, fd 4 = our stdin, fd 1 = stderr, fd 0 = /dev/null.
   const script = fileURLToPath(import.meta.url);
+  const { spawnSync } = await import("node:child_process");
   const child = spawnSync(process.execPath, [script, ...process.argv.slice(2)], {
     stdio: ["ignore", 2, 2, 1, 0],
     env: { ...process.env, EXECUTOR_PROTOCOL_FD: "3", EXECUTOR_PROTOCOL_IN_FD: "4" },
@@ -93,6 +101,21 @@ async function load() {
 }
 
 const fn = await load();
+signalReady();
+
+// Under a fork-mode supervisor (EXECUTOR_READY_FD set: we are its spare), tell it that the
+// user module is loaded: one byte on that fd, then close it.
+function signalReady() {
+  const fd = Number.parseInt(process.env.EXECUTOR_READY_FD ?? "", 10);
+  delete process.env.EXECUTOR_READY_FD;
+  if (!Number.isInteger(fd) || fd < 3) return;
+  try {
+    fs.writeSync(fd, "\n");
+    fs.closeSync(fd);
+  } catch (err) {
+    console.error("executor runner: cannot signal readiness:", err.message);
+  }
+}
 
 // When the request carries a "log_marker", write it to stderr as a line once the function has
 // finished, before the response, and echo it in the response: the host then knows every log
@@ -149,6 +172,7 @@ const serve = process.argv.includes("--serve") || process.env.EXECUTOR_SERVE ===
 const requests =
   requestFd === 0 ? process.stdin : fs.createReadStream(null, { fd: requestFd, autoClose: false });
 if (serve) {
+  const { default: readline } = await import("node:readline");
   const lines = readline.createInterface({ input: requests, crlfDelay: Infinity });
   for await (const line of lines) {
     if (line.trim() === "") continue;

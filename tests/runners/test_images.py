@@ -27,7 +27,8 @@ def test_repo_bake_file_targets_and_tags() -> None:
     for lang in ("python", "node", "go"):
         spec = specs[f"runner-{lang}"]
         assert spec.tags == (f"executor/runner-{lang}:{VERSION}", f"executor/runner-{lang}:latest")
-        assert spec.context == ROOT / "runners" / lang
+        # Node's context is runners/ itself (its image compiles the Go fork supervisor).
+        assert (spec.context / spec.dockerfile).parent == ROOT / "runners" / lang
         assert (spec.context / spec.dockerfile).is_file()
     assert specs["runner-python"].args == {"BASE_IMAGE": "python:3.12-slim"}
     assert specs["generator-orval"].args["BASE_IMAGE"] == f"executor/runner-node:{VERSION}"

@@ -4,7 +4,8 @@
 // "input"} from stdin, call the function, write {"ok": true, "output": ...} or
 // {"ok": false, "error": {"message", "code", "details"}} to the original stdout and exit 0.
 // With --serve (or EXECUTOR_SERVE=1) it answers newline-delimited requests, one line each,
-// until EOF. Standard library only.
+// until EOF. Fork mode (EXECUTOR_SERVE=fork or --fork) is package forkd, entered through
+// package forkd/entry before any user initialiser runs. Standard library only.
 package runner
 
 import (
@@ -16,6 +17,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"executor.local/runner/fdswap"
@@ -57,10 +59,17 @@ func Main(fn Func) {
 	}
 	serve := os.Getenv("EXECUTOR_SERVE") == "1"
 	for _, arg := range os.Args[1:] {
-		if arg == "--serve" {
+		switch arg {
+		case "--serve":
 			serve = true
+		case "--fork":
+			failFork()
 		}
 	}
+	if os.Getenv("EXECUTOR_SERVE") == "fork" {
+		failFork()
+	}
+	signalReady()
 	if serve {
 		err = Serve(fn, fdswap.Requests, out)
 	} else {
@@ -71,6 +80,31 @@ func Main(fn Func) {
 		os.Exit(70)
 	}
 	os.Exit(0)
+}
+
+// failFork ends a binary asked for fork mode that was built without package forkd/entry:
+// its user initialisers have already run, so it cannot be the supervisor.
+func failFork() {
+	fmt.Fprintln(os.Stderr, "executor runner: fork mode needs the command to import "+
+		"executor.local/runner/forkd/entry first (see cmd/runner)")
+	os.Exit(2)
+}
+
+// signalReady tells a fork-mode supervisor that this spare has loaded the user's function:
+// with EXECUTOR_READY_FD set, one byte on that fd, which is then closed.
+func signalReady() {
+	value, set := os.LookupEnv("EXECUTOR_READY_FD")
+	if !set {
+		return
+	}
+	_ = os.Unsetenv("EXECUTOR_READY_FD")
+	fd, err := strconv.Atoi(value)
+	if err != nil || fd < 3 {
+		return
+	}
+	ready := os.NewFile(uintptr(fd), "ready")
+	_, _ = ready.Write([]byte{'\n'})
+	_ = ready.Close()
 }
 
 // RunOnce reads one request (any JSON layout) until EOF and writes one response.

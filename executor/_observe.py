@@ -1,0 +1,503 @@
+"""Logging and OpenTelemetry: the library's loggers, one event helper, and call telemetry.
+
+Logging: standard :mod:`logging`, one logger per area under ``executor``:
+
+=====================  ==============================================================
+``executor.engine``    an engine went down or came back
+``executor.routing``   a call not delivered on one engine, retried on another
+``executor.container`` per call (DEBUG); a container killed on timeout or cancellation;
+                       reap results; the sweeper's hand-over and removals
+``executor.pool``      refill failures and recovery; dead or unclean workers replaced
+``executor.ray``       the Ray backend
+``executor.cli``       the command line
+=====================  ==============================================================
+
+Lifecycle events are INFO or WARNING, per-call detail DEBUG only. Every record carries
+structured fields as attributes (``extra``): ``event`` (a stable name such as
+``engine.down``) and, where they apply, ``engine``, ``container_id``, ``code``, ``duration``
+(seconds), ``image``, ``mode``, ``count``; JSON formatters pick them up. The library adds no
+handler but the :class:`logging.NullHandler` the logging docs ask libraries for, so an
+application that configures nothing sees nothing.
+
+OpenTelemetry (``pip install 'typed-executor[otel]'``, the API only): :func:`instrument`
+runs once per executor, at construction. When the application has imported OpenTelemetry
+and configured a real tracer or meter provider (an SDK), it puts an observed ``run`` and
+``execute`` on the instance: a span ``executor.run`` per call (kind, image, engine, mode,
+outcome; the phases of ``Execution.timings`` as events), nested under the caller's current
+span, and the metrics ``executor.calls``, ``executor.failures``, ``executor.call.duration``,
+``executor.pool.idle`` and ``executor.pool.in_use``. Otherwise it does nothing: calls go to
+the class's own methods, with no added call at all. OpenTelemetry is never imported here:
+an application that did not import it cannot have configured it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._errors import ExecutorError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+    from ._base import Execution
+
+__all__ = [
+    "CLI",
+    "CONTAINER",
+    "ENGINE",
+    "POOL",
+    "RAY",
+    "ROUTING",
+    "event",
+    "instrument",
+]
+
+logging.getLogger("executor").addHandler(logging.NullHandler())
+
+ENGINE = logging.getLogger("executor.engine")
+CONTAINER = logging.getLogger("executor.container")
+POOL = logging.getLogger("executor.pool")
+ROUTING = logging.getLogger("executor.routing")
+RAY = logging.getLogger("executor.ray")
+CLI = logging.getLogger("executor.cli")
+
+DEBUG = logging.DEBUG
+INFO = logging.INFO
+WARNING = logging.WARNING
+
+#: Span and metric attribute names.
+KIND = "executor.kind"
+IMAGE = "executor.image"
+ENGINE_ATTR = "executor.engine"
+MODE = "executor.mode"
+OUTCOME = "executor.outcome"
+CODE = "executor.code"
+CONTAINER_ID = "executor.container_id"
+#: The outcome of a call that returned, and of one that was cancelled.
+OK = "OK"
+CANCELLED = "CANCELLED"
+
+
+def event(
+    logger: logging.Logger,
+    level: int,
+    name: str,
+    msg: str,
+    *args: Any,
+    _stacklevel: int = 3,
+    **fields: Any,
+) -> None:
+    """Log ``msg % args`` with ``event=name`` and ``fields`` as record attributes.
+
+    Formats nothing when the level is off. For per-call DEBUG records, guard the call with
+    ``logger.isEnabledFor(DEBUG)`` so that even the arguments are not built. The record's
+    location is ``_stacklevel`` frames up: the caller of the event function calling this.
+    """
+    if logger.isEnabledFor(level):
+        fields["event"] = name
+        logger.log(level, msg, *args, extra=fields, stacklevel=_stacklevel)
+
+
+# --- the events, one function each, so that call sites stay one line -------------------------
+
+
+def call_done(engine: str, container_id: str, code: str, duration: float) -> None:
+    """DEBUG, per call: guard with ``CONTAINER.isEnabledFor(DEBUG)``."""
+    CONTAINER.debug(
+        "call in container %s on %s: %s in %.1f ms",
+        container_id,
+        engine,
+        code,
+        duration * 1e3,
+        extra={
+            "event": "call",
+            "engine": engine,
+            "container_id": container_id,
+            "code": code,
+            "duration": duration,
+        },
+        stacklevel=2,
+    )
+
+
+def killed(engine: str, container_id: str, exc: BaseException) -> None:
+    """A container killed during its exchange: cancelled, too much output, engine failure."""
+    if isinstance(exc, ExecutorError):
+        code, level, why = exc.code, WARNING, exc.message
+    elif isinstance(exc, anyio.get_cancelled_exc_class()):
+        code, level, why = CANCELLED, INFO, "the call was cancelled"
+    else:
+        code, level, why = type(exc).__name__, WARNING, repr(exc)
+    event(
+        CONTAINER,
+        level,
+        "container.killed",
+        "container %s on %s is killed: %s",
+        container_id,
+        engine,
+        why,
+        engine=engine,
+        container_id=container_id,
+        code=code,
+    )
+
+
+def call_timed_out(engine: str, container_id: str, timeout: float | None, fork: bool) -> None:
+    """A call overran its timeout: the container is killed (fork mode: its runner recovers)."""
+    event(
+        CONTAINER,
+        WARNING,
+        "container.timeout",
+        "a call overran its timeout of %g s in container %s on %s; %s",
+        timeout or 0.0,
+        container_id,
+        engine,
+        "its runner ends the task and the container serves on" if fork else "it is killed",
+        engine=engine,
+        container_id=container_id,
+        code="TIMEOUT",
+        duration=timeout,
+    )
+
+
+def engine_down(engine: str, error: ExecutorError) -> None:
+    event(
+        ENGINE,
+        WARNING,
+        "engine.down",
+        "engine %s is down: %s",
+        engine,
+        error.message,
+        engine=engine,
+        code=error.code,
+    )
+
+
+def engine_up(engine: str, down_for: float) -> None:
+    event(
+        ENGINE,
+        INFO,
+        "engine.up",
+        "engine %s is back after %.1f s",
+        engine,
+        down_for,
+        engine=engine,
+        duration=down_for,
+    )
+
+
+def retried(engine: str, error: ExecutorError) -> None:
+    """A call that never reached a container on ``engine`` goes to another engine."""
+    event(
+        ROUTING,
+        WARNING,
+        "call.retry",
+        "a call was not delivered on %s (%s); retrying on another engine",
+        engine,
+        error.message,
+        engine=engine,
+        code=error.code,
+    )
+
+
+def refill_failed(engine: str, error: ExecutorError, *, first: bool) -> None:
+    """A pool could not start a container: WARNING the first time, DEBUG while it lasts."""
+    event(
+        POOL,
+        WARNING if first else DEBUG,
+        "pool.refill_failed",
+        "the pool on %s could not start a container: %s",
+        engine,
+        error.message,
+        engine=engine,
+        code=error.code,
+    )
+
+
+def refilled(engine: str) -> None:
+    event(
+        POOL,
+        INFO,
+        "pool.refilled",
+        "the pool on %s starts containers again",
+        engine,
+        engine=engine,
+    )
+
+
+def replaced(engine: str, container_id: str, why: str, *, warning: bool = False) -> None:
+    """A pooled container that died idle (INFO), or a fork-mode one not back clean (WARNING)."""
+    event(
+        POOL,
+        WARNING if warning else INFO,
+        "pool.replaced",
+        "pooled container %s on %s is replaced: %s",
+        container_id,
+        engine,
+        why,
+        engine=engine,
+        container_id=container_id,
+    )
+
+
+def reaped(engine: str, ids: list[str]) -> None:
+    event(
+        CONTAINER,
+        INFO if ids else DEBUG,
+        "reap",
+        "reaped %d container(s) of dead owners on %s",
+        len(ids),
+        engine,
+        engine=engine,
+        count=len(ids),
+        container_ids=ids,
+    )
+
+
+def handed_over(engine: str, instance: str) -> None:
+    event(
+        CONTAINER,
+        WARNING,
+        "sweeper.hand_over",
+        "engine %s did not answer at close: the sweeper removes executor %s's containers "
+        "once it does",
+        engine,
+        instance,
+        engine=engine,
+        instance=instance,
+    )
+
+
+def swept(engine: str, instance: str, count: int) -> None:
+    event(
+        CONTAINER,
+        INFO,
+        "sweeper.removed",
+        "the sweeper removed %d container(s) of closed executor %s on %s",
+        count,
+        instance,
+        engine,
+        engine=engine,
+        instance=instance,
+        count=count,
+    )
+
+
+# --- OpenTelemetry ---------------------------------------------------------------------------
+
+
+def _real(provider: object) -> bool:
+    """A configured provider, not the API's no-op or proxy stand-in."""
+    return not type(provider).__module__.startswith(
+        ("opentelemetry.trace", "opentelemetry.metrics")
+    )
+
+
+class _Meters:
+    """The instruments of one meter provider, and the executors its pool gauges watch."""
+
+    def __init__(self, meter: Any) -> None:
+        self.calls = meter.create_counter(
+            "executor.calls", unit="{call}", description="Calls finished, by outcome"
+        )
+        self.failures = meter.create_counter(
+            "executor.failures", unit="{call}", description="Calls failed, by error code"
+        )
+        self.duration = meter.create_histogram(
+            "executor.call.duration", unit="s", description="Duration of a call"
+        )
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Gauges are read in the metric reader's thread while executors are being made.
+        self._lock = threading.Lock()
+        meter.create_observable_gauge(
+            "executor.pool.idle",
+            callbacks=[self._idle],
+            unit="{container}",
+            description="Containers started and waiting for a call",
+        )
+        meter.create_observable_gauge(
+            "executor.pool.in_use",
+            callbacks=[self._in_use],
+            unit="{container}",
+            description="Containers serving a call",
+        )
+
+    def watch(self, executor: Any) -> None:
+        """Count ``executor``'s containers in the pool gauges while it is open."""
+        with self._lock:
+            self._watched.add(executor)
+
+    def _pools(self) -> dict[tuple[str, str, str], list[int]]:
+        """``(image, engine, mode) -> [idle, in use]`` summed over the open executors."""
+        totals: dict[tuple[str, str, str], list[int]] = {}
+        with self._lock:
+            watched = list(self._watched)
+        for executor in watched:
+            if executor.closed:
+                continue
+            config = executor.config
+            for status in executor.engines:
+                key = (config.image, status["engine"], config.mode)
+                counts = totals.setdefault(key, [0, 0])
+                counts[0] += status["idle_pooled"]
+                counts[1] += max(0, status["in_flight"] - status["waiting"])
+        return totals
+
+    def _observations(self, which: int) -> Iterator[Any]:
+        observation = sys.modules["opentelemetry.metrics"].Observation
+        for (image, engine, mode), counts in self._pools().items():
+            yield observation(counts[which], {IMAGE: image, ENGINE_ATTR: engine, MODE: mode})
+
+    def _idle(self, options: Any) -> Iterator[Any]:
+        return self._observations(0)
+
+    def _in_use(self, options: Any) -> Iterator[Any]:
+        return self._observations(1)
+
+
+_meters: weakref.WeakKeyDictionary[Any, _Meters] = weakref.WeakKeyDictionary()
+
+
+def _telemetry() -> tuple[Any, _Meters | None]:
+    """``(tracer or None, meters or None)`` from the application's configured providers."""
+    tracer = meters = None
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is not None:
+        provider = trace.get_tracer_provider()
+        if _real(provider):
+            tracer = provider.get_tracer("executor", _version())
+    metrics = sys.modules.get("opentelemetry.metrics")
+    if metrics is not None:
+        provider = metrics.get_meter_provider()
+        if _real(provider):
+            meters = _meters.get(provider)
+            if meters is None:
+                meters = _meters[provider] = _Meters(provider.get_meter("executor", _version()))
+    return tracer, meters
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def instrument(
+    executor: Any, *, kind: str, mode: str | None = None, image: str | None = None
+) -> bool:
+    """Observe ``executor``'s calls when OpenTelemetry is configured; returns whether it does.
+
+    Called once, at the end of an executor's ``__init__``. Unobserved executors are left
+    untouched. ``kind`` is ``local`` or ``container``; container executors (which have
+    ``engines``, ``config`` and ``closed``) also feed the pool gauges.
+    """
+    tracer, meters = _telemetry()
+    if tracer is None and meters is None:
+        return False
+    attributes: dict[str, str] = {KIND: kind}
+    if mode is not None:
+        attributes[MODE] = mode
+    if image is not None:
+        attributes[IMAGE] = image
+    only_engine = None
+    if kind == "container":
+        if meters is not None:
+            meters.watch(executor)
+        if len(executor.engines) == 1:
+            # A failed call names its engine too (read late: a name may follow discovery).
+            only_engine = lambda: executor.engine.name  # noqa: E731
+    run = _observed(executor.run, attributes, tracer, meters, only_engine)
+
+    async def execute(input: Any) -> Any:
+        return (await run(input)).output
+
+    # Instance attributes shadow the class's methods: only observed executors pay for it.
+    executor.__dict__["run"] = run
+    executor.__dict__["execute"] = execute
+    return True
+
+
+def _observed(
+    run: Callable[[Any], Awaitable[Execution[Any]]],
+    attributes: dict[str, str],
+    tracer: Any,
+    meters: _Meters | None,
+    only_engine: Callable[[], str] | None,
+) -> Callable[[Any], Awaitable[Execution[Any]]]:
+    trace = sys.modules["opentelemetry.trace"] if tracer is not None else None
+    perf = time.perf_counter
+
+    def span() -> contextlib.AbstractContextManager[Any]:
+        if tracer is None:
+            return contextlib.nullcontext()
+        return tracer.start_as_current_span(  # type: ignore[no-any-return]
+            "executor.run",
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+
+    async def observed_run(input: Any) -> Execution[Any]:
+        t0 = perf()
+        with span() as current:
+            started_ns = time.time_ns()
+            try:
+                execution = await run(input)
+            except BaseException as exc:
+                outcome, engine = _failure(exc)
+                if engine is None and only_engine is not None:
+                    engine = only_engine()
+                if current is not None:
+                    current.set_attribute(OUTCOME, outcome)
+                    if engine:
+                        current.set_attribute(ENGINE_ATTR, engine)
+                    if container_id := getattr(exc, "container_id", None):
+                        current.set_attribute(CONTAINER_ID, container_id)
+                    if outcome != CANCELLED:
+                        current.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))  # type: ignore[union-attr]
+                        current.record_exception(exc)
+                if meters is not None:
+                    labels = {**attributes, OUTCOME: outcome}
+                    if engine:
+                        labels[ENGINE_ATTR] = engine
+                    meters.calls.add(1, labels)
+                    meters.duration.record(perf() - t0, labels)
+                    if outcome != CANCELLED:
+                        meters.failures.add(1, {**attributes, CODE: outcome})
+                raise
+            if current is not None:
+                current.set_attribute(OUTCOME, OK)
+                if execution.engine:
+                    current.set_attribute(ENGINE_ATTR, execution.engine)
+                if execution.container_id:
+                    current.set_attribute(CONTAINER_ID, execution.container_id)
+                at = started_ns
+                for phase, seconds in execution.timings.items():
+                    at += max(0, int(seconds * 1e9))
+                    current.add_event(phase, {"executor.duration": seconds}, timestamp=at)
+            if meters is not None:
+                labels = {**attributes, OUTCOME: OK}
+                if execution.engine:
+                    labels[ENGINE_ATTR] = execution.engine
+                meters.calls.add(1, labels)
+                meters.duration.record(perf() - t0, labels)
+            return execution
+
+    return observed_run
+
+
+def _failure(exc: BaseException) -> tuple[str, str | None]:
+    """The outcome of a failed call (its error code) and the engine it names, if any."""
+    if isinstance(exc, ExecutorError):
+        return exc.code, getattr(exc, "engine", None)
+    if isinstance(exc, anyio.get_cancelled_exc_class()):
+        return CANCELLED, None
+    return type(exc).__name__, None

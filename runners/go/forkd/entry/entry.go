@@ -1,0 +1,46 @@
+// Package entry turns the Go runner binary into its own fork-mode supervisor.
+//
+// The runner command imports it right after fdswap and before the user's package (the import
+// path sorts before it too), so its init function runs before any user initialiser:
+//
+//   - In fork mode (EXECUTOR_SERVE=fork or --fork) it runs package forkd and never returns:
+//     the supervisor is PID 1 for good and no user code ever runs in it. Its spares are this
+//     same binary, re-executed through /proc/self/exe without the fork flag, so one-shot.
+//   - In a spare (EXECUTOR_READY_FD set) it makes the process the OOM killer's first choice
+//     (oom_score_adj 1000) before the user's initialisers can start anything.
+package entry
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"executor.local/runner/fdswap"
+	"executor.local/runner/forkd"
+)
+
+func init() {
+	if value := os.Getenv("EXECUTOR_READY_FD"); value != "" {
+		_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
+		// Nothing the user's initialisers start may inherit the readiness pipe.
+		if fd, err := strconv.Atoi(value); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+		return
+	}
+	if !forkd.IsForkMode(os.Args[1:]) {
+		return
+	}
+	if fdswap.Err != nil {
+		fmt.Fprintln(os.Stderr, "executor runner:", fdswap.Err)
+		os.Exit(forkd.ExitInternal)
+	}
+	forkd.Run(forkd.Config{
+		Path:     "/proc/self/exe",
+		Argv:     []string{os.Args[0]},
+		Runner:   "go",
+		Requests: fdswap.Requests,
+		Protocol: fdswap.Protocol,
+	})
+}

@@ -14,15 +14,22 @@ tested on (:data:`TESTED_AIODOCKER`):
   paths); for a unix socket the client is then rebuilt with an unlimited connector, since every
   live attach holds a connection and aiohttp's default cap of 100 deadlocks a big pool.
 
-Podman's Docker API (tested: Podman 4.3) differs in two ways handled here, once the engine's
-``/version`` says it is Podman: a create body's ``Ulimits`` *replace* Podman's configured
-defaults (``default_ulimits`` in containers.conf) where Docker merges them, and without its
-defaults a rootful Podman asks runc for 1048576 open files and processes, which fails ("error
-setting rlimit type 7") where the engine lacks CAP_SYS_RESOURCE: :meth:`DockerEngine.create`
-merges the defaults back in (:func:`_merge_ulimits`). A forced removal stops the container
-with SIGTERM and waits its stop timeout (10 s) before SIGKILL, where Docker kills at once:
-:meth:`DockerEngine.remove` passes ``timeout=0``. And ``POST /commit`` without a body fails
-("Decode(): EOF"): :meth:`_DockerImages.derive` sends an empty config.
+Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled here once
+``GET /_ping`` has said the engine is Podman (its ``Libpod-Api-Version`` header):
+
+* a create body's ``Ulimits`` *replace* Podman's configured defaults (``default_ulimits`` in
+  containers.conf), where Docker merges them, and without defaults a rootful Podman asks runc
+  for 1048576 open files and processes, which fails ("error setting rlimit type 7") where the
+  engine lacks CAP_SYS_RESOURCE: :meth:`DockerEngine.create` merges the defaults back in
+  (:func:`_merge_ulimits`);
+* a forced removal sends SIGTERM and waits the stop timeout (10 s) before SIGKILL, where
+  Docker kills at once: :meth:`DockerEngine.remove` passes ``timeout=0``, and asks again when
+  Podman loses a race with the container's own exit ("container state improper");
+* ``POST /commit`` without a body fails ("Decode(): EOF"): :meth:`_DockerImages.derive`
+  sends an empty config;
+* ``GET /version`` takes about 1 s (and ``GET /info`` 0.5-1 s): pings use ``/_ping``, whose
+  headers also give the API version aiodocker would otherwise ask ``/version`` for, and one
+  ``/info`` answer per engine is reused for a minute.
 """
 
 from __future__ import annotations

@@ -242,18 +242,32 @@ class OutputTooLarge(ExecutorError):
 
 
 class EngineUnavailable(ExecutorError, ConnectionError):
-    """The Docker engine could not be reached or failed mid-call."""
+    """The engine (or, for a Ray executor, the cluster) could not be reached or failed mid-call.
+
+    ``delivered`` is False when the request never reached a container (the call is safe to
+    retry), True when it had, None when that is not known. ``hint`` replaces the default
+    advice appended to the message.
+    """
 
     default_code = "ENGINE_UNAVAILABLE"
-    _fields = ("engine",)
+    _fields = ("engine", "delivered")
 
-    def __init__(self, message: str, *, engine: str | None = None) -> None:
-        hint = (
-            " Is the engine running? Start Docker (or Podman's API service) and point"
-            " DOCKER_HOST at it; `executor doctor` checks the setup and says what is missing."
-        )
-        super().__init__(message + hint)
+    def __init__(
+        self,
+        message: str,
+        *,
+        engine: str | None = None,
+        delivered: bool | None = None,
+        hint: str | None = None,
+    ) -> None:
+        if hint is None:
+            hint = (
+                "Is the engine running? Start Docker (or Podman's API service) and point"
+                " DOCKER_HOST at it; `executor doctor` checks the setup and says what is missing."
+            )
+        super().__init__(f"{message} {hint}" if hint else message)
         self.engine = engine
+        self.delivered = delivered
 
 
 class ImageNotFound(ExecutorError, LookupError):

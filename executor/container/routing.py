@@ -159,6 +159,7 @@ class Router:
                 core.mark_down(undelivered.error)
                 tried.append(core)
                 if len(tried) > 1 or len(cores) == 1:
+                    undelivered.error.delivered = False  # it never reached a container
                     raise undelivered.error from None
                 retried(core.name, undelivered.error)
                 continue

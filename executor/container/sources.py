@@ -144,7 +144,8 @@ class Pool(Source):
         self._idle: deque[tuple[float, Container]] = deque()
         self._starting = 0
         self._busy = 0  # reusable workers serving a call (they come back)
-        self._changed = anyio.Event()
+        #: Calls waiting for a container, first come first served.
+        self._waiters: deque[anyio.Event] = deque()
         self._wake = anyio.Event()
         self._error: ExecutorError | None = None
         self._closed = False
@@ -192,9 +193,16 @@ class Pool(Source):
         self._ensure_refiller()
         self._wake.set()
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+    def _notify(self, *, everyone: bool = False) -> None:
+        """Wake the first waiting call (a container is free), or all of them (the pool's state
+        changed: an error, close). Waking one at a time keeps the order and spares a crowd
+        of waiters a pointless wake-up each."""
+        if everyone:
+            for event in self._waiters:
+                event.set()
+            self._waiters.clear()
+        elif self._waiters:
+            self._waiters.popleft().set()
 
     async def fill(self, body: Body) -> None:
         """Start containers until ``size`` are idle, and wait for them (prewarm)."""
@@ -241,10 +249,10 @@ class Pool(Source):
         except ExecutorError as exc:
             refill_failed(self.admission.engine.name, exc, first=self._error is None)
             self._error = exc
+            self._notify(everyone=True)
             return
         finally:
             self._starting -= 1
-            self._notify()
         if self._closed:
             await kill(container)
             return
@@ -307,9 +315,10 @@ class Pool(Source):
                     replaced(container.engine.name, container.id, "it died while idle")
                     await kill(container)
                     continue
+                # Busy from here: the refiller must not replace it while its wipe finishes.
+                self._busy += 1
                 if container.owes_ready and not await self._cleaned(container):
                     continue
-                self._busy += 1
                 container.timings.clear()  # its launch was not this call's: no create/start
                 # The replacement (single-use) starts once this call has its reply (see
                 # release()): launching now would compete with this exchange at the engine.
@@ -331,9 +340,17 @@ class Pool(Source):
                 return container
             if self._error is not None and not self._starting and not self._busy:
                 raise self._error
-            changed = self._changed
-            self._kick()
-            await changed.wait()
+            event = anyio.Event()
+            self._waiters.append(event)
+            try:
+                self._kick()
+                await event.wait()
+            except BaseException:
+                if event.is_set():
+                    self._notify()  # woken, then cancelled: pass the turn on
+                else:
+                    self._waiters.remove(event)
+                raise
 
     async def _cleaned(self, container: Container) -> bool:
         """Wait for a fork-mode runner's ready line after its last call; False: replaced."""
@@ -341,11 +358,18 @@ class Pool(Source):
             with anyio.fail_after(_READY_TIMEOUT):
                 await await_ready(container)
         except (ExecutorError, TimeoutError):
+            self._busy -= 1
             self.replaced_dead += 1
             replaced(container.engine.name, container.id, _UNCLEAN, warning=True)
             await kill(container)
             self._kick()
             return False
+        except BaseException:
+            # The caller was cancelled while the wipe ran: the container is still good.
+            self._busy -= 1
+            self._idle.appendleft((time.monotonic(), container))
+            self._notify()
+            raise
         return True
 
     async def release(self, container: Container, *, healthy: bool) -> None:
@@ -364,6 +388,7 @@ class Pool(Source):
     async def discard(self, container: Container) -> None:
         self._busy -= 1
         await kill(container)
+        self._notify()  # a worker's place is free: a waiting call may start one
         self._kick()
 
     async def timed_out(self, container: Container) -> None:
@@ -397,7 +422,7 @@ class Pool(Source):
         """Stop refilling and remove every idle container (shielded)."""
         self._closed = True
         self._wake.set()
-        self._notify()
+        self._notify(everyone=True)
         idle, self._idle = self._idle, deque()
         with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as tg:

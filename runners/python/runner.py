@@ -6,6 +6,10 @@ Protocol (see executor/protocol.py and tests/vectors/): read
 ``{"ok": false, "error": {"message", "code", "details"}}`` and exit 0. ``--serve`` (or
 ``EXECUTOR_SERVE=1``) answers newline-delimited requests, one line each, until EOF.
 
+``EXECUTOR_SERVE=fork`` (or ``--fork``) is fork mode, for a container's init process only: the
+runner imports the module once and runs each call in a freshly forked process, cleaning the
+container between calls (docs/RUNNERS.md, "Fork mode").
+
 Standard library only. All start-up work (the user module's import included) happens before
 stdin is read, so a pre-started runner answers its first request at once.
 """
@@ -35,10 +39,21 @@ def _take_protocol_fds() -> tuple[int, int]:
 
 _PROTOCOL_IN_FD, _PROTOCOL_FD = _take_protocol_fds()
 
+import array  # noqa: E402
 import contextlib  # noqa: E402
+import errno  # noqa: E402
+import fcntl  # noqa: E402
+import gc  # noqa: E402
 import importlib.util  # noqa: E402  (after the fd swap on purpose)
 import inspect  # noqa: E402
 import json  # noqa: E402
+import math  # noqa: E402
+import mmap  # noqa: E402
+import re  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
 
 DEFAULT_MODULE = "/app/execute.py"
@@ -114,11 +129,15 @@ def _load():
 
 
 class _Runner:
-    def __init__(self):
+    def __init__(self, fork: bool = False):
         self.function = _load()
         self.loop = None
+        self.marker = None
         if inspect.iscoroutinefunction(self.function):
-            self._ensure_loop()  # pay for asyncio now, not on the first request
+            if fork:
+                import asyncio  # noqa: F401  (imported now; each task process makes its own loop)
+            else:
+                self._ensure_loop()  # pay for asyncio now, not on the first request
 
     def _ensure_loop(self):
         if self.loop is None:
@@ -147,8 +166,12 @@ class _Runner:
         return response[:-1] + b',"log_marker":' + _encode(marker) + b"}"
 
     def _respond(self, raw: bytes) -> bytes:
+        return self.respond_to(lambda: self._invoke(self.parse(raw)))
+
+    def respond_to(self, call) -> bytes:
+        """Encode what ``call()`` returns as an ok response, or the _Failure it raises."""
         try:
-            result = self._call(raw)
+            result = call()
         except _Failure as failure:
             return _encode(_error(failure.code, failure.message, failure.details))
         try:
@@ -157,7 +180,8 @@ class _Runner:
             message = f"the output cannot be encoded as JSON: {type(exc).__name__}: {exc}"
             return _encode(_error("OUTPUT_NOT_SERIALIZABLE", message))
 
-    def _call(self, raw: bytes):
+    def parse(self, raw: bytes) -> dict:
+        """The request as a dict (sets ``self.marker``); a _Failure when it is not one."""
         try:
             request = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
@@ -167,6 +191,9 @@ class _Runner:
             raise _Failure("BAD_REQUEST", "the request must be a JSON object")
         marker = request.get("log_marker")
         self.marker = marker if isinstance(marker, str) else None
+        return request
+
+    def _invoke(self, request: dict):
         if isinstance(self.function, _Failure):
             raise self.function
         try:
@@ -181,7 +208,940 @@ class _Runner:
         return result
 
 
+# --- fork mode (docs/RUNNERS.md, "Fork mode") --------------------------------------------------
+#
+# The runner is the container's init (PID 1) and never runs a call itself. After each call's
+# cleanup it forks the next call's task process (the "spare") from its post-import state; the
+# spare waits for its request, so a call costs no fork. Request bytes reach the spare through a
+# shared anonymous mapping and its answer comes back on a private pipe: the first line (the
+# request's timeout, max_output_bytes and log_marker, written before any user code runs), then
+# the response. The parent copies request and response bytes only between mappings it zeroes
+# after each call, never into its own heap, so a later task cannot dig an earlier call's data
+# out of the memory it inherits. While user code may run, the protocol descriptors are in no
+# process's descriptor table at all: they are parked in flight on a private socket pair
+# (gVisor lets any process of the same uid open /proc/1/fd/N, PR_SET_DUMPABLE or not), and
+# taken back only once every other process is confirmed dead.
+
+#: The spec's six, plus the stop signals: gVisor does not shield its init from signals the way
+#: Linux does, and a stop signal there would freeze the parent (SIGSTOP itself cannot be
+#: ignored: see docs/RUNNERS.md).
+_IGNORED_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in (
+        *("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"),
+        *("SIGTSTP", "SIGTTIN", "SIGTTOU"),
+    )
+)
+_PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+_READY = b'{"ready":true,"runner":"python"}\n'
+_CLEANUP_SECONDS = 2.0
+_EXIT_NOT_PID1 = 2
+_EXIT_UNCLEAN = 3
+_EXIT_RUNNER_FAILED = 70  # a task process whose runner code failed (EX_SOFTWARE)
+#: What every response the task process encodes starts with (compact, "ok" first).
+_RESPONSE_PREFIXES = (b'{"ok":true,"output":', b'{"ok":false,"error":{')
+_IPC_RMID = 0
+_IPC_STAT = 2
+#: SHM_INFO, SEM_INFO, MSG_INFO, and where each answer keeps the number of objects in use.
+_IPC_INFO = {"shm": (14, 0), "sem": (19, 7), "msg": (12, 0)}
+_PAGE = mmap.PAGESIZE
+_CHUNK = 1 << 20
+_ZEROS = bytes(64 * 1024)
+_BLANK = re.compile(rb"[ \t\r]*")
+_WARM_UP = (
+    b'{"schema_in":null,"schema_out":null,"input":{"a":[1,2.5,"b\\u00e9",true,null],"c":{}},'
+    b'"timeout":1,"max_output_bytes":1,"log_marker":"m"}'
+)
+
+#: Descriptors the next forked child closes first thing (see _after_fork_in_child).
+_CHILD_CLOSES: list[int] = []
+
+
+class _Unclean(Exception):
+    """Cleanup cannot be confirmed: the parent exits with status 3."""
+
+
+def _fork_log(message: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(2, f"executor runner (fork mode): {message}\n".encode("utf-8", "replace"))
+
+
+def _after_fork_in_child() -> None:
+    """Close the protocol (and other private) descriptors in a child of the parent.
+
+    Registered before the user module is imported, so it runs before any at-fork hook the
+    module registers: no user code ever runs while the protocol stream is open. In a task
+    process the list is empty, so the task's own forks are not affected.
+    """
+    fds = list(_CHILD_CLOSES)
+    _CHILD_CLOSES.clear()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # closed or replaced by user code
+            stream.flush()
+
+
+def _write_fd(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_views(fd: int, parts) -> None:
+    """Write every buffer in ``parts`` with writev: mapped bytes go out without a heap copy."""
+    views = [memoryview(part) for part in parts if len(part)]
+    while views:
+        written = os.writev(fd, views)
+        while written:
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0
+
+
+def _log_marker(marker: str) -> None:
+    with contextlib.suppress(OSError):
+        _write_fd(2, marker.encode("utf-8", "replace") + b"\n")
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class _Libc:
+    """prctl and System V IPC through ctypes; without ctypes each degrades (logged once)."""
+
+    def __init__(self):
+        try:
+            import ctypes
+
+            self._c = ctypes
+            self._libc = ctypes.CDLL(None, use_errno=True)
+            self._info = None
+        except (ImportError, OSError) as exc:
+            self._c = self._libc = None
+            _fork_log(
+                f"ctypes is unavailable ({type(exc).__name__}: {exc}): the parent stays "
+                "dumpable (ptrace-able), task processes get no parent-death signal, and "
+                "System V IPC objects cannot be removed"
+            )
+
+    @property
+    def available(self) -> bool:
+        return self._libc is not None
+
+    def prctl(self, option: int, value: int) -> bool:
+        if self._libc is None:
+            return False
+        c = self._c
+        zero = c.c_ulong(0)
+        return self._libc.prctl(c.c_int(option), c.c_ulong(value), zero, zero, zero) == 0
+
+    def _ctl(self, kind: str, ident: int, command: int, buffer) -> int:
+        c, libc = self._c, self._libc
+        if kind == "sem":
+            return libc.semctl(c.c_int(ident), c.c_int(0), c.c_int(command), buffer)
+        function = libc.shmctl if kind == "shm" else libc.msgctl
+        return function(c.c_int(ident), c.c_int(command), buffer)
+
+    def _raise(self, what: str):
+        err = self._c.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+    def ipc_remove(self, kind: str, ident: int) -> None:
+        gone = (errno.EINVAL, errno.EIDRM)
+        if self._ctl(kind, ident, _IPC_RMID, None) != 0 and self._c.get_errno() not in gone:
+            self._raise(f"cannot remove System V {kind} {ident}")
+
+    def ipc_in_use(self, kind: str) -> int | None:
+        """How many objects of this kind exist (None: the *_INFO call failed)."""
+        command, index = _IPC_INFO[kind]
+        if self._info is None:
+            self._info = self._c.create_string_buffer(256)
+        if self._ctl(kind, 0, command, self._info) < 0:
+            return None
+        return int.from_bytes(self._info.raw[4 * index : 4 * index + 4], sys.byteorder, signed=True)
+
+    def ipc_exists(self, kind: str, ident: int, buffer) -> bool:
+        return self._ctl(kind, ident, _IPC_STAT, buffer) == 0
+
+    def ipc_newest_id(self, kind: str) -> int:
+        """Create and remove a private object: ids are handed out upwards, so every id in use
+        is below this one (gVisor: no /proc/sysvipc to list them)."""
+        c, libc = self._c, self._libc
+        if kind == "shm":
+            ident = libc.shmget(c.c_int(0), c.c_size_t(_PAGE), c.c_int(0o600))
+        elif kind == "sem":
+            ident = libc.semget(c.c_int(0), c.c_int(1), c.c_int(0o600))
+        else:
+            ident = libc.msgget(c.c_int(0), c.c_int(0o600))
+        if ident < 0:
+            self._raise(f"cannot create a System V {kind} object to bound the search")
+        self.ipc_remove(kind, ident)
+        return ident
+
+    def stat_buffer(self):
+        return self._c.create_string_buffer(512)
+
+
+class _SysvIpc:
+    """Finds and removes the System V IPC objects of the container's IPC namespace."""
+
+    def __init__(self, libc: _Libc):
+        self.libc = libc
+        self.proc = os.path.isfile("/proc/sysvipc/shm")
+        self.warned = False
+
+    def clean(self, deadline: float) -> None:
+        for kind in ("shm", "sem", "msg"):
+            ids = self._ids(kind, deadline)
+            if not ids:
+                continue
+            if not self.libc.available:
+                raise _Unclean(f"System V {kind} objects {ids[:5]} are left and ctypes is missing")
+            for ident in ids:
+                self.libc.ipc_remove(kind, ident)
+            left = self._ids(kind, deadline)
+            if left:
+                raise _Unclean(f"System V {kind} objects {left[:5]} are left")
+
+    def _ids(self, kind: str, deadline: float) -> list[int]:
+        # One *_INFO call tells whether any object exists (the usual case: none); the
+        # listing only when one does.
+        in_use = self.libc.ipc_in_use(kind) if self.libc.available else None
+        if in_use is not None and in_use <= 0:
+            return []
+        if self.proc:
+            fd = os.open(f"/proc/sysvipc/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = b""
+                while chunk := os.read(fd, 65536):
+                    data += chunk
+            finally:
+                os.close(fd)
+            return [int(line.split()[1]) for line in data.splitlines()[1:] if line.strip()]
+        if in_use is None:
+            if not self.warned:
+                _fork_log("System V IPC objects cannot be listed here: they are not cleaned up")
+                self.warned = True
+            return []
+        found = []
+        buffer = self.libc.stat_buffer()
+        for ident in range(self.libc.ipc_newest_id(kind) - 1, -1, -1):
+            if self.libc.ipc_exists(kind, ident, buffer):
+                found.append(ident)
+                if len(found) >= in_use:
+                    break
+            if ident % 4096 == 0 and time.monotonic() > deadline:
+                raise _Unclean(f"{in_use} System V {kind} objects are left; found {len(found)}")
+        return found
+
+
+class _OomCounter:
+    """The memory cgroup's ``oom_kill`` counter (v2 memory.events, v1 memory.oom_control)."""
+
+    PATHS = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+
+    def __init__(self):
+        self.fd = None
+        for path in self.PATHS:
+            try:
+                self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            if self.read() is not None:
+                break
+            os.close(self.fd)
+            self.fd = None
+
+    def read(self) -> int | None:
+        if self.fd is None:
+            return None
+        try:
+            data = os.pread(self.fd, 4096, 0)
+        except OSError:
+            return None
+        for line in data.splitlines():
+            if line.startswith(b"oom_kill "):
+                return int(line.split()[1])
+        return None
+
+
+class _Buffer:
+    """A growable anonymous mapping. Shared: the request handoff to the spare; private: the
+    protocol input and the task's channel. Zeroed after each call."""
+
+    def __init__(self, size: int, shared: bool):
+        self.shared = shared
+        self.generation = 0
+        self.used = 0
+        self.can_remove = shared
+        self._map(size)
+
+    def _map(self, size: int) -> None:
+        flags = mmap.MAP_SHARED if self.shared else mmap.MAP_PRIVATE
+        self.map = mmap.mmap(-1, size, flags=flags)
+        self.view = memoryview(self.map)
+
+    def room(self, needed: int) -> None:
+        """At least ``needed`` free bytes after ``used``; a bigger mapping replaces this one."""
+        size = len(self.map)
+        if size - self.used >= needed:
+            return
+        while size - self.used < needed:
+            size *= 2
+        old_map, old_view = self.map, self.view
+        self._map(size)
+        self.view[: self.used] = old_view[: self.used]
+        self.generation += 1
+        old_view.release()
+        old_map.close()  # unmapped: its pages go back to the kernel, nothing to zero
+
+    def read_from(self, fd: int) -> int:
+        self.room(_CHUNK if self.used >= _CHUNK else 65536)
+        count = os.readv(fd, [self.view[self.used :]])
+        self.used += count
+        return count
+
+    def put(self, data) -> None:
+        self.used = 0
+        self.room(len(data))
+        self.view[: len(data)] = data
+        self.used = len(data)
+
+    def consume(self, count: int) -> None:
+        """Drop the first ``count`` bytes, keep the rest at the front, zero what was freed."""
+        rest = self.used - count
+        if rest:
+            self.map.move(0, count, rest)
+        self.zero(rest, self.used)
+        self.used = rest
+
+    def clear(self) -> None:
+        self.zero(0, self.used)
+        self.used = 0
+
+    def zero(self, start: int, end: int) -> None:
+        if end <= start:
+            return
+        whole = -(-start // _PAGE) * _PAGE  # the first page boundary at or after start
+        if end - whole >= 4 * _PAGE:
+            option = mmap.MADV_REMOVE if self.shared else mmap.MADV_DONTNEED
+            if not self.shared or self.can_remove:
+                length = min(-(-end // _PAGE) * _PAGE, len(self.map)) - whole
+                try:
+                    self.map.madvise(option, whole, length)
+                    end = whole
+                except OSError:
+                    self.can_remove = False  # gVisor: no MADV_REMOVE; write zeros instead
+        while start < end:
+            step = min(end - start, len(_ZEROS))
+            self.view[start : start + step] = _ZEROS[:step]
+            start += step
+
+
+class _Spare:
+    """The next call's task process: forked, set up, waiting for its request."""
+
+    __slots__ = ("channel", "exit_fd", "generation", "go", "pid")
+
+    def __init__(self, pid, go, channel, exit_fd, generation):
+        self.pid = pid
+        self.go = go
+        self.channel = channel
+        self.exit_fd = exit_fd
+        self.generation = generation
+
+    def close(self) -> None:
+        for fd in (self.go, self.channel, self.exit_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.go = self.channel = self.exit_fd = None
+
+
+def _ignore_signal(signum, frame) -> None:
+    """SIGCHLD handler for the wakeup-fd fallback: the C-level handler does the work."""
+
+
+def _pidfd_works() -> bool:
+    pidfd_open = getattr(os, "pidfd_open", None)  # Python 3.9+, Linux 5.3+; not in gVisor
+    if pidfd_open is None:
+        return False
+    try:
+        fd = pidfd_open(os.getpid())
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _wipe_paths() -> list[str]:
+    configured = os.environ.get("EXECUTOR_FORK_WIPE")
+    paths = (configured if configured is not None else "/tmp:/dev/shm").split(":")
+    wipe = []
+    for path in paths:
+        if path and not os.path.isabs(path):
+            _fork_log(f"EXECUTOR_FORK_WIPE: ignoring {path!r}, not an absolute path")
+        elif path and path not in wipe:
+            wipe.append(path)
+    if os.path.isdir("/dev/mqueue") and "/dev/mqueue" not in wipe:
+        wipe.append("/dev/mqueue")
+    return wipe
+
+
+def _remove_entry(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    except FileNotFoundError:
+        return
+    except (IsADirectoryError, PermissionError):
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if (st.st_mode & 0o170000) != 0o040000:
+            raise
+    # A directory, perhaps made unreadable by the task: every process is dead, so no race.
+    with contextlib.suppress(OSError):
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        for child in os.listdir(fd):
+            _remove_entry(fd, child)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
+def _wipe(path: str) -> None:
+    """Remove everything under ``path`` (not ``path`` itself) and confirm it is empty."""
+    try:
+        if not os.listdir(path):
+            return
+    except FileNotFoundError:
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in os.listdir(fd):
+            _remove_entry(fd, name)
+        left = os.listdir(fd)
+    finally:
+        os.close(fd)
+    if left:
+        raise _Unclean(f"{path} still holds {sorted(left)[:5]}")
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _kill_all(deadline: float) -> None:
+    """SIGKILL every other process of the PID namespace and reap until none is left."""
+    pause = 0.0001
+    while True:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            _reap()
+            return  # nothing but this process can be signalled, so nothing else exists
+        except PermissionError:
+            pass  # only processes we may not signal are left (another uid): wait, then fail
+        _reap()
+        if time.monotonic() > deadline:
+            raise _Unclean("processes are left that cannot be killed")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.01)
+
+
+def _set_oom_score_adj(value: bytes) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value)
+        finally:
+            os.close(fd)
+
+
+def _control(request: dict) -> dict:
+    """The fields the parent enforces, checked before any user code runs."""
+    timeout = request.get("timeout")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            raise _Failure("BAD_REQUEST", '"timeout" must be a number of seconds (>= 0) or null')
+        timeout = None if math.isinf(timeout) else timeout
+    limit = request.get("max_output_bytes")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise _Failure("BAD_REQUEST", '"max_output_bytes" must be an integer (>= 0)')
+    return {"timeout": timeout, "max_output_bytes": limit}
+
+
+class _ForkServer:
+    def __init__(self):
+        self.libc = _Libc()
+        self.libc.prctl(_PR_SET_DUMPABLE, 0)
+        os.register_at_fork(after_in_child=_after_fork_in_child)  # before the user's hooks
+        self.runner = _Runner(fork=True)
+        _flush_stdio()
+        # What a task process starts with: the dispositions right after the import.
+        watched = (*_IGNORED_SIGNALS, signal.SIGCHLD)
+        self.task_signals = {sig: signal.getsignal(sig) for sig in watched}
+        for sig in _IGNORED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        if self.libc.available and not self.libc.prctl(_PR_SET_DUMPABLE, 0):
+            _fork_log("prctl(PR_SET_DUMPABLE, 0) failed: the parent stays ptrace-able")
+        threading = sys.modules.get("threading")
+        if threading is not None and threading.active_count() > 1:
+            _fork_log("the module started threads at import; task processes will not have them")
+        self.pidfd = _pidfd_works()
+        self.wakeup = None
+        if not self.pidfd:  # gVisor: SIGCHLD wakes the poll through a self-pipe
+            self.wakeup = os.pipe()
+            for fd in self.wakeup:
+                os.set_blocking(fd, False)
+            signal.signal(signal.SIGCHLD, _ignore_signal)
+            signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
+        self.oom = _OomCounter()
+        self.ipc = _SysvIpc(self.libc)
+        self.wipe = _wipe_paths()
+        self.pending = _Buffer(1 << 16, shared=False)  # bytes read from the protocol stdin
+        self.request = _Buffer(4 << 20, shared=True)  # the request, handed to the spare
+        self.channel = _Buffer(1 << 16, shared=False)  # what the task process wrote
+        self.protocol = [_PROTOCOL_IN_FD, _PROTOCOL_FD]  # empty while parked
+        self.parking = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.private = [sock.fileno() for sock in self.parking]
+        if self.wakeup is not None:
+            self.private += self.wakeup
+        if self.oom.fd is not None:
+            self.private.append(self.oom.fd)
+        self.spare: _Spare | None = None
+        gc.freeze()  # the post-import heap: not scanned (nor copied on write) by task GCs
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        try:
+            self.cleanup()  # the import may have left processes or files: every call starts alike
+            self.fork_spare()
+            self.send([_READY])
+            while (length := self.read_request()) is not None:
+                if length == 0:
+                    continue
+                self.park()
+                answer = self.call(length)
+                self.cleanup(answer)
+                self.fork_spare()
+                self.send([_READY])
+        except BrokenPipeError:  # the host closed our stdout: nobody to answer
+            pass
+        except _Unclean as exc:
+            _fork_log(
+                f"cleanup could not be confirmed within {_CLEANUP_SECONDS:g} s ({exc}); "
+                f"exiting with status {_EXIT_UNCLEAN}"
+            )
+            self.stop()
+            return _EXIT_UNCLEAN
+        self.stop()
+        return 0
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)
+        _reap()
+
+    def park(self) -> None:
+        """Put the protocol descriptors in flight on the private socket pair and close them:
+        from now on no process (the parent included) holds them, so none can open them
+        through /proc/1/fd either."""
+        fds = array.array("i", self.protocol)
+        self.parking[0].sendmsg([b"p"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        for fd in self.protocol:
+            os.close(fd)
+        self.protocol = []
+
+    def unpark(self) -> None:
+        _, ancillary, _, _ = self.parking[1].recvmsg(1, socket.CMSG_SPACE(2 * 4))
+        fds = array.array("i")
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+        self.protocol = list(fds)
+
+    def send(self, parts) -> None:
+        _write_views(self.protocol[1], parts)
+
+    def read_request(self) -> int | None:
+        """Move the next request line to the shared buffer; its length (0: a blank line),
+        or None at the end of the input."""
+        pending = self.pending
+        scan = 0
+        while (newline := pending.map.find(b"\n", scan, pending.used)) < 0:
+            scan = pending.used
+            if pending.read_from(self.protocol[0]) == 0:
+                if pending.used == 0:
+                    return None
+                newline = pending.used  # the last line has no newline
+                break
+        length = newline
+        if _BLANK.fullmatch(pending.map, 0, length):  # matched in place: no copy in the heap
+            length = 0
+        else:
+            self.request.put(pending.view[:length])
+        pending.consume(min(newline + 1, pending.used))
+        return length
+
+    # --- one call ---------------------------------------------------------------------------
+
+    def fork_spare(self) -> None:
+        go_read, go_write = os.pipe()
+        channel_read, channel_write = os.pipe()
+        with contextlib.suppress(OSError, AttributeError):  # fewer wake-ups for big answers
+            fcntl.fcntl(channel_write, fcntl.F_SETPIPE_SZ, _CHUNK)
+        os.set_blocking(channel_read, False)
+        self.drain_wakeup()
+        _flush_stdio()
+        _CHILD_CLOSES[:] = [*self.protocol, *self.private, go_write, channel_read]
+        pid = os.fork()
+        if pid == 0:
+            self.task_process(go_read, channel_write)  # never returns
+        _CHILD_CLOSES.clear()
+        os.close(go_read)
+        os.close(channel_write)
+        exit_fd = os.pidfd_open(pid) if self.pidfd else None
+        self.spare = _Spare(pid, go_write, channel_read, exit_fd, self.request.generation)
+
+    def drain_wakeup(self) -> None:
+        if self.wakeup is not None:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self.wakeup[0], 4096):
+                    pass
+
+    def dispatch(self, length: int) -> _Spare:
+        """Hand the request to a live spare that maps the current request buffer."""
+        for _ in range(2):
+            spare = self.spare
+            self.drain_wakeup()
+            if spare.generation != self.request.generation or os.waitpid(spare.pid, os.WNOHANG)[0]:
+                self.replace_spare()  # it cannot see a grown buffer, or it died while idle
+                continue
+            try:
+                _write_fd(spare.go, length.to_bytes(8, "little"))
+                return spare
+            except BrokenPipeError:  # died just now
+                self.replace_spare()
+        raise RuntimeError("cannot start a task process")
+
+    def replace_spare(self) -> None:
+        spare = self.spare
+        with contextlib.suppress(OSError):
+            os.kill(spare.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(spare.pid, 0)
+        spare.close()
+        self.fork_spare()
+
+    def call(self, length: int):
+        """Run one call; its answer as (log marker or None, buffers to write), written once
+        every process but the parent is dead (see cleanup)."""
+        oom_before = self.oom.read()
+        spare = self.dispatch(length)
+        started = time.monotonic()
+        channel = self.channel
+        poller = select.poll()
+        poller.register(spare.channel, select.POLLIN)
+        exit_fd = spare.exit_fd if spare.exit_fd is not None else self.wakeup[0]
+        poller.register(exit_fd, select.POLLIN)
+        control = deadline = status = None
+        while True:
+            if control is None and (control := self.read_control()) is not None:
+                timeout = control["timeout"]
+                deadline = None if timeout is None else started + timeout
+            if control is not None:
+                limit = control["max_output_bytes"]
+                if limit is not None and channel.used - control["body"] > limit:
+                    return self.give_up(
+                        control,
+                        "OUTPUT_TOO_LARGE",
+                        f"the response exceeded max_output_bytes={limit}; the task was killed",
+                    )
+            if status is not None:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                return self.give_up(
+                    control,
+                    "TIMEOUT",
+                    f"the call did not finish within its timeout of {control['timeout']:g} s; "
+                    "its processes were killed",
+                )
+            left = None if deadline is None else deadline - time.monotonic()
+            for fd, _ in poller.poll(-1 if left is None else max(0, math.ceil(left * 1e3))):
+                if fd == exit_fd:
+                    self.drain_wakeup()
+                    pid, got = os.waitpid(spare.pid, os.WNOHANG)
+                    if pid:
+                        status = got
+                        self.read_channel(spare.channel, _CHUNK + 65536)  # what it left
+                elif status is None and not self.read_channel(fd, _CHUNK):
+                    poller.unregister(fd)  # end of file: the task and all its children closed it
+        marker = control["log_marker"] if control is not None else None
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            problem = self.check_response(control)
+            if problem is None:
+                return self.forward(control["body"], marker)
+            return self.error(
+                marker,
+                "PROTOCOL_ERROR",
+                f"the task's process wrote {problem} instead of one response",
+            )
+        code = _exit_code(status)
+        killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        oom_after = self.oom.read() if killed else None
+        if killed and oom_before is not None and oom_after is not None and oom_after > oom_before:
+            message = (
+                "the task's process was killed by the out-of-memory killer "
+                "(the container's memory limit)"
+            )
+            return self.error(marker, "OOM_KILLED", message, exit_code=code)
+        if os.WIFSIGNALED(status):
+            message = (
+                f"the task's process was killed by signal {os.WTERMSIG(status)} without answering"
+            )
+            if killed and oom_after is None:
+                message += (
+                    " (perhaps by the out-of-memory killer: the memory cgroup's oom_kill "
+                    "counter cannot be read here)"
+                )
+        else:
+            message = f"the task's process exited with status {code} without answering"
+        return self.error(marker, "EXIT_NONZERO", message, exit_code=code)
+
+    def read_channel(self, fd: int, budget: int) -> bool:
+        """Read what the pipe holds now, up to about ``budget`` bytes (after the task's exit,
+        a process it left behind may still hold the pipe and write on: the cleanup kills it).
+        False at the end of the file."""
+        with contextlib.suppress(BlockingIOError):
+            while budget > 0:
+                count = self.channel.read_from(fd)
+                if count == 0:
+                    return False
+                budget -= count
+        return True
+
+    def read_control(self) -> dict | None:
+        """The task process's first line, once complete. Runner code wrote it before any user
+        code ran; still checked, so that nothing on the channel can break the parent."""
+        channel = self.channel
+        newline = channel.map.find(b"\n", 0, channel.used)
+        if newline < 0:
+            return None
+        control = {"timeout": None, "max_output_bytes": None, "log_marker": None}
+        try:
+            got = json.loads(channel.map[:newline])
+            timeout, limit, marker = got["timeout"], got["max_output_bytes"], got["log_marker"]
+            if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+                raise TypeError(timeout)
+            if limit is not None and (isinstance(limit, bool) or not limit >= 0):
+                raise TypeError(limit)
+            if marker is not None and not isinstance(marker, str):
+                raise TypeError(marker)
+            control.update(timeout=timeout, max_output_bytes=limit, log_marker=marker)
+        except Exception:
+            control["invalid"] = True
+        control["body"] = newline + 1
+        return control
+
+    def check_response(self, control) -> str | None:
+        """Why the channel does not hold exactly one response line, or None when it does.
+
+        The task process wrote the control line before any user code ran; after it, the one
+        line its runner code encodes. The parent checks the framing (one newline, at the end;
+        a compact object starting with "ok", so never a ready line) without decoding the
+        output: the host decodes it, and the bytes never land in the parent's heap.
+        """
+        if control is None:
+            return "nothing (it ended before reading its request)"
+        if control.get("invalid"):
+            return "an unreadable first line"
+        channel = self.channel
+        body = control["body"]
+        size = channel.used - body
+        if size == 0:
+            return "nothing"
+        newline = channel.map.find(b"\n", body, channel.used)
+        if newline < 0:
+            return f"{size} bytes without a newline"
+        if newline != channel.used - 1:
+            return f"more than one line ({size} bytes)"
+        framed = channel.map[channel.used - 2 : channel.used] == b"}\n" and any(
+            channel.map.find(prefix, body, body + len(prefix)) == body
+            for prefix in _RESPONSE_PREFIXES
+        )
+        return None if framed else f"a {size}-byte line that is not a response object"
+
+    def forward(self, body: int, marker):
+        """The task's response as views of the channel buffer: no copy in the heap."""
+        view = self.channel.view
+        end = self.channel.used
+        if marker is None:
+            return None, [view[body:end]]
+        suffix = b',"log_marker":' + _encode(marker) + b"}\n"
+        return marker, [view[body : end - 2], suffix]
+
+    def give_up(self, control, code: str, message: str):
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)  # the task and everything it started
+        return self.error(control["log_marker"], code, message)
+
+    def error(self, marker, code: str, message: str, exit_code: int | None = None):
+        error = {"message": message, "code": code}
+        if exit_code is not None:
+            error["exit_code"] = exit_code
+        response = {"ok": False, "error": error}
+        if marker is not None:
+            response["log_marker"] = marker
+        return marker, [_encode(response) + b"\n"]
+
+    def cleanup(self, answer=None) -> None:
+        """Kill every other process, take the protocol back and write the answer; then wipe
+        the writable paths and remove System V IPC objects. Raise _Unclean when that cannot
+        be confirmed within 2 s."""
+        deadline = time.monotonic() + _CLEANUP_SECONDS
+        if self.spare is not None:
+            self.spare.close()
+            self.spare = None
+        _kill_all(deadline)  # from here on, nothing else runs: no process can come back
+        if not self.protocol:
+            self.unpark()
+        if answer is not None:
+            marker, parts = answer
+            if marker is not None:
+                _log_marker(marker)
+            self.send(parts)
+        while True:
+            try:
+                for path in self.wipe:
+                    _wipe(path)
+                self.ipc.clean(deadline)
+                break
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    if isinstance(exc, _Unclean):
+                        raise
+                    raise _Unclean(f"{type(exc).__name__}: {exc}") from exc
+                time.sleep(0.001)
+        self.request.clear()
+        self.channel.clear()
+
+    # --- inside the task process ------------------------------------------------------------
+
+    def task_process(self, go: int, channel: int) -> None:
+        """The forked child: set up, wait for the request, answer it on the channel, exit.
+
+        The protocol descriptors are already closed (_after_fork_in_child, before any at-fork
+        hook of the user's). Never returns into the parent's code.
+        """
+        status = _EXIT_RUNNER_FAILED
+        try:
+            if self.wakeup is not None:
+                signal.set_wakeup_fd(-1)
+            for sig, handler in self.task_signals.items():
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != 1:
+                return  # the parent is gone already
+            self.libc.prctl(_PR_SET_DUMPABLE, 1)  # as any process; the parent stays closed
+            _set_oom_score_adj(b"1000")  # the OOM killer's first choice, never the parent
+            self.warm_up()
+            header = _read_exactly(go, 8)
+            os.close(go)
+            if len(header) < 8:
+                status = 0  # the parent is shutting down
+                return
+            raw = self.request.map[: int.from_bytes(header, "little")]
+            self.answer(raw, channel)
+            status = 0
+        except KeyboardInterrupt:
+            status = 128 + signal.SIGINT
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                traceback.print_exc()
+        finally:
+            with contextlib.suppress(BaseException):
+                _flush_stdio()
+            os._exit(status)
+
+    def warm_up(self) -> None:
+        """Run the runner's side of a call on a made-up request, without user code.
+
+        Right after fork every page is shared with the parent, and the first write to one
+        (a reference count, say) copies it: the first call through json and this code took
+        hundreds of such faults, on the call's path. Taken now, while the spare waits.
+        """
+        runner = self.runner
+        with contextlib.suppress(Exception):
+            request = runner.parse(_WARM_UP)
+            control = _control(request)
+            control["log_marker"] = runner.marker
+            _encode(control)
+            runner.respond_to(lambda: request.get("input"))
+            runner.respond_to(lambda: inspect.isawaitable(runner.function))
+            _flush_stdio()
+        runner.marker = None
+
+    def answer(self, raw: bytes, channel: int) -> None:
+        runner = self.runner
+        try:
+            request = runner.parse(raw)
+            control = _control(request)
+        except _Failure as failure:
+            control = {"timeout": None, "max_output_bytes": None}
+            error = _encode(_error(failure.code, failure.message, failure.details))
+            control["log_marker"] = runner.marker
+            _write_fd(channel, _encode(control) + b"\n" + error + b"\n")
+            return
+        control["log_marker"] = runner.marker
+        _write_fd(channel, _encode(control) + b"\n")
+        response = runner.respond_to(lambda: runner._invoke(request))
+        _flush_stdio()
+        _write_fd(channel, response + b"\n")
+
+
+def _fork_main() -> int:
+    if os.getpid() != 1:
+        _fork_log(
+            f"refusing to start: fork mode runs only as a container's init process (PID 1), "
+            f"and this is PID {os.getpid()} (cleanup kills every process it can signal)"
+        )
+        return _EXIT_NOT_PID1
+    return _ForkServer().serve()
+
+
 def main(argv) -> int:
+    if "--fork" in argv or os.environ.get("EXECUTOR_SERVE") == "fork":
+        return _fork_main()
     serve = "--serve" in argv or os.environ.get("EXECUTOR_SERVE") == "1"
     runner = _Runner()
     stdin = os.fdopen(_PROTOCOL_IN_FD, "rb")

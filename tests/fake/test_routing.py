@@ -100,3 +100,14 @@ async def test_user_errors_do_not_mark_an_engine_down(make: Make) -> None:
         with pytest.raises(ExecutionFailed):
             await ex.execute(1)
     assert all(e["up"] for e in ex.engines)
+
+
+async def test_an_undelivered_failure_says_so(make: Make) -> None:
+    """EngineUnavailable for a call that never reached a container carries delivered=False."""
+    engine = FakeEngine()
+    engine.fail("create", times=5)
+    ex = make(engine)
+    with pytest.raises(EngineUnavailable) as info:
+        await ex.execute(1)
+    assert info.value.delivered is False
+    assert info.value.to_dict()["delivered"] is False

@@ -5,16 +5,22 @@ host's node, and the Go runner built with the host's Go toolchain (each skips wh
 toolchain is missing). Image mode runs ``docker run -i --rm`` on the runner image, locked down
 (read-only root, no network, no capabilities, only /tmp writable), with the vector's user
 module mounted where the image expects it (Go: a static runner binary built with the module).
+
+Fork-mode vectors (``fork``) run only inside images, with the runner as the container's init:
+fork mode kills every process it may signal and wipes /tmp, which must never happen on a host.
+The host-process half only checks that fork mode refuses to start when it is not PID 1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +52,9 @@ def load_vectors() -> list[dict[str, Any]]:
 
 
 VECTORS = load_vectors()
+#: Vectors a runner may run as a plain host process (fork mode runs only inside images).
+HOST_VECTORS = [v for v in VECTORS if "fork" not in v]
+FORK_VECTORS = [v for v in VECTORS if "fork" in v]
 
 
 @dataclass
@@ -97,8 +106,17 @@ def check_response(raw: bytes, expect: dict[str, Any], lang: str, sent: bytes) -
     assert error["code"] == expect["code"], error
     if "message_contains" in expect:
         assert expect["message_contains"] in error["message"], error
+    if "exit_code" in expect:
+        assert error.get("exit_code") == expect["exit_code"], error
     for needle in per_language(expect.get("details_contains"), lang):
         assert needle in (error.get("details") or ""), (needle, error)
+
+
+def check_stderr(stderr: str, vector: dict[str, Any], lang: str) -> None:
+    for needle in per_language(vector.get("stderr_contains"), lang):
+        assert needle in stderr, (needle, stderr[-2000:])
+    if "stderr_ends_with" in vector:
+        assert stderr.endswith(vector["stderr_ends_with"]), stderr[-2000:]
 
 
 def run_single(launch: Launch, vector: dict[str, Any], lang: str) -> None:
@@ -118,10 +136,7 @@ def run_single(launch: Launch, vector: dict[str, Any], lang: str) -> None:
     stderr = done.stderr.decode("utf-8", "replace")
     assert done.returncode == 0, f"exit {done.returncode}; stderr:\n{stderr[-2000:]}"
     check_response(done.stdout, vector["expect"], lang, sent)
-    for needle in per_language(vector.get("stderr_contains"), lang):
-        assert needle in stderr, (needle, stderr[-2000:])
-    if "stderr_ends_with" in vector:
-        assert stderr.endswith(vector["stderr_ends_with"]), stderr[-2000:]
+    check_stderr(stderr, vector, lang)
 
 
 def run_serve(launch: Launch, vector: dict[str, Any], lang: str) -> None:
@@ -160,13 +175,84 @@ def run_serve(launch: Launch, vector: dict[str, Any], lang: str) -> None:
                 cleanup(launch)
 
 
+def check_ready(line: bytes, when: str) -> None:
+    """A fork-mode ready line: a JSON object with "ready": true and never an "ok"."""
+    assert line.endswith(b"\n"), f"no ready line {when}: the runner's stdout ended"
+    ready = json.loads(line)
+    assert isinstance(ready, dict), line
+    assert ready.get("ready") is True and "ok" not in ready, line
+
+
+def run_fork(launch: Launch, vector: dict[str, Any], lang: str, gvisor: bool = False) -> None:
+    """Fork mode in a container: a ready line, then a response and a ready line per request;
+    at the end of stdin the runner exits 0. Under gVisor ``fork.gvisor`` overrides ``fork``.
+
+    An exchange expecting ``{"container_exit": N}`` gets no answer: the runner's stdout ends
+    and the container exits with status N (it must be the last exchange).
+    """
+    assert launch.name is not None, "fork vectors run only inside images"
+    fork = dict(vector["fork"])
+    if gvisor:
+        fork.update(fork.pop("gvisor", {}))
+    flags = ["-e", "EXECUTOR_SERVE=fork", *vector.get("docker_args", [])]
+    argv = [*launch.argv[:3], *flags, *launch.argv[3:]]  # after `docker run -i`
+    exchanges = [e for _ in range(fork.get("repeat", 1)) for e in fork["exchanges"]]
+    with (
+        tempfile.TemporaryFile() as stderr,
+        subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+        ) as process,
+    ):
+        assert process.stdin is not None and process.stdout is not None
+
+        def stop() -> None:
+            cleanup(launch)
+            process.kill()
+
+        watchdog = threading.Timer(TIMEOUT, stop)  # a hung runner fails the test, not the run
+        watchdog.start()
+        try:
+            expected_exit = 0
+            check_ready(process.stdout.readline(), "at start-up")
+            for number, exchange in enumerate(exchanges, 1):
+                sent = request_bytes(exchange)
+                process.stdin.write(sent.replace(b"\n", b" ") + b"\n")
+                process.stdin.flush()
+                expect = exchange["expect"]
+                if "container_exit" in expect:
+                    assert number == len(exchanges), "container_exit must come last"
+                    expected_exit = expect["container_exit"]
+                    assert process.stdout.read() == b"", "an answer, yet the container should end"
+                    break
+                line = process.stdout.readline()
+                assert line.endswith(b"\n"), f"no answer to request {number}"
+                check_response(line, expect, lang, sent)
+                check_ready(process.stdout.readline(), f"after request {number}")
+            else:
+                process.stdin.close()
+                assert process.stdout.read() == b"", "output after the last ready line"
+            assert process.wait(timeout=TIMEOUT) == expected_exit
+        finally:
+            watchdog.cancel()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+                cleanup(launch)
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
+        stderr.seek(0)
+        check_stderr(stderr.read().decode("utf-8", "replace"), vector, lang)
+
+
 def cleanup(launch: Launch) -> None:
     if launch.name is not None:
         subprocess.run(["docker", "rm", "-f", launch.name], capture_output=True, check=False)
 
 
 def run_vector(launch: Launch, vector: dict[str, Any], lang: str) -> None:
-    if "serve" in vector:
+    if "fork" in vector:
+        run_fork(launch, vector, lang)
+    elif "serve" in vector:
         run_serve(launch, vector, lang)
     else:
         run_single(launch, vector, lang)
@@ -245,7 +331,7 @@ def host_launch(lang: str, vector: dict[str, Any], request: pytest.FixtureReques
     return Launch([str(builder.binary(vector["module"]))])
 
 
-@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+@pytest.mark.parametrize("vector", HOST_VECTORS, ids=[v["name"] for v in HOST_VECTORS])
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_host_process(lang: str, vector: dict[str, Any], request: pytest.FixtureRequest) -> None:
     """The runner, started as a plain host process, answers the vector as specified."""
@@ -253,6 +339,32 @@ def test_host_process(lang: str, vector: dict[str, Any], request: pytest.Fixture
     if reason:
         pytest.skip(reason)
     run_vector(host_launch(lang, vector, request), vector, lang)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_host_process_refuses_fork_mode(lang: str, request: pytest.FixtureRequest) -> None:
+    """Fork mode refuses to start unless it is PID 1: exit 2 and one stderr line, no output.
+
+    Safe on a host only because the check comes before anything else; a runner without fork
+    mode yet is skipped through fork_errors_survive's skip.
+    """
+    reference = next(v for v in FORK_VECTORS if v["name"] == "fork_errors_survive")
+    reason = skip_reason(reference, lang)
+    if reason:
+        pytest.skip(reason)
+    launch = host_launch(lang, reference, request)
+    done = subprocess.run(
+        launch.argv,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env={**os.environ, **launch.env, "EXECUTOR_SERVE": "fork"},
+        timeout=TIMEOUT,
+        check=False,
+    )
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2, f"exit {done.returncode}; stderr:\n{stderr[-2000:]}"
+    assert done.stdout == b""
+    assert "PID 1" in stderr and len(stderr.strip().splitlines()) == 1, stderr
 
 
 def test_node_runner_without_wrapper() -> None:
@@ -434,3 +546,22 @@ def test_in_image_under_gvisor(
     vector = json.loads((VECTORS_DIR / f"{name}.json").read_text())
     extra = ("--runtime", runsc_runtime)
     run_vector(docker_launch(lang, vector["module"], runner_images, request, extra), vector, lang)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("vector", FORK_VECTORS, ids=[v["name"] for v in FORK_VECTORS])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_fork_in_image_under_gvisor(
+    lang: str,
+    vector: dict[str, Any],
+    runner_images: dict[str, str],
+    runsc_runtime: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Fork mode under gVisor: no pidfd, no /proc/sysvipc, no memory cgroup inside."""
+    reason = skip_reason(vector, lang)
+    if reason:
+        pytest.skip(reason)
+    extra = ("--runtime", runsc_runtime)
+    launch = docker_launch(lang, vector["module"], runner_images, request, extra)
+    run_fork(launch, vector, lang, gvisor=True)

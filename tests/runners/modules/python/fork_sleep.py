@@ -1,0 +1,6 @@
+import time
+
+
+def execute(input):
+    time.sleep(input["seconds"])
+    return {"slept": input["seconds"]}

@@ -51,7 +51,8 @@ has_sys_resource() {
     (((16#$caps >> 24) & 1))
 }
 
-hard_limit() { awk -v what="$2" '$0 ~ what {print $(NF - 1)}' "/proc/$1/limits"; }
+# The hard limit $2 ("Max open files", ...) of process $1; -1 for unlimited, as Podman spells it.
+hard_limit() { awk -v what="$2" '$0 ~ what {print ($(NF - 1) == "unlimited" ? -1 : $(NF - 1))}' "/proc/$1/limits"; }
 
 if answers; then
     say "a Podman service answers on $URL; keeping it"

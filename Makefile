@@ -57,7 +57,8 @@ engine:
 # pass on Podman skip with their reason (tests/podman/conftest.py).
 PODMAN_SOCKET ?= /run/podman/podman.sock
 PODMAN_TESTS := tests/podman tests/container/test_defaults.py tests/container/test_failures.py \
-        tests/container/test_pool.py tests/container/test_files.py tests/container/test_reap.py
+        tests/container/test_pool.py tests/container/test_load.py tests/container/test_files.py \
+        tests/container/test_reap.py
 test-podman: venv images
 	PODMAN_SOCKET=$(PODMAN_SOCKET) scripts/podman.sh
 	DOCKER_HOST=unix://$(PODMAN_SOCKET) EXECUTOR_REQUIRE_PODMAN=1 \

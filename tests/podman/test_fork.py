@@ -1,7 +1,7 @@
 """Fork mode (``reuse="fork"``) on Podman: the runner as PID 1, one container, fresh state per call.
 
-Runs once the runners speak fork mode (docs/RUNNERS.md); until their side lands in this
-checkout (the ``tests/vectors/fork_*.json`` vectors pin it) it skips, saying so.
+Needs runners that speak fork mode (docs/RUNNERS.md, pinned by ``tests/vectors/fork_*.json``):
+in a checkout without those vectors it skips, saying so.
 """
 
 from __future__ import annotations

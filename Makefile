@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv lint typecheck test test-fast demo bench engine bases images \
+.PHONY: venv lint typecheck test test-fast test-podman demo bench engine bases images \
         build-runners build-runner-python build-runner-node build-runner-go build-generator-orval clean \
         toolchains
 
@@ -45,9 +45,24 @@ demo: venv
 
 # --- engine and images (scripts/*.sh; see docs/RUNNERS.md) -------------------------------------
 
-# Start a Docker engine unless one answers (installs docker.io and runsc as root on Debian).
+# Start a Docker engine unless one answers (installs docker.io and runsc as root on Debian);
+# `make engine ENGINE=podman` starts Podman's Docker-compatible API service instead
+# (scripts/podman.sh: installs podman, copies the runner images over).
+ENGINE ?= docker
 engine:
-	scripts/engine.sh
+	ENGINE=$(ENGINE) scripts/engine.sh
+
+# The Podman subset (README, section Podman): Podman's API service on PODMAN_SOCKET with the
+# runner images copied from the Docker engine, then these tests against it. Tests that cannot
+# pass on Podman skip with their reason (tests/podman/conftest.py).
+PODMAN_SOCKET ?= /run/podman/podman.sock
+PODMAN_TESTS := tests/podman tests/container/test_defaults.py tests/container/test_failures.py \
+        tests/container/test_pool.py tests/container/test_load.py tests/container/test_files.py \
+        tests/container/test_reap.py
+test-podman: venv images
+	PODMAN_SOCKET=$(PODMAN_SOCKET) scripts/podman.sh
+	DOCKER_HOST=unix://$(PODMAN_SOCKET) EXECUTOR_REQUIRE_PODMAN=1 \
+	  $(BIN)/pytest -q -m "not slow" $(PODMAN_TESTS)
 
 # Local Debian-based base images for machines without a container registry.
 bases:

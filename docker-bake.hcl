@@ -1,11 +1,15 @@
 # The executor images: one source of truth for tags, contexts, Dockerfiles and build args.
 #
-#   docker buildx bake runners                  # the three runner images
-#   python -m executor._images build runners    # the same without buildx, through the Engine API
+#   docker buildx bake runners          # the three runner images
+#   executor images build runners       # the same without buildx, through the Engine API
+#
+# The wheel carries this file and the contexts it names (executor/_data/), so `executor images
+# build` works from an installed package too.
 #
 # Variables default to official base images. On a machine without a registry, `make bases`
 # builds Debian-based replacements and records the values to use in .state/bake-vars.json,
-# which `make images` / `python -m executor._images` pick up automatically.
+# which `make images` / `executor images build` pick up automatically in a checkout (elsewhere:
+# `--set PYTHON_BASE=IMAGE` and so on).
 #
 # A custom Go function: GO_FUNCTION_DIR names a directory inside runners/go holding
 # `package function` with `func Execute(input json.RawMessage) (any, error)`, e.g.

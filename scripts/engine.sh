@@ -3,14 +3,23 @@
 #
 # An engine that already answers (DOCKER_HOST or the default socket) is left alone. Otherwise,
 # as root on Debian: install docker.io and runsc (gVisor) when missing, register runsc as a
-# runtime with networking off, start dockerd in the background and wait for it.
+# runtime with networking off, start dockerd in the background and wait for it. A dockerd that
+# owns the pid file but does not answer is waited for until it answers (starting) or exits
+# (stopping: then a new one starts).
 # Log: /var/log/executor-dockerd.log (override with EXECUTOR_DOCKERD_LOG).
 # `engine.sh --repair-bridge` only repairs a running engine's bridge (see repair_bridge).
+# ENGINE=podman (`make engine ENGINE=podman`) brings up Podman's API service instead
+# (scripts/podman.sh).
 set -euo pipefail
 
+if [ "${ENGINE:-docker}" = podman ]; then
+    exec "$(dirname "$0")/podman.sh" "$@"
+fi
+[ "${ENGINE:-docker}" = docker ] || { echo "engine: unknown ENGINE=$ENGINE (docker or podman)" >&2; exit 2; }
+
 LOG=${EXECUTOR_DOCKERD_LOG:-/var/log/executor-dockerd.log}
-DAEMON_JSON=/etc/docker/daemon.json
-PIDFILE=/var/run/docker.pid
+DAEMON_JSON=${EXECUTOR_DAEMON_JSON:-/etc/docker/daemon.json}
+PIDFILE=${EXECUTOR_DOCKERD_PIDFILE:-/var/run/docker.pid}
 WAIT_SECONDS=${EXECUTOR_ENGINE_WAIT:-60}
 
 say() { printf 'engine: %s\n' "$*" >&2; }
@@ -74,7 +83,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Register runsc (merge with any existing daemon.json; keep other settings).
-mkdir -p /etc/docker
+mkdir -p "$(dirname "$DAEMON_JSON")"
 if command -v runsc >/dev/null 2>&1; then
     python3 - "$DAEMON_JSON" "$(command -v runsc)" <<'PY'
 import json, os, sys
@@ -95,24 +104,51 @@ if config.get("runtimes", {}).get("runsc") != wanted:
 PY
 fi
 
-if pgrep -x dockerd >/dev/null 2>&1; then
-    say "dockerd runs already (pid $(pgrep -x dockerd | head -1)); waiting for it to answer"
-else
-    if [ -e "$PIDFILE" ]; then
-        say "removing stale $PIDFILE (no dockerd process)"
-        rm -f "$PIDFILE"
+# The dockerd that owns the pid file, if it still runs (other dockerds, such as the tests'
+# private engines with their own pid files and sockets, are not ours to wait for).
+owner_pid() {
+    local pid
+    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] \
+        && echo "$pid"
+}
+
+ready() {
+    docker info >/dev/null 2>&1 || return 1
+    say "engine ready: $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')," \
+        "runtimes: $(docker info --format '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>/dev/null || echo '?')"
+}
+
+# A dockerd that does not answer is starting (it will answer) or stopping (it will exit, e.g.
+# right after a SIGTERM): wait for either, and start a new one only once it is gone.
+if pid=$(owner_pid); then
+    say "dockerd (pid $pid) runs but does not answer: waiting for it to answer or exit"
+    for _ in $(seq 1 "$WAIT_SECONDS"); do
+        ! ready || exit 0
+        owner_pid >/dev/null || break
+        sleep 1
+    done
+    if owner_pid >/dev/null; then
+        say "dockerd (pid $pid) neither answered nor exited within ${WAIT_SECONDS}s; last lines of $LOG:"
+        tail -n 40 "$LOG" >&2 || true
+        exit 1
     fi
-    say "starting dockerd (log: $LOG)"
-    mkdir -p "$(dirname "$LOG")"
+    say "dockerd (pid $pid) exited"
+fi
+if [ -e "$PIDFILE" ]; then
+    say "removing stale $PIDFILE (its dockerd is gone)"
+    rm -f "$PIDFILE"
+fi
+say "starting dockerd (log: $LOG)"
+mkdir -p "$(dirname "$LOG")"
+if [ "$PIDFILE" = /var/run/docker.pid ]; then
     nohup dockerd >>"$LOG" 2>&1 </dev/null &
+else
+    nohup dockerd --pidfile "$PIDFILE" >>"$LOG" 2>&1 </dev/null &
 fi
 
 for _ in $(seq 1 "$WAIT_SECONDS"); do
-    if docker info >/dev/null 2>&1; then
-        say "engine ready: $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo '?')," \
-            "runtimes: $(docker info --format '{{range $k, $v := .Runtimes}}{{$k}} {{end}}' 2>/dev/null || echo '?')"
-        exit 0
-    fi
+    ! ready || exit 0
     sleep 1
 done
 

@@ -3,9 +3,10 @@
 Outside the runtime import path: nothing here is imported until something builds (``executor
 images build``, ``make images``, ``missing_image="build"``). ``bake`` reads the bake file,
 ``context`` packs build contexts, ``builder`` builds through an engine's image interface.
-Command line (what ``make images`` runs)::
+In a checkout the bake file and contexts are the checkout's own; an installed wheel carries
+copies in ``executor/_data/``. Command line (what ``make images`` runs)::
 
-    python -m executor.build [TARGET ...] [--set VAR=VALUE ...] [--force] [--quiet]
+    executor images build [TARGET ...] [--set VAR=VALUE ...] [--force] [--quiet]
 """
 
 from .bake import DEFAULT_BAKE_FILE as DEFAULT_BAKE_FILE

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
 __all__ = [
+    "CHECKOUT",
+    "DATA_ROOT",
     "DEFAULT_BAKE_FILE",
     "TargetSpec",
     "bake_variables",
@@ -29,8 +31,23 @@ __all__ = [
     "resolve_targets",
 ]
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_BAKE_FILE = _REPO_ROOT / "docker-bake.hcl"
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def _checkout() -> Path | None:
+    """The source checkout this package runs from (an editable install), else None."""
+    root = _PACKAGE.parent
+    if (root / "docker-bake.hcl").is_file() and (root / "pyproject.toml").is_file():
+        return root
+    return None
+
+
+#: The source checkout, when running from one: its own bake file, contexts and ``.state``.
+CHECKOUT = _checkout()
+#: Where the bake file and its build contexts are: the checkout's real files, else the copies
+#: the wheel carries in ``executor/_data/`` (same layout, so the contexts resolve alike).
+DATA_ROOT = CHECKOUT if CHECKOUT is not None else _PACKAGE / "_data"
+DEFAULT_BAKE_FILE = DATA_ROOT / "docker-bake.hcl"
 _VAR_RE = re.compile(r"\$\$\{|\$\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}")
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -122,7 +139,7 @@ def _as_str(value: Any) -> str:
 
 
 def _parse(path: Path) -> dict[str, Any]:
-    import hcl2  # the [cli] extra; imported here so `import executor` stays light
+    import hcl2  # imported here so that `import executor` stays light
 
     try:
         with path.open() as f:

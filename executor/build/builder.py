@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .._errors import ConfigError, ExecutorError, ImageBuildFailed
-from .bake import _REPO_ROOT, DEFAULT_BAKE_FILE, bake_variables, load_bake, resolve_targets
+from .bake import CHECKOUT, DEFAULT_BAKE_FILE, bake_variables, load_bake, resolve_targets
 from .context import context_files, context_hash, context_tar
 
 if TYPE_CHECKING:
@@ -40,8 +40,9 @@ __all__ = [
 
 #: Image label holding the hash of everything a build depends on (used to skip rebuilds).
 CONTEXT_HASH_LABEL = "dev.executor.context-hash"
-#: Written by ``make bases`` (scripts/bases.sh): the local replacements for official bases.
-DEFAULT_LOCAL_BASES = _REPO_ROOT / ".state" / "bake-vars.json"
+#: Written by ``make bases`` (scripts/bases.sh) in a checkout: the local replacements for
+#: official bases. None away from a checkout (pass replacements with ``--set NAME=IMAGE``).
+DEFAULT_LOCAL_BASES = CHECKOUT / ".state" / "bake-vars.json" if CHECKOUT is not None else None
 _LOG_TAIL_LINES = 40
 
 
@@ -136,10 +137,12 @@ def _missing_base_hint(spec: TargetSpec, base_ids: Mapping[str, str]) -> str:
     ]
     if not missing:
         return ""
-    return (
-        f" (base image {', '.join(missing)} is not on the engine and the build pulls it; "
-        "without a registry, `make bases` builds local bases the builder then uses)"
-    )
+    if CHECKOUT is not None:
+        remedy = "without a registry, `make bases` builds local bases the builder then uses"
+    else:
+        remedy = "without a registry, name a local image instead: --set NAME=IMAGE"
+    images = ", ".join(missing)
+    return f" (base image {images} is not on the engine and the build pulls it; {remedy})"
 
 
 async def _label(images: Images, ref: str, label: str) -> str | None:

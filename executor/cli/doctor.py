@@ -52,9 +52,11 @@ async def diagnose(smoke: bool = True) -> list[Check]:
                     Check(
                         "podman",
                         "warn",
-                        "Podman's Docker-compatible API: see the README's Podman section for "
-                        "what differs (image names arrive as localhost/..., no OOM flag under "
-                        "cgroup v1 without the memory controller)",
+                        "Podman's Docker-compatible API (README, section Podman): an OOM kill "
+                        "may show as EXIT_NONZERO 137 (Podman 4.3 with conmon 2.1.6 sets no "
+                        "OOM flag); the runtimes listed are those Podman's configuration names, "
+                        "installed or not; images loaded with `docker save | podman load` "
+                        "are named localhost/..., which the executor finds by their short name",
                     )
                 )
             api = info.api_version
@@ -72,12 +74,13 @@ async def diagnose(smoke: bool = True) -> list[Check]:
                 )
             runtimes = list(info.runtimes)
             if "runsc" in runtimes:
+                maybe = " if installed on the engine's host" if info.kind == "podman" else ""
                 checks.append(
                     Check(
                         "runtimes",
                         "ok",
-                        f"{', '.join(runtimes)} (default {info.default_runtime}); "
-                        "gVisor available: --runtime runsc / ContainerConfig(runtime='runsc')",
+                        f"{', '.join(runtimes)} (default {info.default_runtime}); gVisor "
+                        f"available{maybe}: --runtime runsc / ContainerConfig(runtime='runsc')",
                     )
                 )
             else:
@@ -134,11 +137,21 @@ async def _smoke_check() -> Check:
         async with ContainerExecutor[Any, Any](config) as ex:
             output = await ex.execute({"doctor": True})
     except ExecutorError as exc:
+        fix = "see the message; `docker run --rm executor/runner-python:latest` shows more"
+        if "error setting rlimit" in exc.message:
+            # Podman sets 1048576 open files and processes unless configured otherwise, which
+            # fails where the engine may not raise its own limits (no CAP_SYS_RESOURCE).
+            fix = (
+                "the engine may not raise resource limits: give it defaults within its own, "
+                "e.g. in /etc/containers/containers.conf: [containers] default_ulimits = "
+                '["nofile=N:N", "nproc=M:M"] (N, M: the service\'s `ulimit -Hn`, `ulimit -Hu`), '
+                "then restart the Podman service"
+            )
         return Check(
             "container",
             "fail",
             f"a locked-down python runner call failed: [{exc.code}] {exc.message}",
-            "see the message; `docker run --rm executor/runner-python:latest` shows more",
+            fix,
         )
     if output != {"doctor": True}:
         return Check(

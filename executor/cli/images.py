@@ -41,6 +41,9 @@ async def list_images(include_all: bool = False) -> list[dict[str, Any]]:
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for image in found:
         for ref in image.get("RepoTags") or []:
+            # Podman names local images localhost/NAME (and commits docker.io/NAME); the
+            # executor asks for them by the short name, which Podman resolves.
+            ref = ref.removeprefix("localhost/").removeprefix("docker.io/")
             repository, _, tag = ref.rpartition(":")
             if not repository.startswith(prefixes):
                 continue

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import ConfigError, ExecutorClosed, ImageNotFound
+from .._errors import ExecutorClosed, ImageNotFound
 from .config import create_body
 
 if TYPE_CHECKING:
@@ -100,13 +100,8 @@ class Readiness:
                     await engine.images.load(other.images.export(image))
                     return
         elif policy == "build":
-            try:
-                from ..build import build_for_image
-            except ImportError as exc:  # python-hcl2 is part of the cli extra
-                raise ConfigError(
-                    "missing_image='build' reads docker-bake.hcl, which needs the cli extra: "
-                    "pip install 'typed-executor[cli]'"
-                ) from exc
+            from ..build import build_for_image
+
             if await build_for_image(image, engine):
                 return
         raise ImageNotFound(image, engine=engine.name, hint=build_hint(image))

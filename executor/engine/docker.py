@@ -5,12 +5,31 @@ workaround for aiodocker's private internals lives here too, next to the version
 tested on (:data:`TESTED_AIODOCKER`):
 
 * attach: aiodocker's ``Stream`` is driven with our own attach URL (no extra inspect) and its
-  transport is half-closed for EOF (``Stream.close()`` would end the whole attach);
-* build: ``POST /build`` goes through ``Docker._query`` because ``images.build`` does not
-  expose ``networkmode``;
+  transport is half-closed for EOF (``Stream.close()`` would end the whole attach); one that
+  failed to open is marked closed by hand;
+* raw requests through ``Docker._query``: ``POST /build`` (``images.build`` does not expose
+  ``networkmode``), ``GET /_ping`` (no public call; its headers tell Podman apart) and
+  ``DELETE /containers/{id}`` (for Podman's ``timeout``);
 * engine discovery is aiodocker's own (``DOCKER_HOST``, Docker contexts, the usual socket
   paths); for a unix socket the client is then rebuilt with an unlimited connector, since every
   live attach holds a connection and aiohttp's default cap of 100 deadlocks a big pool.
+
+Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled here once
+``GET /_ping`` has said the engine is Podman (its ``Libpod-Api-Version`` header):
+
+* a create body's ``Ulimits`` *replace* Podman's configured defaults (``default_ulimits`` in
+  containers.conf), where Docker merges them, and without defaults a rootful Podman asks runc
+  for 1048576 open files and processes, which fails ("error setting rlimit type 7") where the
+  engine lacks CAP_SYS_RESOURCE: :meth:`DockerEngine.create` merges the defaults back in
+  (:func:`_merge_ulimits`);
+* a forced removal sends SIGTERM and waits the stop timeout (10 s) before SIGKILL, where
+  Docker kills at once: :meth:`DockerEngine.remove` passes ``timeout=0``, and asks again when
+  Podman loses a race with the container's own exit ("container state improper");
+* ``POST /commit`` without a body fails ("Decode(): EOF"): :meth:`_DockerImages.derive`
+  sends an empty config;
+* ``GET /version`` takes about 1 s (and ``GET /info`` 0.5-1 s): pings use ``/_ping``, whose
+  headers also give the API version aiodocker would otherwise ask ``/version`` for, and one
+  ``/info`` answer per engine is reused for a minute.
 """
 
 from __future__ import annotations
@@ -20,6 +39,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 import aiodocker
@@ -42,16 +62,24 @@ from .labels import MANAGED_LABEL, OWNER_LABEL, owner_id
 if TYPE_CHECKING:
     import asyncio
     import ssl
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 __all__ = ["TESTED_AIODOCKER", "DockerEngine", "translate"]
 
 #: The aiodocker releases the private-internal workarounds below were tested with.
-TESTED_AIODOCKER = "0.24.0 - 0.27.0"
+TESTED_AIODOCKER = "0.25.0 - 0.27.0"
 #: Bound on creating or removing the scratch container of ``Images.derive``.
 _HELPER_TIMEOUT = 15.0
 #: Bound on pulling a base image while building (a registry-less host fails fast anyway).
 _PULL_TIMEOUT = 300.0
+#: How long one engine's ``GET /info`` answer is reused, per process: every executor asks it
+#: once (its CPU count bounds concurrent starts), and Podman takes 0.5-1 s to answer it.
+_INFO_TTL = 60.0
+_info_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+#: Podman's default ulimits per engine address (see _merge_ulimits), kept as long.
+_ulimits_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+#: Removal attempts on Podman, which can refuse one racing with the container's own exit.
+_REMOVE_ATTEMPTS = 3
 #: aiodocker reports "cannot connect" as a DockerError with this pseudo status.
 _CONNECT_FAILED = 900
 #: Signs, in a 5xx message, that the engine (or its containerd) is failing or stopping rather
@@ -71,6 +99,23 @@ def _check_internals() -> None:
             f"aiodocker {aiodocker.__version__} lacks {', '.join(missing)}; executor's Docker "
             f"engine was tested with aiodocker {TESTED_AIODOCKER}: install one of those"
         )
+
+
+def _ulimit_name(name: str) -> str:
+    # Podman reports its own entries as RLIMIT_NOFILE; a create body names them nofile.
+    return name.lower().removeprefix("rlimit_")
+
+
+def _merge_ulimits(
+    defaults: Sequence[Mapping[str, Any]], body: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``body`` with the engine's default ulimits added under its own, as Docker does."""
+    host = dict(body.get("HostConfig") or {})
+    merged = {_ulimit_name(str(u["Name"])): dict(u) for u in defaults if u.get("Name")}
+    for entry in host.get("Ulimits") or ():
+        merged[_ulimit_name(str(entry["Name"]))] = dict(entry)
+    host["Ulimits"] = [{**entry, "Name": name} for name, entry in merged.items()]
+    return {**body, "HostConfig": host}
 
 
 def translate(
@@ -193,7 +238,7 @@ class _DockerImages(Images):
     async def inspect(self, ref: str) -> dict[str, Any] | None:
         with self._engine.errors():
             try:
-                info = await self._engine.client().images.inspect(ref)
+                info = await (await self._engine.connected()).images.inspect(ref)
             except aiodocker.DockerError as exc:
                 if exc.status == 404:
                     return None
@@ -202,17 +247,17 @@ class _DockerImages(Images):
 
     async def list(self) -> list[dict[str, Any]]:
         with self._engine.errors():
-            found = await self._engine.client().images.list()
+            found = await (await self._engine.connected()).images.list()
         return [dict(image) for image in found]
 
     async def tag(self, ref: str, repository: str, tag: str) -> None:
         with self._engine.errors(image=ref):
-            await self._engine.client().images.tag(ref, repository, tag=tag)
+            await (await self._engine.connected()).images.tag(ref, repository, tag=tag)
 
     async def derive(
         self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
     ) -> None:
-        client = self._engine.client()
+        client = await self._engine.connected()
         with self._engine.errors(image=image):
             # A stopped, writable scratch container: copy the files in and commit it. Creating
             # and deleting it are shielded (and bounded): a call timing out or cancelled while
@@ -227,25 +272,26 @@ class _DockerImages(Images):
             try:
                 await cast("Any", helper).put_archive("/", _tar(files))  # untyped in aiodocker
                 repository, _, version = tag.rpartition(":")
-                await helper.commit(repository=repository, tag=version, pause=False)
+                # An empty config changes nothing on Docker; Podman cannot commit without one.
+                await helper.commit(repository=repository, tag=version, config={}, pause=False)
             finally:
                 with shielded(_HELPER_TIMEOUT):
                     await helper.delete(force=True, v=True)
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         with self._engine.errors(image=ref):
-            async with self._engine.client().images.export_image(ref) as reader:
+            async with (await self._engine.connected()).images.export_image(ref) as reader:
                 while chunk := await reader.read(1 << 20):
                     yield chunk
 
     async def load(self, chunks: AsyncIterator[bytes]) -> None:
         with self._engine.errors():
-            await self._engine.client().images.import_image(data=chunks)
+            await (await self._engine.connected()).images.import_image(data=chunks)
 
     async def pull(self, ref: str) -> bool:
         try:
             with self._engine.errors(), anyio.fail_after(_PULL_TIMEOUT):
-                await self._engine.client().images.pull(ref)
+                await (await self._engine.connected()).images.pull(ref)
         except (ExecutorError, TimeoutError):
             return False
         return await self.exists(ref)
@@ -274,7 +320,7 @@ class _DockerImages(Images):
         headers = {"content-type": "application/x-tar", "Content-Encoding": "identity"}
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         with self._engine.errors():
-            async with self._engine.client()._query(
+            async with (await self._engine.connected())._query(
                 "build", "POST", params=params, data=context, headers=headers, timeout=timeout
             ) as response:
                 pending = b""
@@ -316,6 +362,9 @@ class DockerEngine(Engine):
         self._discovered: str | None = None
         self._spare: aiodocker.Docker | None = None
         self._connector: aiohttp.BaseConnector | None = None
+        self._kind: str | None = None
+        self._api_version: str | None = None
+        self._probe_lock: anyio.Lock | None = None  # made inside the loop that uses it
         self.capacity = capacity
         self._images = _DockerImages(self)
         #: The engine's address: as given, else as discovered on first use.
@@ -366,32 +415,95 @@ class DockerEngine(Engine):
             return None
         return DockerEngine(url, ssl_context=self._ssl, name=self.name, capacity=self.capacity)
 
+    async def connected(self) -> aiodocker.Docker:
+        """The client, once one ``GET /_ping`` has told the engine's kind and API version."""
+        client = self.client()
+        if self._kind is None:
+            await self.ping()
+        return client
+
     async def ping(self) -> None:
+        # Unversioned GET /_ping, never /version: Podman answers /version only after asking
+        # conmon and the OCI runtime for theirs (about 1 s), and aiodocker's "auto" API version
+        # costs one /version per client. The ping's headers give both the engine's kind and
+        # its API version, which spares aiodocker that request.
+        client = self.client()
         with self.errors():
-            await self.client().version()
+            async with client._query("_ping", versioned_api=False) as response:
+                headers = response.headers
+        self._kind = "podman" if "Libpod-Api-Version" in headers else "docker"
+        api = headers.get("Api-Version")
+        if api:
+            self._api_version = api
+            if client.api_version == "auto":
+                client.api_version = f"v{api}"
 
     async def info(self) -> EngineInfo:
-        with self.errors():
-            version = await self.client().version()
-            info = await self.client().system.info()
-        components = [str(c.get("Name", "")) for c in version.get("Components") or []]
-        platform = str((version.get("Platform") or {}).get("Name", ""))
-        kind = "podman" if "podman" in (platform + " ".join(components)).lower() else "docker"
+        await self.ping()  # the engine answers now; its kind and API version, fresh
+        key = self._discovered or self.name
+        cached = _info_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < _INFO_TTL:
+            info = cached[1]
+        else:
+            with self.errors():
+                info = dict(await (await self.connected()).system.info())
+            _info_cache[key] = (time.monotonic(), info)
         return EngineInfo(
             name=self.name,
-            kind=kind,
-            version=str(version.get("Version", "?")),
-            api_version=str(version.get("ApiVersion", "?")),
+            kind=self._kind or "docker",
+            version=str(info.get("ServerVersion") or "?"),
+            api_version=self._api_version or "?",
             cpus=int(info.get("NCPU") or 0) or (os.cpu_count() or 1),
             runtimes=tuple(sorted((info.get("Runtimes") or {}).keys())),
             default_runtime=str(info.get("DefaultRuntime") or "runc"),
             os=str(info.get("OperatingSystem") or ""),
         )
 
+    async def kind(self) -> str:
+        """``docker`` or ``podman`` (asked once; see the module docstring for what differs)."""
+        if self._kind is None:
+            await self.ping()
+        assert self._kind is not None
+        return self._kind
+
     async def create(self, body: Mapping[str, Any]) -> str:
+        if await self.kind() == "podman" and (body.get("HostConfig") or {}).get("Ulimits"):
+            body = _merge_ulimits(await self._default_ulimits(str(body["Image"])), body)
         with self.errors(image=str(body.get("Image"))):
-            container = await self.client().containers.create(config=dict(body))
+            container = await (await self.connected()).containers.create(config=dict(body))
             return str(container.id)
+
+    async def _default_ulimits(self, image: str) -> list[dict[str, Any]]:
+        """Podman's default ulimits: those of a container created (never started) without any.
+
+        Read once per engine address and process (for :data:`_INFO_TTL` seconds).
+        """
+        key = self._discovered or self.name
+        cached = _ulimits_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < _INFO_TTL:
+            return cached[1]
+        if self._probe_lock is None:
+            self._probe_lock = anyio.Lock()
+        async with self._probe_lock:
+            cached = _ulimits_cache.get(key)
+            if cached is not None and time.monotonic() - cached[0] < _INFO_TTL:
+                return cached[1]
+            client = await self.connected()
+            labels = {MANAGED_LABEL: "true", OWNER_LABEL: owner_id()}
+            with self.errors(image=image):
+                with shielded(_HELPER_TIMEOUT):
+                    probe = await client.containers.create(
+                        config={"Image": image, "Labels": labels}
+                    )
+                try:
+                    shown = await probe.show()
+                finally:
+                    with shielded(_HELPER_TIMEOUT):
+                        await probe.delete(force=True, v=True)
+            found = (shown.get("HostConfig") or {}).get("Ulimits") or []
+            ulimits = [dict(u) for u in found if isinstance(u, dict)]
+            _ulimits_cache[key] = (time.monotonic(), ulimits)
+            return ulimits
 
     async def attach(self, container_id: str) -> Attachment:
         query = URL(f"containers/{container_id}/attach").with_query(
@@ -401,18 +513,26 @@ class DockerEngine(Engine):
         async def setup() -> tuple[URL, bytes | None, bool]:
             return query, None, False  # Tty is always false: stdout and stderr stay apart
 
-        stream = Stream(self.client(), setup, None)
-        with self.errors():
-            await stream.__aenter__()
+        stream = Stream(await self.connected(), setup, None)
+        try:
+            with self.errors():
+                await stream.__aenter__()
+        except BaseException:
+            # Failed or cancelled half-way: release the response if there was one, and mark
+            # the stream closed (aiodocker 0.25-0.26 warn "Unclosed ExecStream" otherwise).
+            if stream._resp is not None:
+                stream._resp.close()
+            stream._closed = True
+            raise
         return _DockerAttachment(stream)
 
     async def start(self, container_id: str) -> None:
         with self.errors():
-            await self.client().containers.container(container_id).start()
+            await (await self.connected()).containers.container(container_id).start()
 
     async def state(self, container_id: str) -> ExitState:
         with self.errors():
-            info = await self.client().containers.container(container_id).show()
+            info = await (await self.connected()).containers.container(container_id).show()
         state = info.get("State", {})
         running = bool(state.get("Running"))
         return ExitState(
@@ -423,23 +543,44 @@ class DockerEngine(Engine):
 
     async def wait(self, container_id: str) -> None:
         with self.errors():
-            await self.client().containers.container(container_id).wait()
+            await (await self.connected()).containers.container(container_id).wait()
 
     async def remove(self, container_id: str) -> None:
-        with self.errors():
-            try:
-                await self.client().containers.container(container_id).delete(force=True, v=True)
-            except aiodocker.DockerError as exc:
-                if exc.status == 404:
-                    return  # already gone
-                if exc.status == 409 and "in progress" in str(exc.message):
-                    return  # another removal of it is running
-                raise
+        params: dict[str, Any] = {"force": True, "v": True}
+        podman = await self.kind() == "podman"
+        if podman:
+            # Podman's forced removal stops the container first, SIGTERM then SIGKILL after its
+            # stop timeout (10 s); Docker's kills at once. timeout=0 asks Podman for the same.
+            params["timeout"] = 0
+        client = await self.connected()
+        for attempt in range(_REMOVE_ATTEMPTS if podman else 1):
+            with self.errors():
+                try:
+                    # Docker._query: DockerContainer.delete in aiodocker 0.27 takes no params
+                    # beyond force, v and link.
+                    async with client._query(
+                        f"containers/{container_id}", method="DELETE", params=params
+                    ):
+                        return
+                except aiodocker.DockerError as exc:
+                    if exc.status == 404:
+                        return  # already gone
+                    if exc.status == 409 and "in progress" in str(exc.message):
+                        return  # another removal of it is running
+                    # Podman 4.3 loses a race with a container exiting on its own while it
+                    # kills it: "could not be stopped: sending SIGKILL ...: container state
+                    # improper: stopped". The container is stopped now; ask again.
+                    if not (podman and "state improper" in str(exc.message)):
+                        raise
+                    if attempt == _REMOVE_ATTEMPTS - 1:
+                        raise
+            await anyio.sleep(0.05)
 
     async def list_managed(self, filters: Mapping[str, str]) -> list[dict[str, Any]]:
         labels = [f"{k}={v}" if v else k for k, v in filters.items()]
+        client = await self.connected()
         with self.errors():
-            found = await self.client().containers.list(all=True, filters={"label": labels})
+            found = await client.containers.list(all=True, filters={"label": labels})
         # DockerContainer keeps the list entry in a private attribute; its public accessors
         # would each cost an inspect request.
         return [dict(c._container) for c in found]

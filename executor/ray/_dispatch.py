@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import EngineUnavailable, ExecutorClosed, ExecutorError, WorkerLost
+from . import _events as events
 from ._fleet import DEAD, DOWN, STARTING, UP, Actor, describe, unavailable
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class Call:
     attempts: int = 0
     #: ``(actor, token, index)`` while the call is part of a chunk sent to an actor.
     where: tuple[Actor, int, int] | None = None
+    #: The actor that did not deliver it, while it waits for a retry elsewhere.
+    failed_on: Actor | None = None
 
 
 class Dispatcher:
@@ -139,7 +142,7 @@ class Dispatcher:
         queue = self._queue
         actors = self._fleet.actors
         while queue:
-            actor = self._pick(actors)
+            actor = self._pick(actors, avoid=queue[0].failed_on)
             if actor is None:
                 break
             # Split what is queued evenly over the actors with room, so a small batch of
@@ -160,20 +163,24 @@ class Dispatcher:
         if queue and not any(hope):
             self.fail_queued(self._no_actor)
 
-    def _pick(self, actors: list[Actor]) -> Actor | None:
-        """The least-loaded routable actor once its window drained to half; else a probe."""
-        best: Actor | None = None
-        for actor in actors:
-            if actor.routable and (best is None or actor.in_flight < best.in_flight):
-                best = actor
-        if best is not None:
+    def _pick(self, actors: list[Actor], avoid: Actor | None) -> Actor | None:
+        """The least-loaded routable actor once its window drained to half; else a probe.
+
+        ``avoid`` (the actor a retried call at the head of the queue failed on) is taken
+        only when no other actor could take the call.
+        """
+        routable = [a for a in actors if a.routable]
+        if routable:
+            others = [a for a in routable if a is not avoid] or routable
+            best = min(others, key=lambda a: a.in_flight)
             return best if best.in_flight <= self._low_water else None
         # Nothing routable: send one chunk at a time to the actor down longest (it may be
         # back); its failure fails the chunk instead of leaving the caller waiting.
         probes = [a for a in actors if a.state in (UP, DOWN)]
         if not probes or any(a.in_flight for a in probes):
             return None
-        return min(probes, key=lambda a: a.down_since or 0.0)
+        others = [a for a in probes if a is not avoid]
+        return min(others or probes, key=lambda a: a.down_since or 0.0)
 
     def _no_actor(self) -> EngineUnavailable:
         fleet = self._fleet
@@ -195,6 +202,7 @@ class Dispatcher:
         accepted = False
         for index, call in pending.items():
             call.where = (actor, token, index)
+            call.failed_on = None
             call.attempts += 1
         try:
             try:
@@ -202,8 +210,9 @@ class Dispatcher:
             except ray.exceptions.RayError as exc:
                 # run() was never sent, so nothing of this chunk can have started.
                 self._fleet.lost(actor, exc)
-                for call in calls:
-                    self._retry(call, actor, exc)
+                retried = sum(self._retry(call, actor, exc) for call in calls)
+                if retried:
+                    events.calls_retried(actor, retried, describe(exc))
                 pending.clear()
                 return
             accepted = True
@@ -219,19 +228,27 @@ class Dispatcher:
             try:
                 with anyio.move_on_after(guard) as scope:
                     async for batch in self._results(actor, token, len(calls) - len(gone)):
+                        undelivered: ExecutorError | None = None
+                        count = 0
                         for index, raw, meta in batch:
                             finished = pending.get(index)
                             if finished is not None:
                                 del pending[index]
                                 actor.in_flight -= 1
-                                self._settle(finished, actor, raw, meta)
+                                if not self._settle(finished, actor, raw, meta):
+                                    undelivered = meta
+                                    count += 1
+                        if undelivered is not None:
+                            events.calls_retried(
+                                actor, count, undelivered.message, undelivered.code
+                            )
                         self._wake.set()
             except ray.exceptions.RayError as exc:
                 self._fleet.lost(actor, exc)
                 self._fail_lost(pending, actor, describe(exc))
             else:
                 if scope.cancelled_caught:
-                    actor.down(DOWN, f"a chunk got no result within {guard:g} s")
+                    self._fleet.down(actor, DOWN, f"a chunk got no result within {guard:g} s")
                     self._fire(actor.handle.cancel.remote(token))
                     self._fail_lost(pending, actor, f"no result within {guard:g} s")
                 elif pending:
@@ -277,47 +294,53 @@ class Dispatcher:
 
     # -- outcomes ------------------------------------------------------------------------------
 
-    def _settle(self, call: Call, actor: Actor, raw: bytes | None, meta: Any) -> None:
-        """Resolve one call from its result: output, error, or a retry elsewhere."""
+    def _settle(self, call: Call, actor: Actor, raw: bytes | None, meta: Any) -> bool:
+        """Resolve one call from its result: output, error, or (False) a retry elsewhere."""
         call.where = None
         actor.calls += 1
         if call.future.done():  # the caller gave up (cancelled)
-            return
+            return True
         if raw is not None:
             duration = meta[0]
             avg = actor.avg_call
             actor.avg_call = duration if avg is None else 0.8 * avg + 0.2 * duration
             call.future.set_result((raw, meta))
-            return
+            return True
         error: ExecutorError = meta if meta is not None else WorkerLost("cancelled")
         if isinstance(error, EngineUnavailable):
             self._fleet.engine_down(actor, error)
         if getattr(error, "delivered", None) is False and call.attempts < 2:
+            call.failed_on = actor
             self._queue.appendleft(call)
-            return
+            return False
         call.future.set_exception(error)
+        return True
 
-    def _retry(self, call: Call, actor: Actor, exc: BaseException) -> None:
-        """Requeue an undelivered call once; a second failure is EngineUnavailable."""
+    def _retry(self, call: Call, actor: Actor, exc: BaseException) -> bool:
+        """Requeue an undelivered call once (True); a second failure is EngineUnavailable."""
         call.where = None
         actor.in_flight -= 1
         if call.future.done():
-            return
+            return False
         if call.attempts < 2:
+            call.failed_on = actor
             self._queue.appendleft(call)
-            return
+            return True
         call.future.set_exception(
             unavailable(
                 f"the call reached no Ray actor in {call.attempts} tries "
                 f"(last: {actor.name}: {describe(exc)})"
             )
         )
+        return False
 
     def _fail_lost(self, pending: dict[int, Call], actor: Actor, why: str) -> None:
         worker = f"{actor.node_id}/{actor.actor_id}"
+        count = 0
         for call in pending.values():
             call.where = None
             if not call.future.done():
+                count += 1
                 call.future.set_exception(
                     WorkerLost(
                         f"the Ray actor ({actor.name}) was lost after the call was delivered "
@@ -327,6 +350,8 @@ class Dispatcher:
                 )
         actor.in_flight -= len(pending)
         pending.clear()
+        if count:
+            events.calls_lost(actor, count, why)
 
 
 def _client_mode() -> bool:

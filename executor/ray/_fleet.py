@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import ConfigError, EngineUnavailable
+from . import _events as events
 from ._worker import NodeWorker
 
 if TYPE_CHECKING:
@@ -99,15 +100,18 @@ class Actor:
     def name(self) -> str:
         return f"{self.engine or '?'} on node {self.node_id[:12]}"
 
-    def down(self, state: str, why: str) -> None:
+    def down(self, state: str, why: str) -> bool:
+        """Go ``state`` (down or dead) for ``why``; whether the state changed."""
         if self.state == DEAD:
-            return
+            return False
+        changed = self.state != state
         self.state = state
         self.last_error = why
         if self.down_since is None:
             self.down_since = time.monotonic()
         if state == DEAD:
             self.died_at = time.monotonic()
+        return changed
 
     def report(self) -> dict[str, Any]:
         return {
@@ -152,6 +156,10 @@ class Fleet:
         #: Set once the first actors started (or failed), or START_SETTLE after the first.
         self.booted = asyncio.Event()
         self._backoff: dict[str, tuple[float, float]] = {}  # node -> (until, last delay)
+        #: The nodes alive at the last look (None before the first), and since when the
+        #: ones that left are gone.
+        self._alive: set[str] | None = None
+        self._left: dict[str, float] = {}
         self._actor_class: Any = None
         self._tg: TaskGroup | None = None
 
@@ -180,11 +188,16 @@ class Fleet:
         # ActorDiedError came with Ray 2.10; before, every actor failure is a RayActorError
         # (taken as down here, and as dead once it stays down for DOWN_DEADLINE).
         if isinstance(exc, getattr(ray.exceptions, "ActorDiedError", ())):
-            actor.down(DEAD, why)
+            self.down(actor, DEAD, why)
         elif isinstance(exc, ray.exceptions.RayActorError):  # unavailable: maybe back soon
-            actor.down(DOWN, why)
+            self.down(actor, DOWN, why)
         else:
             actor.last_error = why
+
+    def down(self, actor: Actor, state: str, why: str) -> None:
+        """Take an actor out of routing: ``DOWN`` (pinged until back) or ``DEAD``."""
+        if actor.down(state, why):
+            events.actor_lost(actor)
 
     def engine_down(self, actor: Actor, error: EngineUnavailable) -> None:
         """The actor's engine failed a call: no routing there until a probe answers."""
@@ -192,6 +205,7 @@ class Fleet:
             actor.engine_up = False
             actor.last_error = error.message
             actor.down_since = time.monotonic()
+            events.engine_down(actor, error.code)
 
     async def close(self) -> None:
         """Close every actor not known dead (its executor removes its idle containers)."""
@@ -218,7 +232,7 @@ class Fleet:
             async with anyio.create_task_group() as tg:
                 for actor in self.actors:
                     if actor.state == DOWN and now - (actor.down_since or now) > DOWN_DEADLINE:
-                        actor.down(DEAD, f"unreachable for {DOWN_DEADLINE:g} s")
+                        self.down(actor, DEAD, f"unreachable for {DOWN_DEADLINE:g} s")
                         self._ray.kill(actor.handle, no_restart=True)
                     elif actor.state == DOWN or (actor.state == UP and not actor.engine_up):
                         tg.start_soon(self._check, actor)
@@ -230,10 +244,14 @@ class Fleet:
             try:
                 if actor.state == DOWN:
                     await actor.handle.status.remote()
+                    if actor.state != DOWN:  # dead meanwhile (its node is gone)
+                        return
                     actor.state = UP
+                    events.actor_back(actor, _since(actor.down_since))
                     actor.down_since = None if actor.engine_up else actor.down_since
                 if not actor.engine_up and await actor.handle.probe.remote():
                     actor.engine_up = True
+                    events.engine_up(actor, _since(actor.down_since))
                     actor.down_since = None
             except ray.exceptions.RayError as exc:
                 self.lost(actor, exc)
@@ -246,9 +264,10 @@ class Fleet:
         nodes = await anyio.to_thread.run_sync(self._ray.nodes)
         alive = sorted(str(n["NodeID"]) for n in nodes if n.get("Alive"))
         now = time.monotonic()
+        self._note_nodes(set(alive), now)
         for actor in self.actors:
             if actor.node_id not in alive:
-                actor.down(DEAD, actor.last_error or "its node died")
+                self.down(actor, DEAD, actor.last_error or "its node died")
         self.actors = [
             a
             for a in self.actors
@@ -257,6 +276,7 @@ class Fleet:
         for actor in self.actors:
             if actor.state == DRAINING and not actor.in_flight:
                 actor.down(DEAD, "retired: rebalanced to another node")
+                events.actor_retired(actor)
                 self._tg.start_soon(self._close_actor, actor)
         live: dict[str, list[Actor]] = {node: [] for node in alive}
         for actor in self.actors:
@@ -283,8 +303,26 @@ class Fleet:
                 min(ups, key=lambda a: a.in_flight).state = DRAINING
                 self._place(emptiest)
 
+    def _note_nodes(self, alive: set[str], now: float) -> None:
+        """Log the nodes that left or joined since the last look."""
+        before, self._alive = self._alive, alive
+        if before is None:
+            return
+        for node in sorted(before - alive):
+            self._left[node] = now
+            events.node_down(node)
+        for node in sorted(alive - before):
+            left = self._left.pop(node, None)
+            events.node_up(node, None if left is None else now - left)
+
     def _place(self, node_id: str) -> Actor:
         assert self._tg is not None
+        lost = [
+            a
+            for a in self.actors
+            if a.node_id == node_id and a.state in (DOWN, DEAD) and a.actor_id is not None
+        ]
+        events.actor_placed(node_id, lost[-1] if lost else None)
         actor = Actor(node_id=node_id)
         self.actors.append(actor)
         self._tg.start_soon(self._boot, actor)
@@ -309,6 +347,7 @@ class Fleet:
 
     async def _boot_actor(self, actor: Actor) -> None:
         ray = self._ray
+        t0 = time.monotonic()
         strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
             actor.node_id, soft=False
         )
@@ -323,6 +362,7 @@ class Fleet:
             last = self._backoff.get(actor.node_id, (0.0, PLACE_BACKOFF / 2))[1]
             delay = min(last * 2, PLACE_BACKOFF_MAX)
             self._backoff[actor.node_id] = (time.monotonic() + delay, delay)
+            events.actor_start_failed(actor.node_id, describe(exc), delay)
             if actor.handle is not None:
                 ray.kill(actor.handle, no_restart=True)
             return
@@ -338,6 +378,7 @@ class Fleet:
             actor.last_error = f"the engine {actor.engine} does not answer"
             actor.down_since = time.monotonic()
         actor.state = UP
+        events.actor_started(actor, time.monotonic() - t0)
 
     async def _close_actor(self, actor: Actor) -> None:
         ray = self._ray
@@ -350,6 +391,10 @@ class Fleet:
         ):
             await actor.handle.close.remote()
         ray.kill(actor.handle, no_restart=True)
+
+
+def _since(then: float | None) -> float:
+    return 0.0 if then is None else time.monotonic() - then
 
 
 _ACTOR_CLASS: Any = None

@@ -28,6 +28,11 @@ from pathlib import Path
 
 IP = "127.0.0.2"
 RAY = str(Path(sys.executable).with_name("ray"))
+#: The environment of every node, and of this process (the driver): no usage stats, and no
+#: token auth. Ray 2.60 turns token auth on for `ray start` as soon as ~/.ray/auth_token
+#: exists, which any local `ray.init()` on this machine writes; a node or driver that does not
+#: decide the same way is then refused by the GCS. The cluster listens on 127.0.0.2 only.
+ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def free_port() -> int:
@@ -122,9 +127,11 @@ class LocalRayCluster:
         self.stopped: list[Node] = []
         self.log = self.root / "ray-start.log"
         self._slots = random.sample(range(32), 32)
+        # This process is the driver: its ray.init() must decide auth as the nodes do.
+        os.environ.update(ENV)
 
     def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(extra or {})}
+        env = {**os.environ, **ENV, **(extra or {})}
         return {k: v for k, v in env.items() if v}
 
     def _start(self, name: str, args: list[str], env: dict[str, str], timeout: float) -> Node:

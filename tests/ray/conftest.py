@@ -9,6 +9,7 @@ without root for a second dockerd these tests skip, unless ``EXECUTOR_REQUIRE_RA
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import os
@@ -16,7 +17,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -34,7 +35,6 @@ from ._cluster import LocalRayCluster
 
 __all__ = ["PYTHON_IMAGE", "RUN_ID", "RUN_LABEL", "config", "no_leftover_containers"]
 
-SYSTEM = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 CASE_LABEL = "executor.test-case"
 
 
@@ -44,13 +44,34 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def system_engine() -> str:
+    """The head node's engine as its actor names it: ``DOCKER_HOST``, else the socket that the
+    library's discovery picks (aiodocker 0.27 tries /run/docker.sock before /var/run/...)."""
+    from executor.engine.docker import DockerEngine
+
+    async def discover() -> str:
+        engine = DockerEngine()
+        try:
+            engine.client()
+            return engine.name
+        finally:
+            await engine.aclose()
+
+    # In a thread of its own: no event loop of the test session may be running in this one.
+    found: list[str] = []
+    thread = threading.Thread(target=lambda: found.append(asyncio.run(discover())))
+    thread.start()
+    thread.join()
+    return found[0]
+
+
 @dataclass
 class TwoNodes:
     """The running cluster: the head on the system engine, ``worker`` on a private one."""
 
     ray: LocalRayCluster
     private: PrivateDockerd
-    system: str = SYSTEM
+    system: str = field(default_factory=system_engine)
 
     def start_worker(self) -> None:
         """(Re)start the worker node on the private engine."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -78,6 +79,11 @@ def run_counts(runs: Path) -> Counter[int]:
     return Counter(int(p.name.split(".")[0]) for p in runs.iterdir())
 
 
+def logged(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
+    """The records of one lifecycle event of the executor.ray logger."""
+    return [r for r in caplog.records if getattr(r, "event", None) == event]
+
+
 async def wait_for(condition: Any, timeout: float, what: str) -> None:
     """Poll ``condition`` every 0.1 s; fail the test naming ``what`` after ``timeout``."""
     with anyio.move_on_after(timeout):
@@ -87,8 +93,12 @@ async def wait_for(condition: Any, timeout: float, what: str) -> None:
     pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
 
 
-async def test_calls_spread_over_both_engines(both_nodes: TwoNodes, make_ray: MakeRay) -> None:
-    """One actor per node: concurrent calls run in containers on both nodes' engines."""
+async def test_calls_spread_over_both_engines(
+    both_nodes: TwoNodes, make_ray: MakeRay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One actor per node: concurrent calls run in containers on both nodes' engines; each
+    actor's placement and start are logged with its node and engine."""
+    caplog.set_level(logging.INFO, logger="executor.ray")
     ex = make_ray(case(), files={"/app/execute.py": TASK})
     async with ex:
         runs = await asyncio.gather(*(ex.run({"id": i, "sleep": 0.5}) for i in range(8)))
@@ -97,6 +107,13 @@ async def test_calls_spread_over_both_engines(both_nodes: TwoNodes, make_ray: Ma
     assert sorted(n["engine"] for n in nodes) == sorted([both_nodes.system, both_nodes.private.url])
     assert all(n["up"] for n in nodes) and sum(n["calls"] for n in nodes) == 8
     assert [r.output["id"] for r in runs] == list(range(8))
+    assert sorted(r.node_id for r in logged(caplog, "ray.actor.placed")) == sorted(
+        n["node_id"] for n in nodes
+    )
+    started = logged(caplog, "ray.actor.started")
+    assert sorted((r.node_id, r.engine, r.levelname) for r in started) == sorted(
+        (n["node_id"], n["engine"], "INFO") for n in nodes
+    )
 
 
 async def test_ray_client_address(both_nodes: TwoNodes) -> None:
@@ -199,20 +216,31 @@ async def test_cancelled_call_leaves_no_container(both_nodes: TwoNodes, make_ray
         await wait_for(lambda: not any(n["in_flight"] for n in ex.nodes), 10, "its window freed")
 
 
-async def test_engine_down_everywhere_fails_fast(both_nodes: TwoNodes, make_ray: MakeRay) -> None:
-    """With no actor's engine answering, a call raises EngineUnavailable instead of hanging."""
+async def test_engine_down_everywhere_fails_fast(
+    both_nodes: TwoNodes, make_ray: MakeRay, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With no actor's engine answering, a call raises EngineUnavailable instead of hanging;
+    as the node's executor says it was not delivered, it is tried once on the other actor."""
+    caplog.set_level(logging.INFO, logger="executor.ray")
     ex = make_ray(case(), docker_url="unix:///tmp/executor-no-such-engine.sock", timeout=30)
     async with ex:
         assert ex.nodes and not any(n["up"] for n in ex.nodes), ex.nodes
-        with anyio.fail_after(20), pytest.raises(EngineUnavailable):
+        with anyio.fail_after(20), pytest.raises(EngineUnavailable) as failed:
             await ex.execute({"id": 0})
+        assert failed.value.delivered is False
+        assert sorted(n["chunks"] for n in ex.nodes) == [1, 1], "one try on each actor"
+    assert {r.levelname for r in logged(caplog, "ray.actor.started")} == {"WARNING"}
+    [retry] = logged(caplog, "ray.call.retry")
+    assert (retry.count, retry.code) == (1, "ENGINE_UNAVAILABLE")
 
 
 async def test_all_actors_gone_fail_fast_then_are_replaced(
-    both_nodes: TwoNodes, make_ray: MakeRay
+    both_nodes: TwoNodes, make_ray: MakeRay, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With every actor process killed, calls fail with EngineUnavailable (not hang); the
-    supervisor then places new actors on the nodes, which serve calls again."""
+    supervisor then places new actors on the nodes, which serve calls again. The losses, the
+    retry and the replacements are logged."""
+    caplog.set_level(logging.INFO, logger="executor.ray")
     ex = make_ray(case(), files={"/app/execute.py": TASK})
     async with ex:
         await ex.execute({"id": 0})
@@ -225,13 +253,19 @@ async def test_all_actors_gone_fail_fast_then_are_replaced(
             lambda: sum(n["up"] and n["pid"] not in old for n in ex.nodes) == 2, 60, "new actors"
         )
         assert await ex.execute({"id": 2, "n": 4}) == {"id": 2, "n": 8}
+        dead = {n["actor_id"] for n in ex.nodes if n["pid"] in old}
+    assert {r.actor_id for r in logged(caplog, "ray.actor.lost")} == dead
+    assert {r.actor_id for r in logged(caplog, "ray.actor.replaced")} == dead
+    assert [r.count for r in logged(caplog, "ray.call.retry")] == [1]
 
 
 async def test_worker_node_stopped_mid_batch(
-    both_nodes: TwoNodes, make_ray: MakeRay, tmp_path: Path
+    both_nodes: TwoNodes, make_ray: MakeRay, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Killing the worker node mid-batch: every input ends as an output or an error with a
-    code, none ran twice, and no container is left on the surviving engine."""
+    code, none ran twice, and no container is left on the surviving engine. The calls lost
+    are logged per chunk, with their count."""
+    caplog.set_level(logging.INFO, logger="executor.ray")
     labels = case()
     runs = runs_dir(tmp_path)
     ex = make_ray(
@@ -260,6 +294,8 @@ async def test_worker_node_stopped_mid_batch(
         lost = [r for r in results if isinstance(r, ExecutorError)]
         assert all(r.code in ("WORKER_LOST", "ENGINE_UNAVAILABLE") for r in lost), lost
         assert 1 <= len(lost) <= 4, "only the calls delivered to the stopped node are lost"
+        worker_lost = sum(r.code == "WORKER_LOST" for r in lost)
+        assert sum(r.count for r in logged(caplog, "ray.call.lost")) == worker_lost
         counts = run_counts(runs)
         assert max(counts.values()) == 1, f"an input ran twice: {counts}"
         for index, result in enumerate(results):
@@ -273,10 +309,12 @@ async def test_worker_node_stopped_mid_batch(
 
 
 async def test_node_restarted_is_used_again_and_its_leftovers_reaped(
-    cluster: TwoNodes, make_ray: MakeRay, tmp_path: Path
+    cluster: TwoNodes, make_ray: MakeRay, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A node that comes back gets a new actor, which first removes what a dead actor left
-    on its engine; calls sent to a node that died before its actor got them run elsewhere."""
+    """A node that comes back gets a new actor (both logged), which first removes what a dead
+    actor left on its engine; calls sent to a node that died before its actor got them run
+    elsewhere."""
+    caplog.set_level(logging.INFO, logger="executor.ray")
     if cluster.ray.alive("worker"):
         await anyio.to_thread.run_sync(cluster.ray.stop_node, "worker")
     labels = case()
@@ -306,6 +344,9 @@ async def test_node_restarted_is_used_again_and_its_leftovers_reaped(
         assert not cluster.containers(cluster.private.url, left), "the leftover was reaped"
         used = await asyncio.gather(*(ex.run({"id": i, "sleep": 0.3}) for i in range(8)))
         assert cluster.private.url in {r.engine for r in used}
+        [back] = [n["node_id"] for n in ex.nodes if n["engine"] == cluster.private.url]
+        assert back in {r.node_id for r in logged(caplog, "ray.node.up")}
+        assert back in {r.node_id for r in logged(caplog, "ray.actor.started")}
 
         # The node dies again while idle; calls routed to it before Ray notices are retried.
         await anyio.to_thread.run_sync(cluster.ray.stop_node, "worker")

@@ -10,6 +10,7 @@ import typing as _typing
 from ._base import Execution as Execution
 from ._base import Executor as Executor
 from ._base import ResultStream as ResultStream
+from ._errors import CollectTooLarge as CollectTooLarge
 from ._errors import ConfigError as ConfigError
 from ._errors import ContainerFailed as ContainerFailed
 from ._errors import EngineError as EngineError
@@ -75,6 +76,7 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = (
+    "CollectTooLarge",
     "ConfigError",
     "ContainerConfig",
     "ContainerExecutor",

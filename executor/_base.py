@@ -51,7 +51,8 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     task's stderr (empty for local calls), ``logs_truncated`` whether it was cut at
     ``max_log_bytes``. The container fields are ``None`` for local calls; ``exit_code`` is
     ``None`` also when the call returned before the container's exit was seen (the normal case:
-    a response is taken as soon as it is complete).
+    a response is taken as soon as it is complete). ``files`` holds what the task left in
+    ``ContainerConfig.collect``, by path relative to it (empty without ``collect``).
     """
 
     output: B
@@ -63,6 +64,7 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     exit_code: int | None = None
     image: str | None = None
     engine: str | None = None
+    files: dict[str, bytes] = {}
 
 
 class _TypedAlias:

@@ -29,9 +29,10 @@ from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
 from .._observe import instrument
 from .._schema import Codec
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
+from ..protocol import Collect
 from .config import ContainerConfig
 from .core import EngineCore
-from .exchange import CallSpec, Encoder, Outgoing
+from .exchange import CallSpec, Encoder, Outgoing, collect_allowance
 from .lifecycle import Background
 from .routing import Router, make_engines
 from .sweeper import hand_over, mark_closed
@@ -97,6 +98,13 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         }
         self._background = Background()
         fork = config.fork
+        collect = (
+            Collect(config.collect, config.max_collect_bytes, config.max_collect_files)
+            if config.collect is not None
+            else None
+        )
+        # The response may carry the collected files on top of the output.
+        read_limit = config.max_output_bytes + collect_allowance(collect)
         spec = CallSpec(
             image=config.image,
             memory_bytes=config.memory_bytes,
@@ -104,12 +112,15 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             max_log_bytes=config.max_log_bytes,
             timeout=config.timeout,
             decode=self._out.decode_json,
+            collect=collect,
+            read_limit=read_limit,
         )
         self._encoder = Encoder(
             self._in.schema_json,
             self._out.schema_json,
             timeout=config.timeout if fork else None,
-            max_output_bytes=config.max_output_bytes if fork else None,
+            max_output_bytes=read_limit if fork else None,
+            collect=collect,
         )
         cores = [
             EngineCore(

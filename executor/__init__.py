@@ -31,6 +31,8 @@ from ._errors import ValidationError as ValidationError
 from ._errors import WorkerLost as WorkerLost
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
+from ._stream import ExecutionStream as ExecutionStream
+from ._stream import LogLine as LogLine
 
 if _typing.TYPE_CHECKING:
     from .container import ContainerConfig as ContainerConfig
@@ -86,6 +88,7 @@ __all__ = (
     "EngineUnavailable",
     "Execution",
     "ExecutionFailed",
+    "ExecutionStream",
     "ExecutionTimeout",
     "Executor",
     "ExecutorClosed",
@@ -95,6 +98,7 @@ __all__ = (
     "InputValidationError",
     "LocalConfig",
     "LocalExecutor",
+    "LogLine",
     "OutputTooLarge",
     "OutputValidationError",
     "ProtocolError",

@@ -33,6 +33,7 @@ from .config import MiB
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._stream import Tap
     from .lifecycle import Container
 
 __all__ = [
@@ -166,12 +167,18 @@ def _first_line(stdout: bytearray) -> Decoded | None:
 
 
 async def exchange(
-    container: Container, payload: Outgoing, spec: CallSpec, *, close_stdin: bool
+    container: Container,
+    payload: Outgoing,
+    spec: CallSpec,
+    *,
+    close_stdin: bool,
+    tap: Tap | None = None,
 ) -> Reply:
     """Write one request and read until its response is complete or the streams end.
 
     Raises :class:`OutputTooLarge` when stdout passes ``max_output_bytes`` (the caller kills
-    the container). Stderr beyond ``max_log_bytes`` is dropped and flagged.
+    the container). Stderr beyond ``max_log_bytes`` is dropped and flagged. ``tap`` (streamed
+    calls) is given each piece of stderr kept for the logs, as it arrives.
     """
     attachment = container.attachment
     await attachment.write(payload.data)
@@ -201,6 +208,8 @@ async def exchange(
             truncated = True
             data = data[: max(room, 0)]
         logs += data
+        if tap is not None and data:
+            tap(data)
 
     while (frame := await attachment.read()) is not None:
         stream, data = frame
@@ -226,7 +235,10 @@ async def exchange(
     # to stderr before answering: read stderr up to it (usually already here), no more.
     # Otherwise a single-use runner is about to exit: read on to the end of its streams.
     # Both waits are bounded, and never run into the call's deadline: the answer is in.
-    marked = bool(marker) and stdout.rstrip().endswith(b'"log_marker":"' + marker + b'"}')
+    # The response line only: a fork-mode runner's next ready line may share its frame.
+    line_end = stdout.find(b"\n")
+    echoed = b'"log_marker":"' + marker + b'"}'
+    marked = bool(marker) and stdout[:line_end].rstrip().endswith(echoed)
     if marked or close_stdin:
         now = anyio.current_time()
         until = min(now + _LINGER, anyio.current_effective_deadline() - _LINGER_MARGIN)

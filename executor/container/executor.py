@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -28,6 +29,7 @@ from .._base import Execution, Executor, resolve_types
 from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
 from .._observe import instrument
 from .._schema import Codec
+from .._stream import ExecutionStream
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
 from ..protocol import Collect
 from .config import ContainerConfig
@@ -38,6 +40,7 @@ from .routing import Router, make_engines
 from .sweeper import hand_over, mark_closed
 
 if TYPE_CHECKING:
+    from .._stream import Tap
     from ..engine import Engine
     from .sources import Pool
 
@@ -250,21 +253,44 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         except RecursionError:
             raise self._in.fail("is nested too deeply to be encoded as JSON") from None
 
-    async def execute(self, input: A | Any) -> B:
-        return (await self.run(input)).output
-
-    async def run(self, input: A | Any) -> Execution[B]:
+    def _begin(self, input: A | Any) -> tuple[float, Outgoing]:
+        """A call's start time and request, or the error that stops it before any engine call."""
         if self._closed:
             raise ExecutorClosed()
         if not self._checked_loop:
             self._check_loop()
         t0 = _perf()
-        payload = self._encode(self._in.coerce(input))
+        return t0, self._encode(self._in.coerce(input))
+
+    async def execute(self, input: A | Any) -> B:
+        return (await self.run(input)).output
+
+    async def run(self, input: A | Any) -> Execution[B]:
+        t0, payload = self._begin(input)
         if self._pooled:
             # A pool refills in the background: start that even without `async with`.
             await self._start_background()
         start_by = anyio.current_time() + self.config.start_timeout
         return await self._router.call(payload, t0, start_by)
+
+    def stream(self, input: A | Any) -> ExecutionStream[B]:
+        """Run one call, yielding the task's log lines live, then its :class:`Execution`.
+
+        ``async with ex.stream(input) as events: async for event in events:``. Each line the
+        task writes to stderr (or stdout: the runners send it there) is a :class:`LogLine`
+        (``stream="stderr"``) as soon as the engine passes it on; the last event is the
+        Execution, whose ``logs`` hold the same lines. Errors, timeouts and cancellation are
+        those of :meth:`run`: leaving the block early kills the call's container.
+        """
+        return ExecutionStream(functools.partial(self._streamed, input))
+
+    async def _streamed(self, input: A | Any, tap: Tap) -> Execution[B]:
+        t0, payload = self._begin(input)
+        tap.marker = payload.marker
+        if self._pooled:
+            await self._start_background()
+        start_by = anyio.current_time() + self.config.start_timeout
+        return await self._router.call(payload, t0, start_by, tap)
 
 
 def _connector(engine: Engine) -> Any:

@@ -84,6 +84,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._out: Codec[B] = Codec(
             self.output_type, config.schema_out, which="out", validate=config.validate
         )
+        self._wire = self._in.wire
         made = make_engines(
             config.engines, docker_url=config.docker_url, docker=config.docker, engine=engine
         )
@@ -260,7 +261,10 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         if not self._checked_loop:
             self._check_loop()
         t0 = _perf()
-        return t0, self._encode(self._in.coerce(input))
+        value = self._in.coerce(input)
+        if self._wire is not None:  # a pydantic model: msgspec cannot encode it
+            value = self._wire(value)
+        return t0, self._encode(value)
 
     async def execute(self, input: A | Any) -> B:
         return (await self.run(input)).output

@@ -127,6 +127,14 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             inner, input_type=CodeTask, output_type=CodeOutput
         )
 
+    @staticmethod
+    def image_for(language: str) -> str:
+        """The stock runner image for ``language`` (``executor/runner-python:latest`` for
+        Python and bash, ``executor/runner-node:latest`` for Node), or the one named by
+        ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``: the start of a config of your own,
+        ``ContainerConfig(CodeExecutor.image_for("python"), reuse="fork")``."""
+        return default_image(language_of(language)[0])
+
     def __repr__(self) -> str:
         state = "closed" if self._inner.closed else self.config.mode
         return f"<CodeExecutor {self.language} {self.config.image} {state}>"

@@ -10,6 +10,9 @@ import typing as _typing
 from ._base import Execution as Execution
 from ._base import Executor as Executor
 from ._base import ResultStream as ResultStream
+from ._code import CodeResult as CodeResult
+from ._code import CodeRun as CodeRun
+from ._errors import CollectTooLarge as CollectTooLarge
 from ._errors import ConfigError as ConfigError
 from ._errors import ContainerFailed as ContainerFailed
 from ._errors import EngineError as EngineError
@@ -30,8 +33,11 @@ from ._errors import ValidationError as ValidationError
 from ._errors import WorkerLost as WorkerLost
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
+from ._stream import ExecutionStream as ExecutionStream
+from ._stream import LogLine as LogLine
 
 if _typing.TYPE_CHECKING:
+    from .container import CodeExecutor as CodeExecutor
     from .container import ContainerConfig as ContainerConfig
     from .container import ContainerExecutor as ContainerExecutor
     from .container import EngineEndpoint as EngineEndpoint
@@ -40,6 +46,7 @@ if _typing.TYPE_CHECKING:
 # The container side pulls in aiodocker/aiohttp (~0.2 s): loaded on first use, so that
 # `import executor` stays light for in-process use and the command line.
 _LAZY = {
+    "CodeExecutor": ".container",
     "ContainerConfig": ".container",
     "ContainerExecutor": ".container",
     "EngineEndpoint": ".container",
@@ -75,6 +82,10 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = (
+    "CodeExecutor",
+    "CodeResult",
+    "CodeRun",
+    "CollectTooLarge",
     "ConfigError",
     "ContainerConfig",
     "ContainerExecutor",
@@ -84,6 +95,7 @@ __all__ = (
     "EngineUnavailable",
     "Execution",
     "ExecutionFailed",
+    "ExecutionStream",
     "ExecutionTimeout",
     "Executor",
     "ExecutorClosed",
@@ -93,6 +105,7 @@ __all__ = (
     "InputValidationError",
     "LocalConfig",
     "LocalExecutor",
+    "LogLine",
     "OutputTooLarge",
     "OutputValidationError",
     "ProtocolError",

@@ -26,12 +26,15 @@ import anyio
 import msgspec
 
 from ._errors import ConfigError, ExecutorError
+from ._stream import ExecutionStream
 
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
     from anyio.abc import ObjectSendStream, TaskGroup
+
+    from ._stream import Tap
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -51,7 +54,8 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     task's stderr (empty for local calls), ``logs_truncated`` whether it was cut at
     ``max_log_bytes``. The container fields are ``None`` for local calls; ``exit_code`` is
     ``None`` also when the call returned before the container's exit was seen (the normal case:
-    a response is taken as soon as it is complete).
+    a response is taken as soon as it is complete). ``files`` holds what the task left in
+    ``ContainerConfig.collect``, by path relative to it (empty without ``collect``).
     """
 
     output: B
@@ -63,6 +67,7 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     exit_code: int | None = None
     image: str | None = None
     engine: str | None = None
+    files: dict[str, bytes] = {}
 
 
 class _TypedAlias:
@@ -155,6 +160,21 @@ class Executor(ABC, Generic[A, B]):
         :class:`OutputValidationError` and the container errors as documented on each.
         """
         return (await self.run(input)).output
+
+    def stream(self, input: A | Any) -> ExecutionStream[B]:
+        """Run one call, yielding what its task writes as it happens, then its Execution.
+
+        Use it as ``async with ex.stream(input) as events: async for event in events:``;
+        each event is a :class:`LogLine` and the last one the :class:`Execution` (a failure
+        is raised from the iteration). Leaving the block early cancels the call. A
+        :class:`ContainerExecutor` streams the task's stderr (and stdout, which the runners
+        send there) live; an executor without live logs yields the Execution alone.
+        """
+
+        async def call(tap: Tap) -> Execution[B]:
+            return await self.run(input)
+
+        return ExecutionStream(call)
 
     async def aclose(self) -> None:
         """Release what the executor holds. Safe to call more than once."""

@@ -16,6 +16,7 @@ The tree::
     ├── ContainerFailed                 OOM_KILLED | EXIT_NONZERO
     ├── ProtocolError                   PROTOCOL_ERROR      stdout was not one response
     ├── OutputTooLarge                  OUTPUT_TOO_LARGE
+    ├── CollectTooLarge                 COLLECT_TOO_LARGE   files back past max_collect_*
     ├── EngineUnavailable(ConnectionError)  ENGINE_UNAVAILABLE
     ├── EngineError                     ENGINE_ERROR        the engine refused a request
     ├── ImageNotFound(LookupError)      IMAGE_NOT_FOUND
@@ -33,6 +34,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "CollectTooLarge",
     "ConfigError",
     "ContainerFailed",
     "EngineError",
@@ -239,6 +241,36 @@ class OutputTooLarge(ExecutorError):
             "Return less data or raise max_output_bytes"
         )
         self.limit = limit
+
+
+class CollectTooLarge(ExecutorError):
+    """The task left more files, or more bytes, than ``max_collect_files``/``max_collect_bytes``.
+
+    Nothing is cut silently: the call fails. ``path`` is the collected directory (for
+    :class:`~executor.CodeExecutor`: the program's working directory), ``max_bytes`` and
+    ``max_files`` the limits (bytes count the files' sizes plus their relative paths).
+    """
+
+    default_code = "COLLECT_TOO_LARGE"
+    _fields = ("path", "max_bytes", "max_files", "logs")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        max_bytes: int | None = None,
+        max_files: int | None = None,
+        logs: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"{message}; return fewer or smaller files, or raise max_collect_bytes / "
+            "max_collect_files"
+        )
+        self.path = path
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.logs = logs
 
 
 class EngineUnavailable(ExecutorError, ConnectionError):

@@ -422,6 +422,16 @@ def instrument(
     # Instance attributes shadow the class's methods: only observed executors pay for it.
     executor.__dict__["run"] = run
     executor.__dict__["execute"] = execute
+    streamed = getattr(executor, "_streamed", None)
+    if streamed is not None:  # a container's stream(): the same span, in the stream's task
+        observed_stream = _observed(
+            lambda call: streamed(*call), attributes, tracer, meters, only_engine
+        )
+
+        async def observed_streamed(input: Any, tap: Any) -> Execution[Any]:
+            return await observed_stream((input, tap))
+
+        executor.__dict__["_streamed"] = observed_streamed
     return True
 
 

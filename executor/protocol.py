@@ -17,6 +17,10 @@ the host when every earlier log line has arrived, without waiting for the proces
 Runners that ignore it still conform (the host then reads a single-use container's streams to
 their end, bounded). The host strips the marker from the logs.
 
+Files back (optional extension): a request may carry ``"collect": {"path", "max_bytes",
+"max_files"}``; the runner empties that directory before the call and answers with the regular
+files left there, ``"files": {"rel/path": "<base64>"}``, or ``COLLECT_TOO_LARGE`` past a limit.
+
 In serve mode (``--serve`` or ``EXECUTOR_SERVE=1``) requests and responses are compact JSON,
 one per line, until stdin ends. In fork mode (``EXECUTOR_SERVE=fork``) the same, plus a
 ``{"ready": true}`` line whenever the runner can take the next request, optional request
@@ -36,11 +40,13 @@ from ._errors import ProtocolError
 __all__ = [
     "FORK_ERROR_CODES",
     "RUNNER_ERROR_CODES",
+    "Collect",
     "ErrorInfo",
     "Request",
     "Response",
     "decode_request",
     "decode_response",
+    "decode_response_files",
     "encode_request",
     "encode_response",
 ]
@@ -51,6 +57,8 @@ RUNNER_ERROR_CODES = (
     "NO_EXECUTE",  # the user module or its function is missing
     "USER_ERROR",  # the user function raised; details hold the stack trace
     "OUTPUT_NOT_SERIALIZABLE",  # the function returned something JSON cannot carry
+    "COLLECT_TOO_LARGE",  # files back: more than collect.max_bytes / max_files were left
+    "COLLECT_FAILED",  # files back: the directory or a file name cannot be handled
 )
 #: Codes a fork-mode runner's parent reports about the task's process (docs/RUNNERS.md).
 FORK_ERROR_CODES = (
@@ -75,6 +83,17 @@ class ErrorInfo(msgspec.Struct, frozen=True, omit_defaults=True):
     exit_code: int | None = None
 
 
+class Collect(msgspec.Struct, frozen=True):
+    """Files back: the directory whose regular files come back, and the limits.
+
+    ``max_bytes`` bounds the files' sizes plus their relative paths' lengths (UTF-8 bytes).
+    """
+
+    path: str
+    max_bytes: int
+    max_files: int
+
+
 class Request(msgspec.Struct, frozen=True):
     """One call: the schemas (for the runner's information) and the input."""
 
@@ -84,21 +103,25 @@ class Request(msgspec.Struct, frozen=True):
     log_marker: str | None = None
     timeout: float | None = None
     max_output_bytes: int | None = None
+    collect: Collect | None = None
 
 
 class Response(msgspec.Struct, frozen=True, omit_defaults=True):
-    """One answer: ``ok`` with ``output``, or not ``ok`` with ``error``."""
+    """One answer: ``ok`` with ``output`` (and ``files`` when collected), or not ``ok`` with
+    ``error``. ``files`` maps relative paths to contents (base64 on the wire)."""
 
     ok: bool
     output: Any = None
     error: ErrorInfo | None = None
     log_marker: str | None = None
+    files: dict[str, bytes] | None = None
 
 
 class _RawResponse(msgspec.Struct, frozen=True):
     ok: bool
     output: msgspec.Raw = msgspec.Raw(b"null")
     error: ErrorInfo | None = None
+    files: dict[str, bytes] | None = None
 
 
 _encoder = msgspec.json.Encoder()
@@ -153,6 +176,21 @@ def decode_response_raw(data: bytes) -> tuple[bool, msgspec.Raw, ErrorInfo | Non
         ) from exc
     _check(response.ok, response.error, data)
     return response.ok, response.output, response.error
+
+
+def decode_response_files(
+    data: bytes,
+) -> tuple[bool, msgspec.Raw, ErrorInfo | None, dict[str, bytes] | None]:
+    """:func:`decode_response_raw` plus the collected ``files`` (decoded from base64; ``None``
+    when the response has none)."""
+    try:
+        response = _raw_response_decoder.decode(data)
+    except _UNDECODABLE as exc:
+        raise ProtocolError(
+            f"the runner's stdout is not a protocol response: {exc}", received=bytes(data)
+        ) from exc
+    _check(response.ok, response.error, data)
+    return response.ok, response.output, response.error, response.files
 
 
 def _check(ok: bool, error: ErrorInfo | None, data: bytes | str) -> None:

@@ -187,6 +187,8 @@ class _FakeContainer:
                 if inspect.isawaitable(result):
                     result = await result
             response: dict[str, Any] = {"ok": True, "output": result}
+            if request.get("collect") is not None:
+                response["files"] = {}  # a fake container has no file system: nothing left
         except TimeoutError:
             response = _error("TIMEOUT", f"the task did not finish within {timeout} s")
         except Crash as crash:

@@ -98,10 +98,11 @@ def test_only_the_docker_engine_imports_aiodocker() -> None:
 
 
 def test_import_executor_stays_light() -> None:
-    """`import executor` loads neither aiodocker, click nor the image builder."""
+    """`import executor` loads neither aiodocker, click, pydantic nor the image builder."""
     code = (
         "import sys, executor, executor.testing\n"
-        "heavy = {'aiodocker', 'aiohttp', 'click', 'rich', 'hcl2', 'executor.build'}\n"
+        "from executor import CodeRun, CodeResult, LogLine\n"
+        "heavy = {'aiodocker', 'aiohttp', 'click', 'rich', 'hcl2', 'executor.build', 'pydantic'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1421,3 +1421,27 @@ async def test_failure_details_show_only_the_users_frames(kind: str) -> None:
     details = info.value.details or ""
     assert f"in {fn.__name__}" in details and "in inner" in details
     assert "executor/_local.py" not in details and "anyio" not in details
+
+
+async def test_stream_yields_the_execution_and_raises_failures() -> None:
+    """LocalExecutor.stream (the base default) yields the Execution alone, or raises the
+    call's error from the iteration, on both backends; leaving early cancels the call."""
+
+    async def task(n: int) -> int:
+        if n < 0:
+            raise ValueError("negative")
+        if n == 0:
+            await anyio.sleep(3600)
+        return n * 2
+
+    async with LocalExecutor[int, int](task) as ex:
+        async with ex.stream(21) as events:
+            seen = [event async for event in events]
+        assert len(seen) == 1 and isinstance(seen[0], Execution) and seen[0].output == 42
+        with pytest.raises(ExecutionFailed):
+            async with ex.stream(-1) as events:
+                async for _ in events:
+                    pass
+        with anyio.fail_after(5):
+            async with ex.stream(0):
+                pass  # left at once: the hanging call is cancelled, not awaited

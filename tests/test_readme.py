@@ -4,6 +4,9 @@
 ``bash`` blocks under ``bash -euo pipefail`` with the venv's ``executor`` on PATH, both from
 the repository root. A block preceded by ``<!-- not-run: reason -->`` is skipped; other
 languages (json, dockerfile, text) are illustrations and are not run.
+
+``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``/``EXECUTOR_GO_IMAGE`` point the blocks'
+``executor/runner-<lang>:latest`` at other images, as they do for the container tests.
 """
 
 from __future__ import annotations
@@ -25,8 +28,23 @@ BLOCK = re.compile(
 RUNNABLE = {"python", "bash", "console", "sh"}
 #: Blocks mentioning these need a Docker engine (and carry the docker marker).
 NEEDS_ENGINE = re.compile(
-    r"ContainerExecutor|--runner|--image|executor (doctor|images|reap)|runner-python"
+    r"ContainerExecutor|CodeExecutor|evaluate_programs|--runner|--image"
+    r"|executor (doctor|images|reap)|runner-python"
 )
+IMAGES = {
+    f"executor/runner-{lang}:latest": os.environ.get(f"EXECUTOR_{lang.upper()}_IMAGE")
+    for lang in ("python", "node", "go")
+}
+
+
+def _images(code: str) -> str:
+    """The block with the stock runner images replaced by the EXECUTOR_*_IMAGE ones."""
+    for stock, image in IMAGES.items():
+        if image:
+            code = code.replace(stock, image)
+    return code
+
+
 MAX_NOT_RUN = 3
 
 
@@ -65,6 +83,7 @@ def test_readme_has_runnable_blocks_and_few_exceptions() -> None:
 @pytest.mark.parametrize(("lang", "code"), _params())
 def test_readme_block_runs(lang: str, code: str, tmp_path: Path) -> None:
     """The block exits 0 when run from the repository root."""
+    code = _images(code)
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     if lang == "python":

@@ -12,7 +12,7 @@ Exit status (``run``; ``batch`` uses it for errors before any input runs)::
     6   EXECUTION_FAILED        the task raised; in a container also USER_ERROR, NO_EXECUTE,
                                 BAD_REQUEST, OUTPUT_NOT_SERIALIZABLE
     7   OOM_KILLED, EXIT_NONZERO   the container (or the task's process) died without answering
-    8   PROTOCOL_ERROR, OUTPUT_TOO_LARGE
+    8   PROTOCOL_ERROR, OUTPUT_TOO_LARGE, COLLECT_TOO_LARGE
     9   ENGINE_UNAVAILABLE, IMAGE_NOT_FOUND
     10  CONFIG_INVALID, SCHEMA_INVALID   (also: the target cannot be imported)
     130 interrupted (Ctrl-C); every container was removed first
@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from .._errors import (
+    CollectTooLarge,
     ConfigError,
     ContainerFailed,
     EngineUnavailable,
@@ -69,7 +70,7 @@ EXIT_CODES: tuple[tuple[tuple[type[ExecutorError], ...], int], ...] = (
     ((ExecutionTimeout, StartTimeout), 5),
     ((ExecutionFailed,), 6),
     ((ContainerFailed,), 7),
-    ((ProtocolError, OutputTooLarge), 8),
+    ((ProtocolError, OutputTooLarge, CollectTooLarge), 8),
     ((EngineUnavailable, ImageNotFound), 9),
     ((ConfigError, SchemaError), 10),
 )

@@ -10,6 +10,7 @@ import click
 import msgspec
 
 from .._errors import OutputValidationError
+from .._stream import LogLine
 from .options import StopOnSignal, build_executor, executor_options, read_input, run_options
 from .output import encode_output
 from .targets import parse_target
@@ -24,8 +25,16 @@ __all__ = ["run"]
 @click.argument("target", required=False)
 @click.option("--input", "-i", "input_spec", metavar="JSON|@FILE|-", help="The input.")
 @click.option("--details", is_flag=True, help="Print timings, logs and container data too.")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print the task's log lines on stderr as they arrive (then the output as usual).",
+)
 @executor_options
-def run(target: str | None, input_spec: str | None, details: bool, **kwargs: Any) -> None:
+def run(
+    target: str | None, input_spec: str | None, details: bool, follow: bool, **kwargs: Any
+) -> None:
     """Run TARGET once and print its output as JSON.
 
     TARGET is file.py (its `execute` function), file.py:function or module:function, run
@@ -37,7 +46,7 @@ def run(target: str | None, input_spec: str | None, details: bool, **kwargs: Any
     parsed = parse_target(target) if target is not None else None
     executor = build_executor(parsed, opts)
     value = read_input(input_spec)
-    result = anyio.run(_run_once, executor, value)
+    result = anyio.run(_run_once, executor, value, follow)
     payload = msgspec.structs.asdict(result) if details else result.output
     try:
         data = encode_output(payload)
@@ -47,11 +56,26 @@ def run(target: str | None, input_spec: str | None, details: bool, **kwargs: Any
     sys.stdout.flush()
 
 
-async def _run_once(executor: Executor[Any, Any], value: Any) -> Execution[Any]:
+async def _run_once(executor: Executor[Any, Any], value: Any, follow: bool) -> Execution[Any]:
     stop = StopOnSignal("run")
     with stop:
         async with executor:
             with stop.scope:
+                if follow:
+                    return await _followed(executor, value)
                 return await executor.run(value)
     # Only reached when a signal cancelled the call (its container is already removed).
     raise KeyboardInterrupt
+
+
+async def _followed(executor: Executor[Any, Any], value: Any) -> Execution[Any]:
+    """The call through ``stream()``: each log line goes to stderr as it arrives."""
+    err = sys.stderr
+    async with executor.stream(value) as events:
+        async for event in events:
+            if isinstance(event, LogLine):
+                err.write(event.text + "\n")
+                err.flush()
+            else:
+                return event
+    raise AssertionError("a stream always ends with its Execution or an error")

@@ -7,9 +7,10 @@
 executors left behind).
 """
 
+from .code import CodeExecutor as CodeExecutor
 from .config import ContainerConfig as ContainerConfig
 from .executor import ContainerExecutor as ContainerExecutor
 from .reaping import reap as reap
 from .routing import EngineEndpoint as EngineEndpoint
 
-__all__ = ("ContainerConfig", "ContainerExecutor", "EngineEndpoint", "reap")
+__all__ = ("CodeExecutor", "ContainerConfig", "ContainerExecutor", "EngineEndpoint", "reap")

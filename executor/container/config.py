@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import posixpath
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,6 +52,13 @@ class ContainerConfig:
     count); calls beyond it queue in order. ``reap_on_start=True`` makes ``async with``
     first remove the containers of dead processes that carry ``labels`` (see
     :func:`executor.reap`).
+
+    Files back: with ``collect="/tmp/out"`` (a directory inside a writable mount: ``/tmp``,
+    ``/dev/shm``, a ``":rw"`` mount, or anywhere with ``read_only=False``) the runner empties
+    that directory before each call and returns the regular files the task left there as
+    ``Execution.files`` (relative path to bytes). More than ``max_collect_files`` files or
+    ``max_collect_bytes`` bytes (sizes plus relative path lengths) fails the call with
+    ``CollectTooLarge``.
     """
 
     image: str = field(kw_only=False)
@@ -75,6 +83,10 @@ class ContainerConfig:
     start_timeout: float = 60.0
     max_output_bytes: int = 16 * MiB
     max_log_bytes: int = 1 * MiB
+    # -- files back --------------------------------------------------------------------------
+    collect: str | None = None
+    max_collect_bytes: int = 16 * MiB
+    max_collect_files: int = 1000
     # -- schemas -----------------------------------------------------------------------------
     schema_in: SchemaSource = None
     schema_out: SchemaSource = None
@@ -108,6 +120,8 @@ class ContainerConfig:
             "max_output_bytes",
             "max_log_bytes",
             "tmpfs_bytes",
+            "max_collect_bytes",
+            "max_collect_files",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -149,8 +163,28 @@ class ContainerConfig:
                 raise bad(f"mounts entries must be 'host:/container[:ro|rw]', got {mount!r}")
             if len(parts) == 3 and parts[2] not in ("ro", "rw"):
                 raise bad(f"mount mode must be 'ro' or 'rw', got {mount!r}")
+        if self.collect is not None:
+            self._check_collect(bad)
         if self.fork:
             self._check_fork(bad)
+
+    def _check_collect(self, bad: Any) -> None:
+        """``collect`` must be a directory the task can write and the runner may empty."""
+        path = self.collect
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise bad(f"collect must be an absolute directory path, got {path!r}")
+        clean = posixpath.normpath(path)
+        if clean != path.rstrip("/") or "//" in path:
+            raise bad(f"collect must be a normalised path (no '..', '.' or '//'), got {path!r}")
+        writable = ["/tmp", "/dev/shm"]
+        writable += [m.split(":")[1] for m in self.mounts if m.endswith(":rw")]
+        inside = [w for w in writable if clean.startswith(w.rstrip("/") + "/")]
+        if not inside and not (not self.read_only and clean != "/"):
+            raise bad(
+                f"collect={path!r} is not inside a writable mount: use a directory under /tmp "
+                "(or /dev/shm, or a ':rw' mount); the runner empties it before every call, so "
+                "it must not be the mount itself"
+            )
 
     def _check_fork(self, bad: Any) -> None:
         """Fork mode wipes every writable path between calls: refuse what it could not wipe."""

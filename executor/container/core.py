@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from .._base import Execution
+    from .._stream import Tap
     from ..engine import Engine
     from .config import ContainerConfig
     from .exchange import CallSpec, Outgoing
@@ -107,8 +108,12 @@ class EngineCore:
 
     # -- one call ------------------------------------------------------------------------------
 
-    async def call(self, payload: Outgoing, t0: float, start_by: float) -> Execution[Any]:
-        """Run one encoded request here. Raises :class:`NotDelivered` when it never left."""
+    async def call(
+        self, payload: Outgoing, t0: float, start_by: float, tap: Tap | None = None
+    ) -> Execution[Any]:
+        """Run one encoded request here. Raises :class:`NotDelivered` when it never left.
+
+        ``tap`` (a streamed call) receives the task's stderr as it arrives."""
         source = self.source
         phase = "the image to be ready on the engine"
         with anyio.CancelScope(deadline=start_by) as start_scope:
@@ -129,7 +134,9 @@ class EngineCore:
         deadline = math.inf if timeout is None else anyio.current_time() + timeout
         try:
             with anyio.CancelScope(deadline=deadline) as task_scope:
-                reply = await exchange(container, payload, spec, close_stdin=source.close_stdin)
+                reply = await exchange(
+                    container, payload, spec, close_stdin=source.close_stdin, tap=tap
+                )
         except BaseException as exc:
             # Cancellation, oversize output, engine failure: this container goes, now.
             killed(self.name, container.id, exc)

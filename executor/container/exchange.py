@@ -19,6 +19,7 @@ import msgspec
 
 from .._base import Execution
 from .._errors import (
+    CollectTooLarge,
     ContainerFailed,
     ExecutionFailed,
     ExecutionTimeout,
@@ -26,12 +27,13 @@ from .._errors import (
     OutputTooLarge,
     ProtocolError,
 )
-from ..protocol import ErrorInfo, decode_response_raw
+from ..protocol import Collect, ErrorInfo, decode_response_files
 from .config import MiB
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .._stream import Tap
     from .lifecycle import Container
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Outgoing",
     "Reply",
     "await_ready",
+    "collect_allowance",
     "conclude",
     "exchange",
     "interpret",
@@ -71,13 +74,25 @@ class _Head(msgspec.Struct, omit_defaults=True):
     log_marker: str
     timeout: float | None = None
     max_output_bytes: int | None = None
+    collect: Collect | None = None
+
+
+def collect_allowance(collect: Collect | None) -> int:
+    """Bytes the collected ``files`` may add to a response (docs/RUNNERS.md, "Files back").
+
+    Base64 is 4/3 of a file's size and a name's JSON escapes at most double it (runners refuse
+    names with control characters), so ``2 * max_bytes`` plus a few bytes per file bound it.
+    """
+    if collect is None:
+        return 0
+    return 2 * collect.max_bytes + 16 * collect.max_files + 64
 
 
 class Encoder:
     """Encodes requests for one executor: schemas pre-encoded, a fresh log marker per call.
 
     In fork mode each request also carries the call's ``timeout`` and ``max_output_bytes``,
-    which the runner enforces on the task's process.
+    which the runner enforces on the task's process; with files back, ``collect``.
     """
 
     __slots__ = ("_encode", "_extra", "_schemas")
@@ -89,9 +104,10 @@ class Encoder:
         *,
         timeout: float | None = None,
         max_output_bytes: int | None = None,
+        collect: Collect | None = None,
     ) -> None:
         self._schemas = (schema_in, schema_out)
-        self._extra = (timeout, max_output_bytes)
+        self._extra = (timeout, max_output_bytes, collect)
         self._encode = msgspec.json.Encoder().encode
 
     def __call__(self, value: Any) -> Outgoing:
@@ -103,7 +119,12 @@ class Encoder:
 
 @dataclass(frozen=True, slots=True)
 class CallSpec:
-    """What reading and judging one answer needs from the executor's settings."""
+    """What reading and judging one answer needs from the executor's settings.
+
+    ``read_limit`` is how much stdout is read before :class:`OutputTooLarge` (0: the
+    ``max_output_bytes``); with files back it adds :func:`collect_allowance`, and the output
+    itself is then held to ``max_output_bytes`` after decoding.
+    """
 
     image: str
     memory_bytes: int
@@ -111,10 +132,12 @@ class CallSpec:
     max_log_bytes: int
     timeout: float | None
     decode: Callable[[bytes], Any]
+    collect: Collect | None = None
+    read_limit: int = 0
 
 
-#: A decoded response: ``(ok, output as raw JSON, error)``.
-Decoded = tuple[bool, msgspec.Raw, ErrorInfo | None]
+#: A decoded response: ``(ok, output as raw JSON, error, collected files)``.
+Decoded = tuple[bool, msgspec.Raw, ErrorInfo | None, dict[str, bytes] | None]
 
 
 @dataclass(slots=True)
@@ -138,24 +161,30 @@ def _first_line(stdout: bytearray) -> Decoded | None:
     if end < 0:
         return None
     try:
-        return decode_response_raw(bytes(stdout[:end]))
+        return decode_response_files(bytes(stdout[:end]))
     except ProtocolError:
         return None
 
 
 async def exchange(
-    container: Container, payload: Outgoing, spec: CallSpec, *, close_stdin: bool
+    container: Container,
+    payload: Outgoing,
+    spec: CallSpec,
+    *,
+    close_stdin: bool,
+    tap: Tap | None = None,
 ) -> Reply:
     """Write one request and read until its response is complete or the streams end.
 
     Raises :class:`OutputTooLarge` when stdout passes ``max_output_bytes`` (the caller kills
-    the container). Stderr beyond ``max_log_bytes`` is dropped and flagged.
+    the container). Stderr beyond ``max_log_bytes`` is dropped and flagged. ``tap`` (streamed
+    calls) is given each piece of stderr kept for the logs, as it arrives.
     """
     attachment = container.attachment
     await attachment.write(payload.data)
     if close_stdin:
         attachment.close_stdin()
-    max_output_bytes, max_log_bytes = spec.max_output_bytes, spec.max_log_bytes
+    max_output_bytes, max_log_bytes = spec.read_limit or spec.max_output_bytes, spec.max_log_bytes
     stdout = bytearray()
     logs = bytearray()
     truncated = False
@@ -179,6 +208,8 @@ async def exchange(
             truncated = True
             data = data[: max(room, 0)]
         logs += data
+        if tap is not None and data:
+            tap(data)
 
     while (frame := await attachment.read()) is not None:
         stream, data = frame
@@ -187,7 +218,7 @@ async def exchange(
             continue
         stdout += data
         if len(stdout) > max_output_bytes:
-            raise OutputTooLarge(max_output_bytes)
+            raise OutputTooLarge(spec.max_output_bytes)
         if not first_line_seen and b"\n" in data:
             # The first line is final once its newline arrives: decode it once. Re-decoding
             # it at every later newline let a runner (a long line, then newlines one by one)
@@ -204,7 +235,10 @@ async def exchange(
     # to stderr before answering: read stderr up to it (usually already here), no more.
     # Otherwise a single-use runner is about to exit: read on to the end of its streams.
     # Both waits are bounded, and never run into the call's deadline: the answer is in.
-    marked = bool(marker) and stdout.rstrip().endswith(b'"log_marker":"' + marker + b'"}')
+    # The response line only: a fork-mode runner's next ready line may share its frame.
+    line_end = stdout.find(b"\n")
+    echoed = b'"log_marker":"' + marker + b'"}'
+    marked = bool(marker) and stdout[:line_end].rstrip().endswith(echoed)
     if marked or close_stdin:
         now = anyio.current_time()
         until = min(now + _LINGER, anyio.current_effective_deadline() - _LINGER_MARGIN)
@@ -281,11 +315,13 @@ def interpret(
     text = reply.stdout.strip()
     if not text:
         raise ProtocolError("the runner wrote nothing to stdout", received=reply.stdout)
-    ok, raw, error = reply.response or decode_response_raw(text)
+    ok, raw, error, files = reply.response or decode_response_files(text)
     reply.answered = True
     if not ok:
         assert error is not None
         raise _runner_failed(error, reply.logs, spec, container)
+    if spec.collect is not None:
+        _check_collected(spec, raw, files, reply.logs)
     output = spec.decode(bytes(raw))
     timings = dict(container.timings)
     timings["call"] = t_reply - t0 - sum(container.timings.values())
@@ -300,7 +336,33 @@ def interpret(
         exit_code=0 if reply.ended else None,
         image=spec.image,
         engine=container.engine.name,
+        files=files if spec.collect is not None and files is not None else {},
     )
+
+
+def _check_collected(
+    spec: CallSpec, raw: msgspec.Raw, files: dict[str, bytes] | None, logs: str
+) -> None:
+    """With files back: the runner sent them, within the limits, and an output within its own."""
+    collect = spec.collect
+    assert collect is not None
+    if files is None:
+        raise ProtocolError(
+            'the runner answered without the collected "files": its image predates files back '
+            "(ContainerConfig.collect); rebuild it from the current runner images",
+            logs=logs[-4000:],
+        )
+    if len(raw) > spec.max_output_bytes:
+        raise OutputTooLarge(spec.max_output_bytes)
+    size = sum(len(name.encode()) + len(data) for name, data in files.items())
+    if len(files) > collect.max_files or size > collect.max_bytes:
+        raise CollectTooLarge(
+            f"the runner returned {len(files)} files ({size} bytes) from {collect.path}, more "
+            f"than max_collect_files={collect.max_files} / max_collect_bytes={collect.max_bytes}",
+            path=collect.path,
+            max_bytes=collect.max_bytes,
+            max_files=collect.max_files,
+        )
 
 
 async def conclude(
@@ -383,6 +445,15 @@ def _runner_failed(
         return ProtocolError(error.message, logs=logs[-4000:])
     if code == "OUTPUT_TOO_LARGE":
         return OutputTooLarge(spec.max_output_bytes)
+    if code == "COLLECT_TOO_LARGE":
+        collect = spec.collect
+        return CollectTooLarge(
+            error.message,
+            path=collect.path if collect else None,
+            max_bytes=collect.max_bytes if collect else None,
+            max_files=collect.max_files if collect else None,
+            logs=logs[-4000:],
+        )
     return ExecutionFailed(
         f"the task failed in the container ({code}): {error.message}",
         code=code,

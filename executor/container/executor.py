@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -28,15 +29,18 @@ from .._base import Execution, Executor, resolve_types
 from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
 from .._observe import instrument
 from .._schema import Codec
+from .._stream import ExecutionStream
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
+from ..protocol import Collect
 from .config import ContainerConfig
 from .core import EngineCore
-from .exchange import CallSpec, Encoder, Outgoing
+from .exchange import CallSpec, Encoder, Outgoing, collect_allowance
 from .lifecycle import Background
 from .routing import Router, make_engines
 from .sweeper import hand_over, mark_closed
 
 if TYPE_CHECKING:
+    from .._stream import Tap
     from ..engine import Engine
     from .sources import Pool
 
@@ -80,6 +84,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._out: Codec[B] = Codec(
             self.output_type, config.schema_out, which="out", validate=config.validate
         )
+        self._wire = self._in.wire
         made = make_engines(
             config.engines, docker_url=config.docker_url, docker=config.docker, engine=engine
         )
@@ -97,6 +102,13 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         }
         self._background = Background()
         fork = config.fork
+        collect = (
+            Collect(config.collect, config.max_collect_bytes, config.max_collect_files)
+            if config.collect is not None
+            else None
+        )
+        # The response may carry the collected files on top of the output.
+        read_limit = config.max_output_bytes + collect_allowance(collect)
         spec = CallSpec(
             image=config.image,
             memory_bytes=config.memory_bytes,
@@ -104,12 +116,15 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             max_log_bytes=config.max_log_bytes,
             timeout=config.timeout,
             decode=self._out.decode_json,
+            collect=collect,
+            read_limit=read_limit,
         )
         self._encoder = Encoder(
             self._in.schema_json,
             self._out.schema_json,
             timeout=config.timeout if fork else None,
-            max_output_bytes=config.max_output_bytes if fork else None,
+            max_output_bytes=read_limit if fork else None,
+            collect=collect,
         )
         cores = [
             EngineCore(
@@ -239,21 +254,47 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         except RecursionError:
             raise self._in.fail("is nested too deeply to be encoded as JSON") from None
 
-    async def execute(self, input: A | Any) -> B:
-        return (await self.run(input)).output
-
-    async def run(self, input: A | Any) -> Execution[B]:
+    def _begin(self, input: A | Any) -> tuple[float, Outgoing]:
+        """A call's start time and request, or the error that stops it before any engine call."""
         if self._closed:
             raise ExecutorClosed()
         if not self._checked_loop:
             self._check_loop()
         t0 = _perf()
-        payload = self._encode(self._in.coerce(input))
+        value = self._in.coerce(input)
+        if self._wire is not None:  # a pydantic model: msgspec cannot encode it
+            value = self._wire(value)
+        return t0, self._encode(value)
+
+    async def execute(self, input: A | Any) -> B:
+        return (await self.run(input)).output
+
+    async def run(self, input: A | Any) -> Execution[B]:
+        t0, payload = self._begin(input)
         if self._pooled:
             # A pool refills in the background: start that even without `async with`.
             await self._start_background()
         start_by = anyio.current_time() + self.config.start_timeout
         return await self._router.call(payload, t0, start_by)
+
+    def stream(self, input: A | Any) -> ExecutionStream[B]:
+        """Run one call, yielding the task's log lines live, then its :class:`Execution`.
+
+        ``async with ex.stream(input) as events: async for event in events:``. Each line the
+        task writes to stderr (or stdout: the runners send it there) is a :class:`LogLine`
+        (``stream="stderr"``) as soon as the engine passes it on; the last event is the
+        Execution, whose ``logs`` hold the same lines. Errors, timeouts and cancellation are
+        those of :meth:`run`: leaving the block early kills the call's container.
+        """
+        return ExecutionStream(functools.partial(self._streamed, input))
+
+    async def _streamed(self, input: A | Any, tap: Tap) -> Execution[B]:
+        t0, payload = self._begin(input)
+        tap.marker = payload.marker
+        if self._pooled:
+            await self._start_background()
+        start_by = anyio.current_time() + self.config.start_timeout
+        return await self._router.call(payload, t0, start_by, tap)
 
 
 def _connector(engine: Engine) -> Any:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import aiodocker
 
     from .._base import Execution
+    from .._stream import Tap
     from .exchange import Outgoing
     from .lifecycle import Background
 
@@ -143,7 +144,9 @@ class Router:
         self._background = background
         self._interval = interval
 
-    async def call(self, payload: Outgoing, t0: float, start_by: float) -> Execution[Any]:
+    async def call(
+        self, payload: Outgoing, t0: float, start_by: float, tap: Tap | None = None
+    ) -> Execution[Any]:
         """Send the call to the least-loaded engine; retry once elsewhere if undelivered."""
         cores = self.cores
         tried: list[EngineCore] = []
@@ -154,7 +157,7 @@ class Router:
                 raise error or EngineUnavailable("no engine left to try.")
             core.in_flight += 1
             try:
-                result = await core.call(payload, t0, start_by)
+                result = await core.call(payload, t0, start_by, tap)
             except NotDelivered as undelivered:
                 core.mark_down(undelivered.error)
                 tried.append(core)

@@ -146,7 +146,10 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
 
     async def run(self, input: A | Any) -> Execution[B]:
         t0 = _perf()
-        payload = self._encode(self._in.coerce(input))
+        value = self._in.coerce(input)
+        if self._in.wire is not None:  # a pydantic model: msgspec cannot encode it
+            value = self._in.wire(value)
+        payload = self._encode(value)
         if self._closed:
             raise ExecutorClosed()
         if not self._started:

@@ -4,7 +4,10 @@
 // "input"}, call executeFunction(input) exported by the user's ES module (/app/execute.mjs,
 // else /app/execute.js, or $EXECUTOR_MODULE), answer {"ok": true, "output": ...} or
 // {"ok": false, "error": {"message", "code", "details"}} and exit 0. --serve (or
-// EXECUTOR_SERVE=1) answers newline-delimited requests, one line each, until EOF. Fork mode
+// EXECUTOR_SERVE=1) answers newline-delimited requests, one line each, until EOF. A request's
+// "collect": {"path", "max_bytes", "max_files"} empties that directory before the call and answers
+// with the regular files the task left there, "files": {"rel/path": "<base64>"} (docs/RUNNERS.md,
+// "Files back"). Fork mode
 // (EXECUTOR_SERVE=fork or --fork) is run.sh's: a Go supervisor starts this runner one-shot per
 // call.
 //
@@ -140,6 +143,14 @@ async function respond(raw) {
   }
   const marker = typeof request.log_marker === "string" ? request.log_marker : undefined;
   if (fn instanceof Failure) return done(errorResponse(fn.code, fn.message, fn.details), marker);
+  let collect;
+  try {
+    collect = collectSpec(request.collect);
+    if (collect !== undefined) emptyCollectDir(collect.path); // no earlier call's files come back
+  } catch (err) {
+    if (err instanceof Failure) return done(errorResponse(err.code, err.message), marker);
+    throw err;
+  }
   let output;
   try {
     output = await fn(request.input ?? null);
@@ -147,8 +158,19 @@ async function respond(raw) {
     const { message, details } = describe(err);
     return done(errorResponse("USER_ERROR", message, details), marker);
   }
+  let files;
+  if (collect !== undefined) {
+    try {
+      files = collectFiles(collect);
+    } catch (err) {
+      if (err instanceof Failure) return done(errorResponse(err.code, err.message), marker);
+      throw err;
+    }
+  }
   try {
-    const text = JSON.stringify({ ok: true, output: output === undefined ? null : output });
+    const response = { ok: true, output: output === undefined ? null : output };
+    if (files !== undefined) response.files = files;
+    const text = JSON.stringify(response);
     if (text === undefined) throw new TypeError("JSON.stringify returned nothing");
     return done(text, marker);
   } catch (err) {
@@ -160,6 +182,112 @@ async function respond(raw) {
       marker,
     );
   }
+}
+
+// --- files back (docs/RUNNERS.md, "Files back") ---------------------------------------------
+
+function collectSpec(value) {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "object" || Array.isArray(value)) {
+    const shape = '{"path", "max_bytes", "max_files"}';
+    throw new Failure("BAD_REQUEST", `"collect" must be an object ${shape}`);
+  }
+  const { path, max_bytes: maxBytes, max_files: maxFiles } = value;
+  if (typeof path !== "string" || !path.startsWith("/") || path.replace(/\/+$/, "") === "") {
+    throw new Failure("BAD_REQUEST", '"collect.path" must be an absolute directory path');
+  }
+  for (const [name, limit] of [["max_bytes", maxBytes], ["max_files", maxFiles]]) {
+    if (!Number.isInteger(limit) || limit < 0) {
+      throw new Failure("BAD_REQUEST", `"collect.${name}" must be an integer (>= 0)`);
+    }
+  }
+  return { path, maxBytes, maxFiles };
+}
+
+// Create the directory if needed and remove everything in it (symlinks are not followed).
+function emptyCollectDir(path) {
+  try {
+    fs.mkdirSync(path, { recursive: true });
+    if (!fs.lstatSync(path).isDirectory()) throw new Error("not a directory");
+    for (const name of fs.readdirSync(path, { encoding: "buffer" })) {
+      fs.rmSync(Buffer.concat([Buffer.from(`${path}/`), name]), { recursive: true, force: true });
+    }
+  } catch (err) {
+    const why = err.message;
+    throw new Failure("COLLECT_FAILED", `cannot prepare the collect directory ${path}: ${why}`);
+  }
+}
+
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+// The regular files under the directory as {relative path: base64}, never following a symlink.
+// maxBytes bounds the files' sizes plus their relative paths' lengths (UTF-8 bytes).
+function collectFiles({ path, maxBytes, maxFiles }) {
+  const files = {};
+  let count = 0;
+  let used = 0;
+  const tooLarge = (what) =>
+    new Failure(
+      "COLLECT_TOO_LARGE",
+      `the task left ${what} in ${path} (max_bytes=${maxBytes}, max_files=${maxFiles})`,
+    );
+  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
+  const walk = (dir, prefix) => {
+    const names = fs.readdirSync(dir, { encoding: "buffer" }).sort(Buffer.compare);
+    for (const raw of names) {
+      const name = raw.toString("utf8");
+      if (!Buffer.from(name, "utf8").equals(raw)) {
+        throw new Failure("COLLECT_FAILED", `a file name in ${path} is not valid UTF-8: ${name}`);
+      }
+      const full = `${dir}/${name}`;
+      const relative = prefix + name;
+      const stat = fs.lstatSync(full);
+      if (stat.isDirectory()) {
+        walk(full, `${relative}/`);
+        continue;
+      }
+      if (!stat.isFile()) continue; // symlinks, FIFOs, sockets, devices: regular files only
+      if (CONTROL.test(relative)) {
+        throw new Failure(
+          "COLLECT_FAILED",
+          `a file name in ${path} holds a control character: ${JSON.stringify(relative)}`,
+        );
+      }
+      if (count >= maxFiles) throw tooLarge(`more than ${maxFiles} files`);
+      const room = maxBytes - used - Buffer.byteLength(relative);
+      const fd = fs.openSync(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+      const chunks = [];
+      let size = 0;
+      try {
+        if (!fs.fstatSync(fd).isFile()) continue; // replaced since the lstat
+        const buffer = Buffer.alloc(Math.max(Math.min(room + 1, 1 << 20), 1));
+        while (size <= room) {
+          const want = Math.max(Math.min(room + 1 - size, buffer.length), 1);
+          const got = fs.readSync(fd, buffer, 0, want);
+          if (got === 0) break;
+          chunks.push(Buffer.from(buffer.subarray(0, got)));
+          size += got;
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (size > room) throw tooLarge(`more than ${maxBytes} bytes`);
+      used += Buffer.byteLength(relative) + size;
+      count += 1;
+      files[relative] = Buffer.concat(chunks).toString("base64");
+    }
+  };
+  try {
+    if (!fs.lstatSync(path).isDirectory()) throw new Error("not a directory");
+    walk(path.replace(/\/+$/, ""), "");
+  } catch (err) {
+    if (err instanceof Failure) throw err;
+    if (err instanceof RangeError) {
+      throw new Failure("COLLECT_FAILED", `the directories in ${path} are nested too deeply`);
+    }
+    throw new Failure("COLLECT_FAILED", `cannot collect the files in ${path}: ${err.message}`);
+  }
+  return files;
 }
 
 // A user error must never end the process; an unhandled rejection from stray user promises

@@ -6,6 +6,10 @@ Protocol (see executor/protocol.py and tests/vectors/): read
 ``{"ok": false, "error": {"message", "code", "details"}}`` and exit 0. ``--serve`` (or
 ``EXECUTOR_SERVE=1``) answers newline-delimited requests, one line each, until EOF.
 
+A request may carry ``"collect": {"path", "max_bytes", "max_files"}``: the runner empties that
+directory before the call and answers with the regular files the task left there,
+``"files": {"rel/path": "<base64>"}`` (docs/RUNNERS.md, "Files back").
+
 ``EXECUTOR_SERVE=fork`` (or ``--fork``) is fork mode, for a container's init process only: the
 runner imports the module once and runs each call in a freshly forked process, cleaning the
 container between calls (docs/RUNNERS.md, "Fork mode").
@@ -133,6 +137,7 @@ class _Runner:
         self.function = _load()
         self.loop = None
         self.marker = None
+        self.files = None
         if inspect.iscoroutinefunction(self.function):
             if fork:
                 import asyncio  # noqa: F401  (imported now; each task process makes its own loop)
@@ -169,13 +174,21 @@ class _Runner:
         return self.respond_to(lambda: self._invoke(self.parse(raw)))
 
     def respond_to(self, call) -> bytes:
-        """Encode what ``call()`` returns as an ok response, or the _Failure it raises."""
+        """Encode what ``call()`` returns as an ok response, or the _Failure it raises.
+
+        The files collected during the call (``self.files``, set by _invoke) follow the
+        output: every response still starts with ``{"ok":true,"output":``.
+        """
+        self.files = None
         try:
             result = call()
         except _Failure as failure:
             return _encode(_error(failure.code, failure.message, failure.details))
+        response = {"ok": True, "output": result}
+        if self.files is not None:
+            response["files"] = self.files
         try:
-            return _encode({"ok": True, "output": result})
+            return _encode(response)
         except (TypeError, ValueError, RecursionError) as exc:
             message = f"the output cannot be encoded as JSON: {type(exc).__name__}: {exc}"
             return _encode(_error("OUTPUT_NOT_SERIALIZABLE", message))
@@ -196,6 +209,9 @@ class _Runner:
     def _invoke(self, request: dict):
         if isinstance(self.function, _Failure):
             raise self.function
+        collect = _collect_spec(request.get("collect"))
+        if collect is not None:
+            _empty_collect_dir(collect[0])  # no earlier call's files come back
         try:
             result = self.function(request.get("input"))
             if inspect.isawaitable(result):
@@ -205,7 +221,130 @@ class _Runner:
                 raise
             message = f"{type(exc).__name__}: {exc}"
             raise _Failure("USER_ERROR", message, _user_traceback(exc)) from None
+        if collect is not None:
+            self.files = _collect(*collect)
         return result
+
+
+# --- files back (docs/RUNNERS.md, "Files back") ------------------------------------------------
+
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _collect_spec(value):
+    """``(path, max_bytes, max_files)`` from a request's "collect", None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Failure(
+            "BAD_REQUEST", '"collect" must be an object {"path", "max_bytes", "max_files"}'
+        )
+    path = value.get("path")
+    if not isinstance(path, str) or not path.startswith("/") or path.rstrip("/") == "":
+        raise _Failure("BAD_REQUEST", '"collect.path" must be an absolute directory path')
+    limits = []
+    for name in ("max_bytes", "max_files"):
+        limit = value.get(name)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise _Failure("BAD_REQUEST", f'"collect.{name}" must be an integer (>= 0)')
+        limits.append(limit)
+    return path, limits[0], limits[1]
+
+
+def _empty_collect_dir(path: str) -> None:
+    """Create ``path`` if needed and remove everything in it (symlinks are not followed)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(path, _OPEN_DIR)
+        try:
+            for name in os.listdir(fd):
+                _remove_entry(fd, name)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _Failure(
+            "COLLECT_FAILED", f"cannot prepare the collect directory {path}: {exc}"
+        ) from None
+
+
+def _collect(path: str, max_bytes: int, max_files: int) -> dict:
+    """The regular files under ``path`` as {relative path: base64}, never following a symlink.
+
+    ``max_bytes`` bounds the files' sizes plus their relative paths' lengths (UTF-8 bytes).
+    """
+    import base64
+
+    files = {}
+    used = 0
+
+    def too_large(what: str):
+        return _Failure(
+            "COLLECT_TOO_LARGE",
+            f"the task left {what} in {path} (max_bytes={max_bytes}, max_files={max_files})",
+        )
+
+    def walk(dir_fd: int, prefix: str) -> None:
+        nonlocal used
+        for name in sorted(os.listdir(dir_fd)):
+            relative = prefix + name
+            try:
+                encoded = relative.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Failure(
+                    "COLLECT_FAILED", f"a file name in {path} is not valid UTF-8: {relative!r}"
+                ) from None
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if (st.st_mode & 0o170000) == 0o040000:
+                sub = os.open(name, _OPEN_DIR, dir_fd=dir_fd)
+                try:
+                    walk(sub, relative + "/")
+                finally:
+                    os.close(sub)
+                continue
+            if (st.st_mode & 0o170000) != 0o100000:
+                continue  # symlinks, FIFOs, sockets, devices: regular files only
+            if _CONTROL.search(relative):
+                raise _Failure(
+                    "COLLECT_FAILED",
+                    f"a file name in {path} holds a control character: {relative!r}",
+                )
+            if len(files) >= max_files:
+                raise too_large(f"more than {max_files} files")
+            room = max_bytes - used - len(encoded)
+            fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
+            try:
+                if (os.fstat(fd).st_mode & 0o170000) != 0o100000:
+                    continue  # replaced since the stat
+                chunks = []
+                size = 0
+                while size <= room:
+                    chunk = os.read(fd, min(max(room + 1 - size, 1), 1 << 20))
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    size += len(chunk)
+            finally:
+                os.close(fd)
+            if size > room:
+                raise too_large(f"more than {max_bytes} bytes")
+            used += len(encoded) + size
+            files[relative] = base64.b64encode(b"".join(chunks)).decode("ascii")
+
+    try:
+        fd = os.open(path, _OPEN_DIR)
+        try:
+            walk(fd, "")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _Failure("COLLECT_FAILED", f"cannot collect the files in {path}: {exc}") from None
+    except RecursionError:
+        raise _Failure(
+            "COLLECT_FAILED", f"the directories in {path} are nested too deeply"
+        ) from None
+    return files
 
 
 # --- fork mode (docs/RUNNERS.md, "Fork mode") --------------------------------------------------

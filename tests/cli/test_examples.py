@@ -147,3 +147,28 @@ def test_newcomer_make_demo(tmp_path: Path) -> None:
     engine = subprocess.run(["docker", "info"], capture_output=True, check=False)
     if engine.returncode == 0:
         assert "container:" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.docker
+def test_evaluate_programs(tmp_path: Path) -> None:
+    """examples/evaluate_programs.py gives each program of examples/programs.jsonl its verdict
+    (pass, wrong, error, timeout), one JSONL line each, and prints the counts."""
+    verdicts = tmp_path / "verdicts.jsonl"
+    done = _python(
+        str(EXAMPLES / "evaluate_programs.py"),
+        str(EXAMPLES / "programs.jsonl"),
+        str(verdicts),
+        "--concurrency",
+        "2",
+        "--timeout",
+        "2",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"error": 1, "pass": 2, "timeout": 1, "wrong": 1}
+    lines = [json.loads(line) for line in verdicts.read_text().splitlines()]
+    by_id = {line["id"]: line for line in lines}
+    assert sorted(line["index"] for line in lines) == [0, 1, 2, 3, 4]
+    assert by_id["sum"]["verdict"] == "pass" and by_id["sum-wrong"]["stdout"] == "-1\n"
+    assert by_id["crash"]["exit_code"] == 1 and "ZeroDivisionError" in by_id["crash"]["stderr"]
+    assert by_id["loop"]["verdict"] == "timeout"
+    assert by_id["files"]["files"] == ["report.txt"]

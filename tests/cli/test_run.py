@@ -367,3 +367,32 @@ def test_readable_error_line_on_a_terminal() -> None:
     readable = "".join(rest)
     assert "error" in readable and "[INPUT_INVALID]" in readable
     assert "--input is not valid JSON" in readable
+
+
+@pytest.mark.docker
+def test_follow_prints_log_lines_as_they_arrive() -> None:
+    """``--follow`` writes each of the task's log lines to stderr while it runs (the first
+    well before the end), then the output on stdout as usual."""
+    image = os.environ.get("EXECUTOR_PYTHON_IMAGE", "executor/runner-python:latest")
+    argv = [sys.executable, "-m", "executor", "run", f"{DOUBLE}:chatty", "--image", image]
+    argv += ["--label", RUN_LABEL, "--follow", "--input", '{"lines": 3, "pause": 0.5}']
+    with subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stderr is not None and process.stdout is not None
+        first = process.stderr.readline()
+        seen_at = time.monotonic()
+        rest = process.stderr.read()
+        out = process.stdout.read()
+        ended_at = time.monotonic()
+        assert process.wait(timeout=120) == 0, rest
+    assert first == "line 0\n"
+    assert rest == "line 1\nline 2\n"
+    assert json.loads(out) == {"lines": 3}
+    assert ended_at - seen_at > 0.7, "the first line came only at the end"
+
+
+def test_follow_in_process_prints_the_output() -> None:
+    """``--follow`` on a local target runs it and prints the output (no live logs there)."""
+    result = executor_cli("run", DOUBLE, "--follow", "--input", '{"n": 2}')
+    assert (result.code, result.json()) == (0, {"n": 4}), result.stderr

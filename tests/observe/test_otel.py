@@ -204,3 +204,15 @@ async def test_execute_many_calls_nest_under_the_caller(otel: Telemetry) -> None
 async def _swallow_timeout(ex: ContainerExecutor[Any, Any]) -> None:
     with pytest.raises(ExecutionTimeout):
         await ex.execute("sleep")
+
+
+async def test_a_streamed_call_is_a_span_too(otel: Telemetry) -> None:
+    """stream() on an observed container executor makes the same executor.run span, a child of
+    the caller's span, with its outcome."""
+    async with container(FakeEngine()) as ex:
+        with otel.tracer.start_as_current_span("request") as request:
+            async with ex.stream(5) as events:
+                assert [e.output async for e in events] == [5]  # type: ignore[union-attr]
+    (span,) = otel.spans()
+    assert span.attributes is not None and span.attributes["executor.outcome"] == "OK"
+    assert span.parent is not None and span.parent.span_id == request.get_span_context().span_id

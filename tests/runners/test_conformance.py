@@ -13,6 +13,7 @@ The host-process half only checks that fork mode refuses to start when it is not
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -100,6 +101,9 @@ def check_response(raw: bytes, expect: dict[str, Any], lang: str, sent: bytes) -
             assert response["output"] == json.loads(sent)["input"]
         else:
             assert response["output"] == expect["output"]
+        if "files" in expect:
+            files = {k: base64.b64decode(v, validate=True) for k, v in response["files"].items()}
+            assert files == {k: v.encode() for k, v in expect["files"].items()}, response
         return
     error = response["error"]
     assert isinstance(error["message"], str) and error["message"], error

@@ -4,8 +4,11 @@
 // "input"} from stdin, call the function, write {"ok": true, "output": ...} or
 // {"ok": false, "error": {"message", "code", "details"}} to the original stdout and exit 0.
 // With --serve (or EXECUTOR_SERVE=1) it answers newline-delimited requests, one line each,
-// until EOF. Fork mode (EXECUTOR_SERVE=fork or --fork) is package forkd, entered through
-// package forkd/entry before any user initialiser runs. Standard library only.
+// until EOF. A request's "collect": {"path", "max_bytes", "max_files"} empties that directory
+// before the call and answers with the regular files the task left there, "files":
+// {"rel/path": "<base64>"} (docs/RUNNERS.md, "Files back"). Fork mode (EXECUTOR_SERVE=fork or
+// --fork) is package forkd, entered through package forkd/entry before any user initialiser
+// runs. Standard library only.
 package runner
 
 import (
@@ -38,6 +41,14 @@ type okResponse struct {
 	Output any  `json:"output"`
 }
 
+// okFilesResponse is okResponse with the collected files (encoding/json writes []byte as
+// base64), "files" present even when empty.
+type okFilesResponse struct {
+	OK     bool              `json:"ok"`
+	Output any               `json:"output"`
+	Files  map[string][]byte `json:"files"`
+}
+
 type errorResponse struct {
 	OK    bool      `json:"ok"`
 	Error errorInfo `json:"error"`
@@ -48,6 +59,7 @@ type request struct {
 	SchemaOut json.RawMessage `json:"schema_out"`
 	Input     json.RawMessage `json:"input"`
 	LogMarker string          `json:"log_marker"`
+	Collect   json.RawMessage `json:"collect"`
 }
 
 // Main runs the protocol around fn and exits the process.
@@ -174,6 +186,15 @@ func handle(fn Func, raw []byte) ([]byte, string) {
 	if len(input) == 0 {
 		input = json.RawMessage("null")
 	}
+	spec, problem := parseCollect(req.Collect)
+	if problem != nil {
+		return failure(problem.code, problem.message, ""), marker
+	}
+	if spec != nil {
+		if problem := emptyDir(spec.Path); problem != nil {
+			return failure(problem.code, problem.message, ""), marker
+		}
+	}
 	output, err := call(fn, input)
 	if err != nil {
 		var f *userFailure
@@ -182,7 +203,15 @@ func handle(fn Func, raw []byte) ([]byte, string) {
 		}
 		return failure("USER_ERROR", err.Error(), fmt.Sprintf("%+v", err)), marker
 	}
-	encoded, err := marshal(okResponse{OK: true, Output: output})
+	var response any = okResponse{OK: true, Output: output}
+	if spec != nil {
+		files, problem := collect(spec)
+		if problem != nil {
+			return failure(problem.code, problem.message, ""), marker
+		}
+		response = okFilesResponse{OK: true, Output: output, Files: files}
+	}
+	encoded, err := marshal(response)
 	if err != nil {
 		return failure("OUTPUT_NOT_SERIALIZABLE", "the output cannot be encoded as JSON: "+err.Error(), ""), marker
 	}

@@ -24,3 +24,10 @@ def sleep_sync(input):
 
 def not_json(input):
     return object()
+
+
+def chatty(input):
+    for i in range(input.get("lines", 3)):
+        print(f"line {i}", flush=True)
+        time.sleep(input.get("pause", 0))
+    return {"lines": input.get("lines", 3)}

@@ -1,0 +1,256 @@
+"""``CodeExecutor``: run programs given as source text in the stock runner images.
+
+A :class:`CodeExecutor` is an ``Executor[CodeRun, CodeResult]`` on top of a
+:class:`ContainerExecutor` whose task module is the image's code runner
+(``EXECUTOR_MODULE=/opt/executor/code.py`` or ``code.mjs``): every container setting and mode
+applies unchanged. Per call it turns the :class:`CodeRun` into the code runner's input, and its
+output into a :class:`CodeResult` (or the error it stands for: a program timeout is
+:class:`ExecutionTimeout`, too many files :class:`CollectTooLarge`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import TYPE_CHECKING, Any, cast
+
+import msgspec
+
+from .._base import Execution, Executor
+from .._code import (
+    TAGS,
+    CodeOutput,
+    CodeResult,
+    CodeRun,
+    CodeTask,
+    classify_line,
+    code_run,
+    default_image,
+    language_of,
+)
+from .._errors import CollectTooLarge, ConfigError, ExecutionFailed, ExecutionTimeout
+from .._stream import ExecutionStream
+from .config import ContainerConfig
+from .executor import ContainerExecutor
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .._stream import Tap
+
+__all__ = ["CodeExecutor"]
+
+#: Room for the JSON form of the program's output: a control byte is escaped as 6 bytes.
+_ESCAPED = 6
+#: Room for stream mode's forwarded lines on stderr: a tag of 2 bytes per line of >= 1 byte.
+_TAGGED = 3
+_SLACK = 64 * 1024
+_TAG_TEXT = tuple(tag.decode() for tag in TAGS)
+
+
+def program_timeout(timeout: float | None) -> float | None:
+    """The program's own limit, just under the call's: the code runner still answers in time.
+
+    The margin (10% of the timeout, at least 0.1 s, at most 1 s) covers writing the files,
+    starting the interpreter and collecting the files back.
+    """
+    if timeout is None:
+        return None
+    return max(timeout - min(1.0, max(0.1, 0.1 * timeout)), 0.5 * timeout)
+
+
+def untagged(logs: str) -> str:
+    """The logs without the program's forwarded lines (they are in the result already)."""
+    pieces = logs.split("\n")  # not splitlines(): the tags' \x1e is a line break there
+    tail = pieces.pop()
+    kept = [piece + "\n" for piece in pieces if not piece.startswith(_TAG_TEXT)]
+    if tail and not tail.startswith(_TAG_TEXT):
+        kept.append(tail)
+    return "".join(kept)
+
+
+class CodeExecutor(Executor[CodeRun, CodeResult]):
+    """Run a program given as source text, each as its own process, in a locked-down container.
+
+    ``language``: ``"python"`` (``python3 main.py``) and ``"bash"`` (``bash main.sh``) run in the
+    Python runner image, ``"node"`` (``node main.mjs`` for an ES module, with import/export
+    statements, else ``node main.cjs``) in the Node one. Go cannot be (the Go image has no
+    toolchain): :class:`ConfigError`. ``config`` supplies every container setting (its image
+    may extend the stock one); without it, the stock image of the language
+    (``executor/runner-python:latest``, ``executor/runner-node:latest``, or
+    ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``) with the default settings. Every mode
+    applies: fresh, ``pool_size``, ``reuse="fork"`` (a fresh process per program, the
+    container wiped between them), ``reuse=True``.
+
+    Per run the program gets a fresh working directory under ``/tmp`` holding it and the
+    input files, its stdin, and ``argv``; stdout is kept up to ``config.max_output_bytes``,
+    stderr up to ``config.max_log_bytes`` (flagged in the result when cut), files back up to
+    ``max_collect_bytes``/``max_collect_files`` (:class:`CollectTooLarge` past them). The
+    program's own time limit is just under ``config.timeout``; passing it raises
+    :class:`ExecutionTimeout`. A non-zero exit status is a result.
+    """
+
+    def __init__(self, language: str = "python", config: ContainerConfig | None = None) -> None:
+        family, module = language_of(language)
+        if config is None:
+            config = ContainerConfig(default_image(family))
+        elif not isinstance(config, ContainerConfig):
+            raise ConfigError(f"config must be a ContainerConfig, got {type(config).__name__}")
+        self.language = language
+        self.config = config
+        self.input_type: Any = CodeRun
+        self.output_type: Any = CodeResult
+        self._module = module
+        self._timeout = program_timeout(config.timeout)
+        self._limits = (
+            config.max_output_bytes,
+            config.max_log_bytes,
+            config.max_collect_bytes,
+            config.max_collect_files,
+        )
+        streams = config.max_output_bytes + config.max_log_bytes
+        inner = dataclasses.replace(
+            config,
+            env={**config.env, "EXECUTOR_MODULE": module},
+            # The response carries stdout, stderr and the files; stderr carries the tagged
+            # lines in stream mode. The program's own caps are enforced by the code runner.
+            max_output_bytes=_ESCAPED * streams
+            + 2 * config.max_collect_bytes
+            + 16 * config.max_collect_files
+            + _SLACK,
+            max_log_bytes=_TAGGED * streams + config.max_log_bytes + _SLACK,
+            schema_in=None,
+            schema_out=None,
+            validate=False,  # the task is built here; the output is decoded by its type
+        )
+        self._inner: ContainerExecutor[CodeTask, CodeOutput] = ContainerExecutor(
+            inner, input_type=CodeTask, output_type=CodeOutput
+        )
+
+    @staticmethod
+    def image_for(language: str) -> str:
+        """The stock runner image for ``language`` (``executor/runner-python:latest`` for
+        Python and bash, ``executor/runner-node:latest`` for Node), or the one named by
+        ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``: the start of a config of your own,
+        ``ContainerConfig(CodeExecutor.image_for("python"), reuse="fork")``."""
+        return default_image(language_of(language)[0])
+
+    def __repr__(self) -> str:
+        state = "closed" if self._inner.closed else self.config.mode
+        return f"<CodeExecutor {self.language} {self.config.image} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called."""
+        return self._inner.closed
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> CodeExecutor:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._inner.aclose()
+
+    async def aclose(self) -> None:
+        """Close the container executor underneath (see :meth:`ContainerExecutor.aclose`)."""
+        await self._inner.aclose()
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def _task(self, value: CodeRun | Any, *, forward: bool = False) -> CodeTask:
+        run = code_run(value)
+        files = {
+            name: content.encode() if isinstance(content, str) else bytes(content)
+            for name, content in run.files.items()
+        }
+        max_stdout, max_stderr, max_bytes, max_files = self._limits
+        return CodeTask(
+            language=self.language,
+            code=run.code,
+            stdin=run.stdin,
+            argv=list(run.argv),
+            files=files,
+            timeout=self._timeout,
+            max_stdout=max_stdout,
+            max_stderr=max_stderr,
+            max_collect_bytes=max_bytes,
+            max_collect_files=max_files,
+            forward=forward,
+        )
+
+    def _result(self, execution: Execution[CodeOutput]) -> Execution[CodeResult]:
+        out = execution.output
+        if out.timed_out:
+            raise ExecutionTimeout(self.config.timeout or 0.0, what="the program")
+        if out.files_error is not None:
+            error = out.files_error
+            if error.code == "COLLECT_TOO_LARGE":
+                raise CollectTooLarge(
+                    f"the program left {error.message} in its working directory",
+                    path="the working directory",
+                    max_bytes=self.config.max_collect_bytes,
+                    max_files=self.config.max_collect_files,
+                    logs=out.stderr[-4000:],
+                )
+            raise ExecutionFailed(
+                f"the program's files cannot be collected: {error.message}",
+                code=error.code,
+                logs=out.stderr[-4000:],
+            )
+        result = CodeResult(
+            stdout=out.stdout,
+            stderr=out.stderr,
+            exit_code=out.exit_code,
+            files=out.files,
+            duration=out.duration,
+            stdout_truncated=out.stdout_truncated,
+            stderr_truncated=out.stderr_truncated,
+        )
+        return cast("Execution[CodeResult]", msgspec.structs.replace(execution, output=result))
+
+    def _no_code_runner(self, exc: ExecutionFailed) -> ExecutionFailed:
+        if exc.code != "NO_EXECUTE":
+            return exc
+        return ExecutionFailed(
+            f"the image {self.config.image} has no code runner at {self._module}: use a runner "
+            f"image built from this version (or one extending it) ({exc.message})",
+            code=exc.code,
+            details=exc.details,
+            logs=exc.logs,
+        )
+
+    async def run(self, input: CodeRun | Any) -> Execution[CodeResult]:
+        """Run one program; its :class:`CodeResult` with the container's data.
+
+        ``input`` is a :class:`CodeRun`, a dict of its fields, or the source alone.
+        """
+        task = self._task(input)
+        try:
+            execution = await self._inner.run(task)
+        except ExecutionFailed as exc:
+            raise self._no_code_runner(exc) from exc.__cause__
+        return self._result(execution)
+
+    def stream(self, input: CodeRun | Any) -> ExecutionStream[CodeResult]:
+        """Run one program, yielding its stdout and stderr lines live, then the Execution.
+
+        Each line is a :class:`LogLine` with ``stream="stdout"`` or ``"stderr"`` (``"log"``
+        for anything the code runner wrote itself); the Execution's ``logs`` keep only the
+        latter. See :meth:`Executor.stream`.
+        """
+        return ExecutionStream(functools.partial(self._streamed, input), classify=classify_line)
+
+    async def _streamed(self, input: CodeRun | Any, tap: Tap) -> Execution[CodeResult]:
+        task = self._task(input, forward=True)
+        try:
+            execution = await self._inner._streamed(task, tap)
+        except ExecutionFailed as exc:
+            raise self._no_code_runner(exc) from exc.__cause__
+        return self._result(msgspec.structs.replace(execution, logs=untagged(execution.logs)))

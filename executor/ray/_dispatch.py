@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+import executor.ray._events as events
+
 from .._errors import EngineUnavailable, ExecutorClosed, ExecutorError, WorkerLost
-from . import _events as events
 from ._fleet import DEAD, DOWN, STARTING, UP, Actor, describe, unavailable
 
 if TYPE_CHECKING:

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+import executor.ray._events as events
+
 from .._errors import ConfigError, EngineUnavailable
-from . import _events as events
 from ._worker import NodeWorker
 
 if TYPE_CHECKING:

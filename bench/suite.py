@@ -4,6 +4,10 @@ Run: ``make bench`` (or ``.venv/bin/python bench/suite.py [--quick]``). Everythi
 process on one machine: local overhead, one container call each way (CLI, hand-written
 aiodocker, fresh, warm pool, reuse), throughput of 200 calls at concurrency 1/4/8, the Node
 and Go runners, memory per idle pooled container, and llm-sandbox where it can be installed.
+Then the focused benchmarks, each in a process of its own and quoted whole: fork mode against
+an unsandboxed harness (``fork.py``), admission control under load (``load.py``), code strings
+and streaming (``code.py``), OpenTelemetry's cost (``observe.py``) and, with the ``ray`` extra,
+Ray against a direct executor (``ray.py``). ``--only-suite`` skips them.
 """
 
 from __future__ import annotations
@@ -215,6 +219,39 @@ def llm_sandbox(calls: int) -> dict[str, Any]:
         return {"error": f"probe failed: {(proc.stderr or proc.stdout)[-400:]}"}
 
 
+#: The focused benchmarks: title, script and arguments (full run, then --quick run).
+FOCUSED: list[tuple[str, str, list[str], list[str]]] = [
+    ("Fork mode against an unsandboxed harness", "fork.py", [], ["--quick"]),
+    ("Admission control under load", "load.py", [], ["--quick"]),
+    ("Code strings, files back, streaming", "code.py", [], ["--calls", "30"]),
+    ("What OpenTelemetry costs a call", "observe.py", [], ["--calls", "20000"]),
+    ("Ray against a direct executor", "ray.py", [], ["--calls", "300", "--rounds", "1"]),
+]
+
+
+def focused(title: str, script: str, args: list[str]) -> list[str]:
+    """Run one focused benchmark in its own process; its output, quoted whole, under a title."""
+    if script == "ray.py":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            return ["", f"## {title}", "", "Skipped: the `ray` extra is not installed."]
+    command = [sys.executable, str(HERE / script), *args]
+    started = time.time()
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
+    shown = " ".join([".venv/bin/python", f"bench/{script}", *args])
+    status = "" if proc.returncode == 0 else f" (exit status {proc.returncode})"
+    out = proc.stdout.strip() or proc.stderr.strip()[-2000:]
+    return [
+        "",
+        f"## {title}",
+        "",
+        f"`{shown}`{status}, {time.time() - started:.0f} s:",
+        "",
+        out,
+    ]
+
+
 def chart(latencies: dict[str, dict[str, dict[str, float]]], path: Path) -> bool:
     """A bar chart of p50 latency per mode and runner (log scale)."""
     try:
@@ -244,7 +281,7 @@ def chart(latencies: dict[str, dict[str, dict[str, float]]], path: Path) -> bool
     return True
 
 
-async def run(quick: bool) -> str:
+async def run(quick: bool, only_suite: bool) -> str:
     calls = 10 if quick else 30
     batch = 40 if quick else 200
     started = time.time()
@@ -343,6 +380,9 @@ async def run(quick: bool) -> str:
             parts.append(f"\n{note}")
     if chart(latencies, HERE / "latency.png"):
         parts += ["", "![p50 latency per mode](latency.png)"]
+    if not only_suite:
+        for title, script, full, short in FOCUSED:
+            parts += focused(title, script, short if quick else full)
     left = bench_leftovers()
     parts += [
         "",
@@ -357,8 +397,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer calls (smoke run)")
     parser.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--only-suite", action="store_true", help="skip the focused benchmarks")
     args = parser.parse_args()
-    text = asyncio.run(run(args.quick))
+    text = asyncio.run(run(args.quick, args.only_suite))
     args.output.write_text(text)
     print(text)
 

@@ -250,6 +250,10 @@ async def exchange(
                     break
                 if frame[0] == 2:
                     log(frame[1])
+                elif not close_stdin and len(stdout) <= max_output_bytes:
+                    # A serving runner's next line (fork mode: its ready line) can arrive
+                    # while we wait for the marker: keep it, never drop protocol bytes.
+                    stdout += frame[1]
     if marked:
         _strip_marker(logs, marker)
     end = stdout.find(b"\n") + 1

@@ -26,7 +26,14 @@ from executor import (
     OutputValidationError,
     ProtocolError,
 )
-from executor.container.exchange import CallSpec, Outgoing, Reply, conclude, exchange
+from executor.container.exchange import (
+    CallSpec,
+    Outgoing,
+    Reply,
+    await_ready,
+    conclude,
+    exchange,
+)
 from executor.container.lifecycle import Container
 from executor.engine import Attachment, Engine, ExitState
 from executor.protocol import decode_response, decode_response_raw
@@ -250,5 +257,39 @@ def test_a_valid_response_survives_any_chunking(
         frames.insert(at, (2, MARKER + b"\n"))
     _, outcome, _ = anyio.run(lambda: play(frames, max_output=len(line), max_log=1024))
     assert not isinstance(outcome, BaseException), outcome
+    assert outcome.output == value
+    assert MARKER.decode() not in outcome.logs
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), value=json_values)
+def test_a_fork_mode_ready_line_is_never_lost(data: st.DataObject, value: Any) -> None:
+    """A fork-mode runner answers, then writes its next ready line once it is clean; cut
+    anywhere and interleaved with stderr, the ready line may arrive before the log marker the
+    executor waits for. It is kept for the next lease, never dropped (a dropped ready line cost
+    that container a 10 s wait and a replacement)."""
+    response = {"ok": True, "output": value, "log_marker": MARKER.decode()}
+    line = msgspec.json.encode(response) + b"\n"
+    ready = b'{"ready":true}\n'
+    frames = data.draw(chunked(line + ready))
+    # The marker goes to stderr before the answer, but the engine's stderr pipe may deliver it
+    # after every stdout byte, the ready line's included.
+    at = data.draw(st.integers(0, len(frames)))
+    frames.insert(at, (2, MARKER + b"\n"))
+
+    async def call() -> tuple[Any, ScriptedAttachment]:
+        attachment = ScriptedAttachment(frames)
+        container = Container("fork", cast("Engine", ExitedEngine(0)), attachment)
+        spec = spec_for(len(line) + len(ready), 1024)
+        with anyio.fail_after(5):
+            reply = await exchange(container, Outgoing(b"{}\n", MARKER), spec, close_stdin=False)
+            outcome = await conclude(container, reply, 0.0, 0.0, spec)
+            container.owes_ready = True
+            await await_ready(container)
+        assert not container.owes_ready
+        return outcome, attachment
+
+    outcome, attachment = anyio.run(call)
+    assert not attachment.frames  # every frame was read: the call and its ready line
     assert outcome.output == value
     assert MARKER.decode() not in outcome.logs

@@ -695,37 +695,24 @@ class _Buffer:
 class _Spare:
     """The next call's task process: forked, set up, waiting for its request."""
 
-    __slots__ = ("channel", "exit_fd", "generation", "go", "pid")
+    __slots__ = ("channel", "generation", "go", "pid")
 
-    def __init__(self, pid, go, channel, exit_fd, generation):
+    def __init__(self, pid, go, channel, generation):
         self.pid = pid
         self.go = go
         self.channel = channel
-        self.exit_fd = exit_fd
         self.generation = generation
 
     def close(self) -> None:
-        for fd in (self.go, self.channel, self.exit_fd):
+        for fd in (self.go, self.channel):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.go = self.channel = self.exit_fd = None
+        self.go = self.channel = None
 
 
 def _ignore_signal(signum, frame) -> None:
-    """SIGCHLD handler for the wakeup-fd fallback: the C-level handler does the work."""
-
-
-def _pidfd_works() -> bool:
-    pidfd_open = getattr(os, "pidfd_open", None)  # Python 3.9+, Linux 5.3+; not in gVisor
-    if pidfd_open is None:
-        return False
-    try:
-        fd = pidfd_open(os.getpid())
-    except OSError:
-        return False
-    os.close(fd)
-    return True
+    """SIGCHLD handler: the C-level handler writes to the wakeup fd, which does the work."""
 
 
 def _exit_code(status: int) -> int:
@@ -798,22 +785,27 @@ def _reap() -> None:
             return
 
 
-def _kill_all(deadline: float) -> None:
-    """SIGKILL every other process of the PID namespace and reap until none is left."""
-    pause = 0.0001
+def _kill_all(deadline: float, wakeup: int) -> None:
+    """SIGKILL every other process of the PID namespace and reap until none is left.
+
+    Between two rounds it waits on ``wakeup`` (written on SIGCHLD), so a process whose
+    teardown takes a few milliseconds is reaped the moment it ends, not after a sleep."""
+    poller = select.poll()
+    poller.register(wakeup, select.POLLIN)
     while True:
+        _reap()  # first: kill() succeeds on a zombie, and a reaped one is gone for good
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
-            _reap()
             return  # nothing but this process can be signalled, so nothing else exists
         except PermissionError:
             pass  # only processes we may not signal are left (another uid): wait, then fail
-        _reap()
         if time.monotonic() > deadline:
             raise _Unclean("processes are left that cannot be killed")
-        time.sleep(pause)
-        pause = min(pause * 2, 0.01)
+        poller.poll(10)  # the next SIGCHLD, or 10 ms
+        with contextlib.suppress(BlockingIOError):
+            while os.read(wakeup, 4096):
+                pass
 
 
 def _set_oom_score_adj(value: bytes) -> None:
@@ -855,14 +847,15 @@ class _ForkServer:
         threading = sys.modules.get("threading")
         if threading is not None and threading.active_count() > 1:
             _fork_log("the module started threads at import; task processes will not have them")
-        self.pidfd = _pidfd_works()
-        self.wakeup = None
-        if not self.pidfd:  # gVisor: SIGCHLD wakes the poll through a self-pipe
-            self.wakeup = os.pipe()
-            for fd in self.wakeup:
-                os.set_blocking(fd, False)
-            signal.signal(signal.SIGCHLD, _ignore_signal)
-            signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
+        # SIGCHLD wakes the call's poll through a self-pipe, for the task process's exit and
+        # for its stop (it stops itself once its answer is written: see task_process). A
+        # pidfd would report the exit only, and waiting for the exit of a forked Python
+        # process (its address space torn down) took 2-3 ms on this machine's VMs.
+        self.wakeup = os.pipe()
+        for fd in self.wakeup:
+            os.set_blocking(fd, False)
+        signal.signal(signal.SIGCHLD, _ignore_signal)
+        signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
         self.oom = _OomCounter()
         self.ipc = _SysvIpc(self.libc)
         self.wipe = _wipe_paths()
@@ -871,9 +864,7 @@ class _ForkServer:
         self.channel = _Buffer(1 << 16, shared=False)  # what the task process wrote
         self.protocol = [_PROTOCOL_IN_FD, _PROTOCOL_FD]  # empty while parked
         self.parking = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.private = [sock.fileno() for sock in self.parking]
-        if self.wakeup is not None:
-            self.private += self.wakeup
+        self.private = [*(sock.fileno() for sock in self.parking), *self.wakeup]
         if self.oom.fd is not None:
             self.private.append(self.oom.fd)
         self.spare: _Spare | None = None
@@ -969,14 +960,12 @@ class _ForkServer:
         _CHILD_CLOSES.clear()
         os.close(go_read)
         os.close(channel_write)
-        exit_fd = os.pidfd_open(pid) if self.pidfd else None
-        self.spare = _Spare(pid, go_write, channel_read, exit_fd, self.request.generation)
+        self.spare = _Spare(pid, go_write, channel_read, self.request.generation)
 
     def drain_wakeup(self) -> None:
-        if self.wakeup is not None:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(self.wakeup[0], 4096):
-                    pass
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wakeup[0], 4096):
+                pass
 
     def dispatch(self, length: int) -> _Spare:
         """Hand the request to a live spare that maps the current request buffer."""
@@ -1004,14 +993,20 @@ class _ForkServer:
 
     def call(self, length: int):
         """Run one call; its answer as (log marker or None, buffers to write), written once
-        every process but the parent is dead (see cleanup)."""
+        every other process has been sent SIGKILL (see cleanup).
+
+        The task process is done when it exits, or when it stops: its runner code stops it
+        with SIGSTOP right after writing the answer, so the answer goes out without waiting
+        for the process's teardown. User code stopping itself (or forging an answer and
+        stopping, as it could forge one and exit) gains nothing: the channel must hold
+        exactly one response line either way."""
         oom_before = self.oom.read()
         spare = self.dispatch(length)
         started = time.monotonic()
         channel = self.channel
         poller = select.poll()
         poller.register(spare.channel, select.POLLIN)
-        exit_fd = spare.exit_fd if spare.exit_fd is not None else self.wakeup[0]
+        exit_fd = self.wakeup[0]
         poller.register(exit_fd, select.POLLIN)
         control = deadline = status = None
         while True:
@@ -1039,9 +1034,9 @@ class _ForkServer:
             for fd, _ in poller.poll(-1 if left is None else max(0, math.ceil(left * 1e3))):
                 if fd == exit_fd:
                     self.drain_wakeup()
-                    pid, got = os.waitpid(spare.pid, os.WNOHANG)
+                    pid, got = os.waitpid(spare.pid, os.WNOHANG | os.WUNTRACED)
                     if pid:
-                        status = got
+                        status = 0 if os.WIFSTOPPED(got) else got
                         self.read_channel(spare.channel, _CHUNK + 65536)  # what it left
                 elif status is None and not self.read_channel(fd, _CHUNK):
                     poller.unregister(fd)  # end of file: the task and all its children closed it
@@ -1164,14 +1159,19 @@ class _ForkServer:
         return marker, [_encode(response) + b"\n"]
 
     def cleanup(self, answer=None) -> None:
-        """Kill every other process, take the protocol back and write the answer; then wipe
-        the writable paths and remove System V IPC objects. Raise _Unclean when that cannot
-        be confirmed within 5 s."""
+        """Send SIGKILL to every other process, take the protocol back and write the answer;
+        then reap them all, wipe the writable paths and remove System V IPC objects. Raise
+        _Unclean when that cannot be confirmed within 5 s.
+
+        A process with SIGKILL pending never runs another instruction of its own, so nothing
+        the call started acts after its answer; waiting for the processes' teardown (the
+        reaping) happens after the answer, before the next ready line."""
         deadline = time.monotonic() + _CLEANUP_SECONDS
         if self.spare is not None:
             self.spare.close()
             self.spare = None
-        _kill_all(deadline)  # from here on, nothing else runs: no process can come back
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)
         if not self.protocol:
             self.unpark()
         if answer is not None:
@@ -1179,6 +1179,7 @@ class _ForkServer:
             if marker is not None:
                 _log_marker(marker)
             self.send(parts)
+        _kill_all(deadline, self.wakeup[0])  # from here on, nothing else runs: no process can come back
         while True:
             try:
                 for path in self.wipe:
@@ -1204,8 +1205,7 @@ class _ForkServer:
         """
         status = _EXIT_RUNNER_FAILED
         try:
-            if self.wakeup is not None:
-                signal.set_wakeup_fd(-1)
+            signal.set_wakeup_fd(-1)
             for sig, handler in self.task_signals.items():
                 signal.signal(sig, signal.SIG_DFL if handler is None else handler)
             self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -1222,6 +1222,9 @@ class _ForkServer:
             raw = self.request.map[: int.from_bytes(header, "little")]
             self.answer(raw, channel)
             status = 0
+            # Answered: stop, so that the parent forwards the answer now instead of after
+            # this process's teardown; it then kills us (SIGKILL ends a stopped process).
+            signal.raise_signal(signal.SIGSTOP)
         except KeyboardInterrupt:
             status = 128 + signal.SIGINT
         except BaseException:

@@ -280,6 +280,28 @@ def big():
     return "x" * 5000
 
 
+def stop_self():
+    # The runner code stops the task process once its answer is written; user code doing so
+    # first, then being continued by a child, must not pass for an answer.
+    if os.fork() == 0:
+        time.sleep(0.3)
+        os.kill(os.getppid(), signal.SIGCONT)
+        os._exit(0)
+    os.kill(os.getpid(), signal.SIGSTOP)
+    return "continued"
+
+
+def forge_and_stop():
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.write(fd, b'{"ok":true,"output":"forged"}\n')
+            except OSError:
+                pass
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
 def keep_working():
     if os.fork() == 0:
         with open("/tmp/late", "w") as fh:
@@ -517,6 +539,24 @@ async def test_a_response_written_twice_is_a_protocol_error(sandbox: Sandbox) ->
     """A task that writes its own response line before returning: PROTOCOL_ERROR."""
     error, before, after = await attack_then_probe(sandbox, "answer_twice", expect=ProtocolError)
     assert error.code == "PROTOCOL_ERROR"
+    assert before["id"] == after["id"]
+
+
+async def test_a_task_that_stops_itself_gets_a_protocol_error(sandbox: Sandbox) -> None:
+    """SIGSTOP before answering is not an answer: PROTOCOL_ERROR, the container serves on."""
+    error, before, after = await attack_then_probe(sandbox, "stop_self", expect=ProtocolError)
+    assert error.code == "PROTOCOL_ERROR"
+    assert before["id"] == after["id"]
+
+
+async def test_a_forged_answer_then_a_stop_is_at_most_the_tasks_own_answer(
+    sandbox: Sandbox,
+) -> None:
+    """A task writing a response line on every fd it holds and stopping itself: the line is
+    what the task answered (as if it had returned it; the output is still validated by the
+    caller's schema), never a second answer, and the next call is clean."""
+    outcome, before, after = await attack_then_probe(sandbox, "forge_and_stop")
+    assert outcome == "forged"
     assert before["id"] == after["id"]
 
 

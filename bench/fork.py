@@ -175,7 +175,7 @@ async def trivial_latency(image: str, calls: int) -> tuple[float, float, float]:
             await ex.execute({"n": 0})
         samples = []
         for i in range(calls):
-            await asyncio.sleep(0.005)  # spaced out: the runner is clean and ready
+            await asyncio.sleep(0.02)  # spaced out: the runner is clean and ready
             t0 = time.perf_counter()
             await ex.execute({"n": i})
             samples.append(time.perf_counter() - t0)

@@ -92,7 +92,7 @@ async def main(calls: int, quick: bool) -> None:
                         result["failed"],
                     ]
                 )
-                print(" | ".join(str(c) for c in rows[-1]), flush=True)
+                print(" | ".join(str(c) for c in rows[-1]), file=sys.stderr, flush=True)  # progress
     print()
     print(
         table(["mode", "admission", "concurrency", "calls/s", "p50 ms", "p95 ms", "failed"], rows)

@@ -3,7 +3,8 @@
 Used to compare two versions side by side (issue #11: "no regression beyond noise"): install
 each in its own venv and alternate the runs, e.g.::
 
-    git worktree add /tmp/old 3c3c7ee   # 0.1.0, before issue #11 && python3 -m venv /tmp/old/.venv
+    git worktree add /tmp/old 3c3c7ee   # 0.1.0: the layout before issue #11
+    python3 -m venv /tmp/old/.venv
     /tmp/old/.venv/bin/pip install -e /tmp/old
     cd /tmp && for i in 1 2; do /tmp/old/.venv/bin/python $REPO/bench/versions.py; \
         $REPO/.venv/bin/python $REPO/bench/versions.py; done

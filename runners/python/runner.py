@@ -1179,7 +1179,7 @@ class _ForkServer:
             if marker is not None:
                 _log_marker(marker)
             self.send(parts)
-        _kill_all(deadline, self.wakeup[0])  # from here on, nothing else runs: no process can come back
+        _kill_all(deadline, self.wakeup[0])  # from here on no process can come back
         while True:
             try:
                 for path in self.wipe:

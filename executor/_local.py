@@ -28,7 +28,7 @@ import anyio
 from ._base import Execution, Executor, resolve_types
 from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout
 from ._observe import instrument
-from ._schema import Codec, SchemaSource
+from ._schema import Codec, SchemaSource, codecs
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -178,12 +178,9 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         self.input_type, self.output_type = resolve_types(
             type(self), _types, input_type, output_type, fn
         )
-        self._in: Codec[A] = Codec(
-            self.input_type, self.config.schema_in, which="in", validate=self.config.validate
-        )
-        self._out: Codec[B] = Codec(
-            self.output_type, self.config.schema_out, which="out", validate=self.config.validate
-        )
+        self._in: Codec[A]
+        self._out: Codec[B]
+        self._in, self._out = codecs(self.config, self.input_type, self.output_type)
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
         )

@@ -22,7 +22,7 @@ import sys
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast, is_typeddict
+from typing import Any, Generic, Protocol, TypeVar, cast, is_typeddict
 
 import fastjsonschema
 import msgspec
@@ -470,6 +470,30 @@ class Codec(Generic[T]):
             return self._decoder.decode(raw)  # type: ignore[no-any-return]
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise self._failure(exc) from None
+
+
+class SchemaSettings(Protocol):
+    """What :func:`codecs` reads from an executor's config (``LocalConfig``,
+    ``ContainerConfig``)."""
+
+    @property
+    def schema_in(self) -> SchemaSource: ...
+
+    @property
+    def schema_out(self) -> SchemaSource: ...
+
+    @property
+    def validate(self) -> bool: ...
+
+
+def codecs(
+    config: SchemaSettings, input_type: Any, output_type: Any
+) -> tuple[Codec[Any], Codec[Any]]:
+    """An executor's input and output codecs, built (and their schemas compiled) once."""
+    return (
+        Codec(input_type, config.schema_in, which="in", validate=config.validate),
+        Codec(output_type, config.schema_out, which="out", validate=config.validate),
+    )
 
 
 def _fast_coerce(

@@ -28,7 +28,7 @@ import msgspec
 from .._base import Execution, Executor, resolve_types
 from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
 from .._observe import instrument
-from .._schema import Codec
+from .._schema import Codec, codecs
 from .._stream import ExecutionStream
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
 from ..protocol import Collect
@@ -78,12 +78,9 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self.input_type, self.output_type = resolve_types(
             type(self), _types, input_type, output_type
         )
-        self._in: Codec[A] = Codec(
-            self.input_type, config.schema_in, which="in", validate=config.validate
-        )
-        self._out: Codec[B] = Codec(
-            self.output_type, config.schema_out, which="out", validate=config.validate
-        )
+        self._in: Codec[A]
+        self._out: Codec[B]
+        self._in, self._out = codecs(config, self.input_type, self.output_type)
         self._wire = self._in.wire
         made = make_engines(
             config.engines, docker_url=config.docker_url, docker=config.docker, engine=engine

@@ -24,7 +24,7 @@ import msgspec
 
 from .._base import Execution, Executor, ResultStream, resolve_types
 from .._errors import ConfigError, ExecutorClosed, ExecutorError
-from .._schema import Codec
+from .._schema import Codec, codecs
 from ._dispatch import Dispatcher
 from ._fleet import START_TIMEOUT, Fleet, first_line, import_ray, unavailable
 
@@ -97,12 +97,9 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         self.input_type, self.output_type = resolve_types(
             type(self), _types, input_type, output_type
         )
-        self._in: Codec[A] = Codec(
-            self.input_type, config.schema_in, which="in", validate=config.validate
-        )
-        self._out: Codec[B] = Codec(
-            self.output_type, config.schema_out, which="out", validate=config.validate
-        )
+        self._in: Codec[A]
+        self._out: Codec[B]
+        self._in, self._out = codecs(config, self.input_type, self.output_type)
         # What each actor builds: the schemas resolved here (the runner sees the same request
         # as with a local executor; a file path need not exist on the nodes), no validation
         # (done here), and a label that scopes reap-on-start to containers of Ray actors.

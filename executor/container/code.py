@@ -34,8 +34,6 @@ from .config import ContainerConfig
 from .executor import ContainerExecutor
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from .._stream import Tap
 
 __all__ = ["CodeExecutor"]
@@ -149,14 +147,6 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
     async def __aenter__(self) -> CodeExecutor:
         await self._inner.__aenter__()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._inner.aclose()
 
     async def aclose(self) -> None:
         """Close the container executor underneath (see :meth:`ContainerExecutor.aclose`)."""

@@ -26,7 +26,7 @@ is one record per chunk, with ``count``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._observe import INFO, RAY, WARNING, event
 
@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 def _node(node_id: str) -> str:
     return node_id[:12]
+
+
+def _where(actor: Actor) -> dict[str, Any]:
+    """The record attributes naming an actor: its node, its id, its engine."""
+    return {"node_id": actor.node_id, "actor_id": actor.actor_id, "engine": actor.engine}
 
 
 def actor_placed(node_id: str, lost: Actor | None) -> None:
@@ -75,9 +80,7 @@ def actor_started(actor: Actor, duration: float) -> None:
         actor.engine,
         "" if actor.engine_up else " (not answering: no calls go there until it does)",
         actor.pid,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
         duration=duration,
     )
 
@@ -107,9 +110,7 @@ def actor_lost(actor: Actor) -> None:
         actor.name,
         actor.state,
         actor.last_error,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
         state=actor.state,
     )
 
@@ -123,9 +124,7 @@ def actor_back(actor: Actor, down_for: float) -> None:
         actor.actor_id,
         actor.name,
         down_for,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
         duration=down_for,
     )
 
@@ -138,9 +137,7 @@ def actor_retired(actor: Actor) -> None:
         "Ray actor %s (%s) is closed: its share goes to a node that came back",
         actor.actor_id,
         actor.name,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
     )
 
 
@@ -153,9 +150,7 @@ def engine_down(actor: Actor, code: str) -> None:
         actor.actor_id,
         actor.name,
         actor.last_error,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
         code=code,
     )
 
@@ -169,9 +164,7 @@ def engine_up(actor: Actor, down_for: float) -> None:
         actor.actor_id,
         actor.name,
         down_for,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
         duration=down_for,
     )
 
@@ -212,9 +205,7 @@ def calls_retried(actor: Actor, count: int, why: str, code: str | None = None) -
         actor.actor_id,
         actor.name,
         why,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
         count=count,
         code=code,
     )
@@ -231,9 +222,7 @@ def calls_lost(actor: Actor, count: int, why: str) -> None:
         actor.actor_id,
         actor.name,
         why,
-        node_id=actor.node_id,
-        actor_id=actor.actor_id,
-        engine=actor.engine,
+        **_where(actor),
         count=count,
         code="WORKER_LOST",
     )

@@ -35,13 +35,15 @@ import anyio
 import executor.ray._events as events
 
 from .._errors import EngineUnavailable, ExecutorClosed, ExecutorError, WorkerLost
-from ._fleet import DEAD, DOWN, STARTING, UP, Actor, describe, unavailable
+from ._channel import ChannelLost
+from ._fleet import DEAD, DOWN, STARTING, UP, Actor, client_mode, describe, unavailable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from anyio.abc import TaskGroup
 
+    from ._channel import Channel
     from ._fleet import Fleet
     from ._worker import Result
 
@@ -123,7 +125,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Dispatch whenever woken, until cancelled."""
-        self._client_mode = _client_mode()
+        self._client_mode = client_mode()
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -198,6 +200,7 @@ class Dispatcher:
     async def _send(self, actor: Actor, calls: list[Call]) -> None:
         """One chunk: ``accept`` (the delivery point), then ``run``'s results as they come."""
         ray = self._ray
+        lost = (ray.exceptions.RayError, ChannelLost)
         token = next(self._tokens)
         pending = dict(enumerate(calls))
         accepted = False
@@ -205,10 +208,15 @@ class Dispatcher:
             call.where = (actor, token, index)
             call.failed_on = None
             call.attempts += 1
+        channel = actor.channel  # the chunk's results come back the way it went
         try:
             try:
-                await actor.handle.accept.remote(token, [c.payload for c in calls])
-            except ray.exceptions.RayError as exc:
+                payloads = [c.payload for c in calls]
+                if channel is not None:
+                    await channel.accept(token, payloads)
+                else:
+                    await actor.handle.accept.remote(token, payloads)
+            except lost as exc:
                 # run() was never sent, so nothing of this chunk can have started.
                 self._fleet.lost(actor, exc)
                 retried = sum(self._retry(call, actor, exc) for call in calls)
@@ -220,7 +228,7 @@ class Dispatcher:
             actor.chunks += 1
             gone = [i for i, c in pending.items() if c.future.done()]
             if len(gone) == len(pending):
-                self._fire(actor.handle.cancel.remote(token))
+                self._cancel(actor, token)
                 return
             if gone:
                 actor.cancels.setdefault(token, []).extend(gone)
@@ -228,7 +236,8 @@ class Dispatcher:
             guard = math.inf if timeout is None else timeout + STREAM_GRACE
             try:
                 with anyio.move_on_after(guard) as scope:
-                    async for batch in self._results(actor, token, len(calls) - len(gone)):
+                    size = len(calls) - len(gone)
+                    async for batch in self._results(actor, channel, token, size):
                         undelivered: ExecutorError | None = None
                         count = 0
                         for index, raw, meta in batch:
@@ -244,13 +253,13 @@ class Dispatcher:
                                 actor, count, undelivered.message, undelivered.code
                             )
                         self._wake.set()
-            except ray.exceptions.RayError as exc:
+            except lost as exc:
                 self._fleet.lost(actor, exc)
                 self._fail_lost(pending, actor, describe(exc))
             else:
                 if scope.cancelled_caught:
                     self._fleet.down(actor, DOWN, f"a chunk got no result within {guard:g} s")
-                    self._fire(actor.handle.cancel.remote(token))
+                    self._cancel(actor, token)
                     self._fail_lost(pending, actor, f"no result within {guard:g} s")
                 elif pending:
                     self._fail_lost(pending, actor, "its results ended without these")
@@ -265,9 +274,16 @@ class Dispatcher:
                     call.future.set_exception(ExecutorClosed())
             self._wake.set()
 
-    async def _results(self, actor: Actor, token: int, size: int) -> AsyncIterator[list[Result]]:
-        """The chunk's results: streamed in batches when the chunk may take a while, else
-        (and over Ray Client, which has no streaming calls) all at once in one reply."""
+    async def _results(
+        self, actor: Actor, channel: Channel | None, token: int, size: int
+    ) -> AsyncIterator[list[Result]]:
+        """The chunk's results: over the data connection, in batches as they finish; as Ray
+        calls, streamed in batches when the chunk may take a while, else (and over Ray
+        Client, which has no streaming calls) all at once in one reply."""
+        if channel is not None:
+            async for batch in channel.results(token):
+                yield batch
+            return
         quick = actor.avg_call is not None and actor.avg_call * size < STREAM_AFTER
         if self._client_mode or size == 1 or quick:
             yield await actor.handle.run_all.remote(token)
@@ -286,11 +302,18 @@ class Dispatcher:
         if self._tg is not None:
             self._tg.start_soon(consume)
 
+    def _cancel(self, actor: Actor, token: int, indices: list[int] | None = None) -> None:
+        """Have the actor cancel inputs of a chunk (all with ``None``), the cheapest way."""
+        if actor.channel is not None:
+            actor.channel.cancel(token, indices)
+        elif actor.handle is not None:
+            self._fire(actor.handle.cancel.remote(token, indices))
+
     def _send_cancels(self) -> None:
         for actor in self._fleet.actors:
-            if actor.cancels and actor.handle is not None and actor.state != DEAD:
+            if actor.cancels and actor.state != DEAD:
                 for token, indices in actor.cancels.items():
-                    self._fire(actor.handle.cancel.remote(token, indices))
+                    self._cancel(actor, token, indices)
             actor.cancels.clear()
 
     # -- outcomes ------------------------------------------------------------------------------
@@ -353,15 +376,6 @@ class Dispatcher:
         pending.clear()
         if count:
             events.calls_lost(actor, count, why)
-
-
-def _client_mode() -> bool:
-    """Whether this process talks to Ray through Ray Client (``ray://``)."""
-    try:
-        from ray.util.client import ray as client
-    except ImportError:
-        return False
-    return bool(client.is_connected())
 
 
 __all__ = ["Call", "Dispatcher"]

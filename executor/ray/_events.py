@@ -15,6 +15,7 @@ is one record per chunk, with ``count``.
 ``ray.actor.lost``       an actor stopped answering (``state`` down) or died (dead)
 ``ray.actor.back``       an actor that was down answers again
 ``ray.actor.retired``    an actor is closed to rebalance ``actors=N`` over the nodes
+``ray.channel.ray_calls``  the caller cannot connect to an actor: its chunks go as Ray calls
 ``ray.engine.down``      an actor's engine failed a call: no routing there until a probe
 ``ray.engine.up``        that engine answers its probe again
 ``ray.node.down``        a node the executor had seen alive left the cluster
@@ -137,6 +138,21 @@ def actor_retired(actor: Actor) -> None:
         "Ray actor %s (%s) is closed: its share goes to a node that came back",
         actor.actor_id,
         actor.name,
+        **_where(actor),
+    )
+
+
+def channel_unreachable(actor: Actor, why: str) -> None:
+    event(
+        RAY,
+        WARNING,
+        "ray.channel.ray_calls",
+        "cannot connect to Ray actor %s (%s) for its data (%s); its chunks go as Ray calls "
+        "(about 1 ms of CPU more per chunk): let this process reach the node's ports, or "
+        "pass data_channel=False to choose this",
+        actor.actor_id,
+        actor.name,
+        why,
         **_where(actor),
     )
 

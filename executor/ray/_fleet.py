@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ import anyio
 import executor.ray._events as events
 
 from .._errors import ConfigError, EngineUnavailable
+from ._channel import SECRET_SIZE, Channel, ChannelLost, address
 from ._worker import NodeWorker
 
 if TYPE_CHECKING:
@@ -80,6 +82,9 @@ class Actor:
     host: str | None = None
     pid: int | None = None
     engine_up: bool = True
+    #: The data connection to the actor (None: chunks go as Ray calls), and where it listens.
+    channel: Channel | None = None
+    listens: tuple[str, int] | None = None
     # -- kept by the dispatcher --
     in_flight: int = 0
     calls: int = 0
@@ -112,6 +117,9 @@ class Actor:
             self.down_since = time.monotonic()
         if state == DEAD:
             self.died_at = time.monotonic()
+            channel, self.channel = self.channel, None
+            if channel is not None:  # a dead node's connection may never see its end
+                channel.close(f"the actor is dead: {why}")
         return changed
 
     def report(self) -> dict[str, Any]:
@@ -134,9 +142,10 @@ class Fleet:
     """The actors of one executor on the nodes of the cluster ``ray`` is connected to.
 
     ``worker_config`` is what each actor's :class:`NodeWorker` builds its executor from;
-    ``actors`` is ``None`` (one per alive node) or a count. :meth:`run` places the first
-    actors, reports itself started, then supervises until cancelled; :meth:`close` closes
-    what is left.
+    ``actors`` is ``None`` (one per alive node) or a count; ``data_channel`` whether to
+    reach each actor over a connection of its own (see :mod:`executor.ray._channel`). :meth:`run`
+    places the first actors, reports itself started, then supervises until cancelled;
+    :meth:`close` closes what is left.
     """
 
     def __init__(
@@ -146,8 +155,11 @@ class Fleet:
         *,
         actors: int | None,
         changed: Callable[[], None],
+        data_channel: bool = True,
     ) -> None:
         self._ray = ray
+        self._data_channel = data_channel
+        self._secret: bytes | None = None
         self._worker_config = worker_config
         self._n_actors = actors
         self._changed = changed
@@ -171,6 +183,8 @@ class Fleet:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Place the first actors, report started, then reconcile every HEALTH_INTERVAL."""
         self._actor_class = _actor_class(self._ray)
+        if self._data_channel and not client_mode():
+            self._secret = secrets.token_bytes(SECRET_SIZE)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -187,10 +201,11 @@ class Fleet:
         ray = self._ray
         why = describe(exc)
         # ActorDiedError came with Ray 2.10; before, every actor failure is a RayActorError
-        # (taken as down here, and as dead once it stays down for DOWN_DEADLINE).
+        # (taken as down here, and as dead once it stays down for DOWN_DEADLINE). A data
+        # connection that ended is taken as down: a ping tells whether the actor is alive.
         if isinstance(exc, getattr(ray.exceptions, "ActorDiedError", ())):
             self.down(actor, DEAD, why)
-        elif isinstance(exc, ray.exceptions.RayActorError):  # unavailable: maybe back soon
+        elif isinstance(exc, (ray.exceptions.RayActorError, ChannelLost)):  # maybe back soon
             self.down(actor, DOWN, why)
         else:
             actor.last_error = why
@@ -247,6 +262,8 @@ class Fleet:
                     await actor.handle.status.remote()
                     if actor.state != DOWN:  # dead meanwhile (its node is gone)
                         return
+                    if actor.channel is None:
+                        await self._connect(actor)
                     actor.state = UP
                     events.actor_back(actor, _since(actor.down_since))
                     actor.down_since = None if actor.engine_up else actor.down_since
@@ -355,7 +372,7 @@ class Fleet:
         try:
             actor.handle = self._actor_class.options(
                 scheduling_strategy=strategy, num_cpus=0, max_restarts=0, max_task_retries=0
-            ).remote(self._worker_config)
+            ).remote(self._worker_config, self._secret)
             with anyio.fail_after(START_TIMEOUT):
                 info = await actor.handle.start.remote()
         except (ray.exceptions.RayError, TimeoutError) as exc:
@@ -375,14 +392,43 @@ class Fleet:
         actor.host = info["host"]
         actor.pid = info["pid"]
         actor.engine_up = info["engine_up"]
+        actor.listens = address(info)
+        await self._connect(actor)
+        if actor.state != STARTING:  # its node died meanwhile
+            return
         if not actor.engine_up:
             actor.last_error = f"the engine {actor.engine} does not answer"
             actor.down_since = time.monotonic()
         actor.state = UP
         events.actor_started(actor, time.monotonic() - t0)
 
+    async def _connect(self, actor: Actor) -> None:
+        """Open the actor's data connection (else its chunks go as Ray calls)."""
+        if self._secret is None or actor.listens is None or self._tg is None:
+            return
+        try:
+            channel = await Channel.open(actor.listens, self._secret)
+        except (OSError, TimeoutError) as exc:
+            events.channel_unreachable(actor, f"{type(exc).__name__}: {exc}")
+            return
+        actor.channel = channel
+        self._tg.start_soon(self._pump, actor, channel)
+
+    async def _pump(self, actor: Actor, channel: Channel) -> None:
+        """Deliver the actor's frames; a connection that ends takes the actor out of routing
+        until a ping says it is alive (then it is reopened)."""
+        await channel.pump()  # cancelled (the executor closes): close() closes the channel
+        if actor.channel is channel:
+            actor.channel = None
+            if actor.state == UP:
+                self.down(actor, DOWN, f"its data connection ended: {channel.lost}")
+                self._changed()
+
     async def _close_actor(self, actor: Actor) -> None:
         ray = self._ray
+        channel, actor.channel = actor.channel, None
+        if channel is not None:
+            channel.close()
         if actor.handle is None:
             return
         with (
@@ -392,6 +438,15 @@ class Fleet:
         ):
             await actor.handle.close.remote()
         ray.kill(actor.handle, no_restart=True)
+
+
+def client_mode() -> bool:
+    """Whether this process talks to Ray through Ray Client (``ray://``)."""
+    try:
+        from ray.util.client import ray as client
+    except ImportError:
+        return False
+    return bool(client.is_connected())
 
 
 def _since(then: float | None) -> float:
@@ -427,4 +482,14 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["DEAD", "DOWN", "STARTING", "UP", "Actor", "Fleet", "import_ray", "unavailable"]
+__all__ = [
+    "DEAD",
+    "DOWN",
+    "STARTING",
+    "UP",
+    "Actor",
+    "Fleet",
+    "client_mode",
+    "import_ray",
+    "unavailable",
+]

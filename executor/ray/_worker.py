@@ -15,6 +15,10 @@ from undelivered ones when the actor dies::
                               yield lists of finished results as they come
     run_all(token)            the same, all results in one reply (a quick chunk; Ray Client)
 
+Unless the caller reaches it only through Ray (Ray Client, ``data_channel=False``, a
+firewall), the same two steps travel over a connection of its own to the actor instead of
+Ray calls: see :mod:`executor.ray._channel`.
+
 If the actor dies before ``accept`` returned, no input of the chunk can have run (``run`` was
 not sent yet), so the caller may send them elsewhere. After that, a missing result is
 reported as :class:`~executor.WorkerLost`, never retried.
@@ -59,8 +63,10 @@ _PROBE_LABEL = {"executor.ray-probe": "none"}
 class NodeWorker:
     """One actor: a :class:`ContainerExecutor` on this node's engine, fed chunks of inputs."""
 
-    def __init__(self, config: ContainerConfig) -> None:
+    def __init__(self, config: ContainerConfig, secret: bytes | None = None) -> None:
         self._config = config
+        self._secret = secret
+        self._server: asyncio.Server | None = None
         self._executor: ContainerExecutor[Any, msgspec.Raw] | None = None
         self._accepted: dict[int, list[bytes | None]] = {}
         self._running: dict[int, list[asyncio.Task[None]]] = {}
@@ -92,7 +98,15 @@ class NodeWorker:
         import ray
 
         context = ray.get_runtime_context()
+        channel = None
+        if self._secret is not None:
+            from ._channel import serve
+
+            host = ray.util.get_node_ip_address()
+            self._server = await serve(self, self._secret, host)
+            channel = (host, self._server.sockets[0].getsockname()[1])
         return {
+            "channel": channel,
             "node_id": context.get_node_id(),
             "actor_id": context.get_actor_id(),
             "engine": ",".join(str(s["engine"]) for s in executor.engines),
@@ -120,8 +134,13 @@ class NodeWorker:
         """Hold a chunk until :meth:`run` starts it (see the module docstring)."""
         self._accepted[token] = payloads
 
-    async def run(self, token: int) -> AsyncIterator[list[Result]]:
-        """Run every input of an accepted chunk concurrently; yield results in batches."""
+    def drop(self, token: int) -> None:
+        """Forget an accepted chunk that was not started (its caller is gone)."""
+        self._accepted.pop(token, None)
+
+    async def run(self, token: int, coalesce: float = COALESCE) -> AsyncIterator[list[Result]]:
+        """Run every input of an accepted chunk concurrently; yield results in batches (those
+        finishing within ``coalesce`` seconds of the first of a batch)."""
         payloads = self._accepted.pop(token, None)
         if not payloads:
             return
@@ -151,7 +170,7 @@ class NodeWorker:
         try:
             while remaining:
                 await ready.wait()
-                with anyio.move_on_after(COALESCE):
+                with anyio.move_on_after(coalesce):
                     while len(done) < remaining:
                         ready.clear()
                         await ready.wait()
@@ -194,6 +213,8 @@ class NodeWorker:
             for task in tasks:
                 task.cancel()
         self._accepted.clear()
+        if self._server is not None:
+            self._server.close()
         executor, self._executor = self._executor, None
         if executor is not None:
             await executor.aclose()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._errors import EngineUnavailable, ExecutorError
-from ..engine import CLEANUP_TIMEOUT, cleanup, shielded
+from ..engine import CLEANUP_TIMEOUT, cleanup, protect, shielded
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Mapping
@@ -52,11 +52,9 @@ class Container:
 async def launch(engine: Engine, body: Mapping[str, Any]) -> Container:
     """Create, attach and start a container; on any failure remove what was made."""
     t0 = _perf()
-    # Shielded: a create cancelled in flight may still happen at the engine, and without its
+    # Protected: a create cancelled in flight may still happen at the engine, and without its
     # id nothing could remove the container. Bounded, so a hung engine cannot hold us forever.
-    container_id: str | None = None
-    with shielded(CLEANUP_TIMEOUT):
-        container_id = await engine.create(body)
+    container_id = await protect(engine.create, body)
     if container_id is None:
         raise EngineUnavailable(
             f"the engine did not create the container within {CLEANUP_TIMEOUT:g} s.",

@@ -17,6 +17,7 @@ from .base import ExitState as ExitState
 from .base import Images as Images
 from .base import cleanup as cleanup
 from .base import map_exceptions as map_exceptions
+from .base import protect as protect
 from .base import shielded as shielded
 from .labels import INSTANCE_LABEL as INSTANCE_LABEL
 from .labels import MANAGED_LABEL as MANAGED_LABEL
@@ -42,6 +43,7 @@ __all__ = (
     "map_exceptions",
     "owner_alive",
     "owner_id",
+    "protect",
     "shielded",
 )
 

@@ -56,7 +56,15 @@ from .._errors import (
     ExecutorError,
     ImageNotFound,
 )
-from .base import Attachment, Engine, EngineInfo, ExitState, Images, map_exceptions, shielded
+from .base import (
+    Attachment,
+    Engine,
+    EngineInfo,
+    ExitState,
+    Images,
+    map_exceptions,
+    protect,
+)
 from .labels import MANAGED_LABEL, OWNER_LABEL, owner_id
 
 if TYPE_CHECKING:
@@ -209,6 +217,11 @@ class _DockerAttachment(Attachment):
             transport.abort()
 
 
+async def _delete(container: Any) -> None:
+    """Remove a helper container (and its anonymous volumes), running or not."""
+    await container.delete(force=True, v=True)
+
+
 def _tar(files: Mapping[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -260,23 +273,22 @@ class _DockerImages(Images):
         client = await self._engine.connected()
         with self._engine.errors(image=image):
             # A stopped, writable scratch container: copy the files in and commit it. Creating
-            # and deleting it are shielded (and bounded): a call timing out or cancelled while
+            # and deleting it are protected (and bounded): a call timing out or cancelled while
             # the image is derived must not leave the helper behind.
-            with shielded(_HELPER_TIMEOUT):
-                helper = await client.containers.create(
-                    config={
-                        "Image": image,
-                        "Labels": {**labels, MANAGED_LABEL: "true", OWNER_LABEL: owner_id()},
-                    }
-                )
+            config = {
+                "Image": image,
+                "Labels": {**labels, MANAGED_LABEL: "true", OWNER_LABEL: owner_id()},
+            }
+            helper = await protect(client.containers.create, config, timeout=_HELPER_TIMEOUT)
+            if helper is None:
+                raise TimeoutError("the engine did not create the image's scratch container")
             try:
                 await cast("Any", helper).put_archive("/", _tar(files))  # untyped in aiodocker
                 repository, _, version = tag.rpartition(":")
                 # An empty config changes nothing on Docker; Podman cannot commit without one.
                 await helper.commit(repository=repository, tag=version, config={}, pause=False)
             finally:
-                with shielded(_HELPER_TIMEOUT):
-                    await helper.delete(force=True, v=True)
+                await protect(_delete, helper, timeout=_HELPER_TIMEOUT)
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         with self._engine.errors(image=ref):
@@ -491,15 +503,14 @@ class DockerEngine(Engine):
             client = await self.connected()
             labels = {MANAGED_LABEL: "true", OWNER_LABEL: owner_id()}
             with self.errors(image=image):
-                with shielded(_HELPER_TIMEOUT):
-                    probe = await client.containers.create(
-                        config={"Image": image, "Labels": labels}
-                    )
+                config = {"Image": image, "Labels": labels}
+                probe = await protect(client.containers.create, config, timeout=_HELPER_TIMEOUT)
+                if probe is None:
+                    raise TimeoutError("the engine did not create the probe container")
                 try:
                     shown = await probe.show()
                 finally:
-                    with shielded(_HELPER_TIMEOUT):
-                        await probe.delete(force=True, v=True)
+                    await protect(_delete, probe, timeout=_HELPER_TIMEOUT)
             found = (shown.get("HostConfig") or {}).get("Ulimits") or []
             ulimits = [dict(u) for u in found if isinstance(u, dict)]
             _ulimits_cache[key] = (time.monotonic(), ulimits)

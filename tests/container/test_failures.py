@@ -6,6 +6,7 @@ its own containers are gone afterwards, whatever else runs on the engine.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 import uuid
@@ -20,6 +21,7 @@ from executor import (
     EngineUnavailable,
     ExecutionFailed,
     ExecutionTimeout,
+    ExecutorError,
     ImageNotFound,
     InputValidationError,
     OutputTooLarge,
@@ -180,6 +182,35 @@ async def test_cancelled_at_any_moment_of_launch_leaves_no_container(
             await ex.execute({"do": "hang"})
         assert scope.cancelled_caught
     assert containers(labels) == []
+
+
+@pytest.mark.parametrize("mode", ["fresh", "files"])
+async def test_asyncio_cancellation_at_any_moment_leaves_no_container(
+    make_executor: MakeExecutor, mode: str
+) -> None:
+    """asyncio's own cancellation (wait_for, asyncio.timeout, a TaskGroup: task.cancel(),
+    which an anyio shield does not stop) at any moment of a call, twice in a row too, leaves
+    no container and no scratch container behind while the executor stays open."""
+    labels = case()
+    files = {"/app/execute.py": f"# {uuid.uuid4().hex}\n{TASKS}"} if mode == "files" else {}
+    ex = make_executor(labels=labels, **({"files": files} if files else {}))
+    if not files:
+        assert await ex.execute({"do": "echo"}) == {"do": "echo"}  # the image is checked
+    for i in range(24):
+        delay = 0.004 * i
+        with pytest.raises((TimeoutError, ExecutorError)):
+            await asyncio.wait_for(ex.execute({"do": "hang"}), delay)
+        task = asyncio.ensure_future(ex.execute({"do": "hang"}))
+        await asyncio.sleep(delay)
+        task.cancel()
+        await asyncio.sleep(0.002)
+        task.cancel()  # a second canceller (a task group and a timeout, say)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    with anyio.fail_after(30):
+        while containers(labels):
+            await anyio.sleep(0.2)
+    assert helpers_of_this_process() == []
 
 
 def helpers_of_this_process() -> list[str]:

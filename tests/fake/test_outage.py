@@ -25,6 +25,9 @@ async def test_leftovers_of_an_executor_closed_during_an_outage_are_removed() ->
     )
     async with ex:
         await ex.execute_many(range(6), concurrency=3)
+        with anyio.fail_after(5):
+            while len(engine.live()) < 3:  # the pool refilled after the batch
+                await anyio.sleep(0.01)
         engine.go_down()
         with pytest.raises(EngineUnavailable):
             await ex.execute(1)

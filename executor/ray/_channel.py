@@ -128,7 +128,13 @@ async def _stream(worker: NodeWorker, token: int, writer: asyncio.StreamWriter) 
 class Channel:
     """The caller's connection to one actor: send chunks, receive their results."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.address = address
         self._reader = reader
         self._writer = writer
         self._accepted: dict[int, asyncio.Future[None]] = {}
@@ -143,7 +149,7 @@ class Channel:
         with anyio.fail_after(CONNECT_TIMEOUT):
             reader, writer = await asyncio.open_connection(*address)
         writer.write(_frame(secret))
-        return cls(reader, writer)
+        return cls(address, reader, writer)
 
     async def pump(self) -> None:
         """Hand each frame from the actor to whoever waits for it, until the connection ends;

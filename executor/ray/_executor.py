@@ -145,8 +145,9 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
     @property
     def nodes(self) -> list[dict[str, Any]]:
         """Per actor: ``node_id``, ``actor_id``, ``engine``, ``host`` and ``pid`` of the actor
-        process, ``calls`` finished, ``chunks`` received, ``in_flight``, ``up`` (routable),
-        ``state`` and ``last_error``."""
+        process, ``channel`` (``"host:port"`` of its data connection, ``None`` when chunks go
+        as Ray calls), ``calls`` finished, ``chunks`` received, ``in_flight``, ``up``
+        (routable), ``state`` and ``last_error``."""
         return [actor.report() for actor in self._fleet.actors]
 
     def _default_concurrency(self) -> int:

@@ -129,6 +129,7 @@ class Actor:
             "engine": self.engine,
             "host": self.host,
             "pid": self.pid,
+            "channel": None if self.channel is None else "{}:{}".format(*self.channel.address),
             "calls": self.calls,
             "chunks": self.chunks,
             "in_flight": self.in_flight,

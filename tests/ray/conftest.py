@@ -143,7 +143,14 @@ async def make_ray(cluster: TwoNodes) -> AsyncIterator[MakeRay]:
     from executor.ray import RayExecutor
 
     made: list[RayExecutor[Any, Any]] = []
-    executor_args = ("actors", "max_in_flight_per_actor", "chunk_size", "input_type", "output_type")
+    executor_args = (
+        "actors",
+        "max_in_flight_per_actor",
+        "chunk_size",
+        "data_channel",
+        "input_type",
+        "output_type",
+    )
 
     def make(labels: dict[str, str], image: str = PYTHON_IMAGE, **kwargs: Any) -> Any:
         own = {k: kwargs.pop(k) for k in executor_args if k in kwargs}

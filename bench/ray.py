@@ -1,10 +1,12 @@
 """RayExecutor against a direct ContainerExecutor: the cost per call, ``map`` throughput with
-and without chunking, one node against two.
+and without chunking, over the data channel and as Ray calls (``data_channel=False``), one
+node against two.
 
 Run: ``.venv/bin/python bench/ray.py [--calls 2000] [--latency-calls 200] [--rounds 3]``
 (root, the ``ray`` extra installed: it starts a Ray head node on this machine, then a worker
-node whose ``DOCKER_HOST`` is a private dockerd). Reuse mode throughout (serve-mode workers,
-a trivial task), so what is measured is the path around the container, not the container.
+node whose ``DOCKER_HOST`` is a private dockerd). Reuse and fork modes (the modes where the
+container costs least) with a trivial task, so what is measured is the path around the
+container, not the container; each row is compared with the direct executor of its mode.
 Direct and Ray rows are interleaved round by round so machine noise hits them alike; each
 throughput is the median of the rounds.
 
@@ -96,8 +98,11 @@ async def latency(ex: Any, calls: int) -> list[float]:
 class Row:
     """One throughput row: calls/s per round and CPU ms per call of the caller and actors."""
 
-    def __init__(self, name: str, ex: Any, concurrency: int | None, calls: int) -> None:
+    def __init__(
+        self, name: str, ex: Any, concurrency: int | None, calls: int, mode: str = "reuse"
+    ) -> None:
         self.name, self.ex, self.concurrency, self.calls = name, ex, concurrency, calls
+        self.mode = mode
         self.rates: list[float] = []
         self.driver_cpu: list[float] = []
         self.actor_cpu: list[float] = []
@@ -143,48 +148,46 @@ async def one_node(args: argparse.Namespace, mode: Any) -> tuple[list[list[Any]]
     default = RayExecutor(config)
     wide = RayExecutor(config, max_in_flight_per_actor=args.window)
     unchunked = RayExecutor(config, chunk_size=1)
-    async with direct, default, wide, unchunked:
+    ray_calls = RayExecutor(config, data_channel=False)
+    async with direct, default, wide, unchunked, ray_calls:
+        window = f"window {args.window}"
         rows = [
-            Row(
-                f"direct ContainerExecutor ({mode}), concurrency {args.concurrency}",
-                direct,
-                args.concurrency,
-                args.calls,
-            ),
-            Row(
-                f"RayExecutor, 1 node, chunked, window 32 (default) ({mode})",
-                default,
-                None,
-                args.calls,
-            ),
-            Row(
-                f"RayExecutor, 1 node, chunked, window {args.window} ({mode})",
-                wide,
-                None,
-                args.calls,
-            ),
-            Row(
-                f"RayExecutor, 1 node, chunk_size=1, window 32 ({mode})",
-                unchunked,
-                None,
-                args.calls // 4,
-            ),
+            Row(f"{name} ({mode})", ex, concurrency, calls, mode)
+            for name, ex, concurrency, calls in [
+                (
+                    f"direct ContainerExecutor, concurrency {args.concurrency}",
+                    direct,
+                    args.concurrency,
+                    args.calls,
+                ),
+                ("RayExecutor, 1 node, chunked, window 32 (default)", default, None, args.calls),
+                (f"RayExecutor, 1 node, chunked, {window}", wide, None, args.calls),
+                ("RayExecutor, 1 node, chunk_size=1, window 32", unchunked, None, args.calls // 4),
+                ("RayExecutor, 1 node, data_channel=False, window 32", ray_calls, None, args.calls),
+            ]
         ]
         for row in rows:  # warm-up: workers up, first calls paid
             row.calls, calls = 200, row.calls
             await row.round()
             row.calls, row.rates, row.driver_cpu, row.actor_cpu = calls, [], [], []
-        lat: dict[str, list[float]] = {"direct": [], "ray": []}
+        lat: dict[str, list[float]] = {"direct": [], "ray": [], "ray calls": []}
         for _ in range(max(args.latency_calls // 20, 1)):
             lat["direct"] += await latency(direct, 20)
             lat["ray"] += await latency(default, 20)
+            lat["ray calls"] += await latency(ray_calls, 20)
         for _ in range(args.rounds):
             for row in rows:
                 await row.round()
-    d, r = summary(lat["direct"]), summary(lat["ray"])
+    d, r, c = summary(lat["direct"]), summary(lat["ray"]), summary(lat["ray calls"])
     latency_rows = [
         [f"direct ContainerExecutor ({mode})", d["p50"], d["p95"], "-"],
-        [f"RayExecutor, 1 node ({mode})", r["p50"], r["p95"], f"+{r['p50'] - d['p50']:.2f}"],
+        [f"RayExecutor, 1 node ({mode})", r["p50"], r["p95"], f"{r['p50'] - d['p50']:+.2f}"],
+        [
+            f"RayExecutor, 1 node, data_channel=False ({mode})",
+            c["p50"],
+            c["p95"],
+            f"{c['p50'] - d['p50']:+.2f}",
+        ],
     ]
     return latency_rows, rows
 
@@ -193,10 +196,10 @@ async def two_nodes(args: argparse.Namespace) -> tuple[Row, list[int]]:
     """RayExecutor with one actor per node (head + worker node), chunked map."""
     from executor.ray import RayExecutor
 
-    ex = RayExecutor(make_config(args.workers), max_in_flight_per_actor=args.window)
+    ex = RayExecutor(make_config(args.workers))
     async with ex:
         row = Row(
-            f"RayExecutor, 2 nodes, chunked, window {args.window} (reuse)", ex, None, args.calls
+            "RayExecutor, 2 nodes, chunked, window 32 (default) (reuse)", ex, None, args.calls
         )
         await ex.execute_many([ECHO_INPUT] * 400)
         for _ in range(args.rounds):
@@ -249,9 +252,12 @@ def main() -> None:
     if not fork_available():
         print('\nfork mode: reuse="fork" is not in this tree; rerun when it lands')
     print()
-    direct = statistics.median(rows[0].rates)
+    # Each row against the direct executor of its own mode: the first row of that mode.
+    direct: dict[str, float] = {}
+    for row in rows:
+        direct.setdefault(row.mode, statistics.median(row.rates))
     headers = ["map throughput", "calls/s", "vs direct", "caller CPU ms/call", "actor CPU ms/call"]
-    print(table(headers, [row.cells(direct) for row in rows]))
+    print(table(headers, [row.cells(direct[row.mode]) for row in rows]))
     print(f"\ntwo nodes: calls per actor {split}")
 
 

@@ -151,6 +151,8 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         return [actor.report() for actor in self._fleet.actors]
 
     def _default_concurrency(self) -> int:
+        """Twice every actor's window: when a window drains to half, the next chunk is already
+        queued here, so an actor never waits for the caller to refill it."""
         return 2 * self._window * max(self._fleet.live(), self._n_actors or 1)
 
     # -- calls ---------------------------------------------------------------------------------
@@ -217,7 +219,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         return_exceptions: bool = False,
         on_progress: ProgressCallback | None = None,
     ) -> list[B | ExecutorError]:
-        """As :meth:`Executor.execute_many`; ``concurrency=None`` fills every actor's window."""
+        """As :meth:`Executor.execute_many`; ``concurrency=None`` is twice every actor's window."""
         if not self._started and not self._closed:
             await self._start()
         return await super().execute_many(
@@ -234,7 +236,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
         concurrency: int | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> ResultStream[B]:
-        """As :meth:`Executor.map`; ``concurrency=None`` fills every actor's window (the
+        """As :meth:`Executor.map`; ``concurrency=None`` is twice every actor's window (the
         actors placed so far: call it inside ``async with``)."""
         return super().map(
             inputs,

@@ -7,15 +7,13 @@ import asyncio
 import logging
 import struct
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
-from executor import ExecutorError
-
 from .conftest import MakeRay, TwoNodes, case
-from .test_ray import TASK, both_nodes, logged, run_counts, runs_dir, wait_for
+from .test_ray import TASK, RecordedBatch, both_nodes, logged, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -89,38 +87,21 @@ async def test_connection_broken_mid_batch(
     ping, gets a new connection and serves calls again."""
     caplog.set_level(logging.INFO, logger="executor.ray")
     labels = case()
-    runs = runs_dir(tmp_path)
-    ex = make_ray(
-        labels,
-        files={"/app/execute.py": TASK},
-        mounts=[f"{runs}:/runs:rw"],
-        max_in_flight_per_actor=4,
-        timeout=60,
-    )
-    inputs = [{"id": i, "sleep": 1.5, "record": True} for i in range(16)]
-    results: list[Any] = []
-
-    async def batch() -> None:
-        results.extend(await ex.execute_many(inputs, concurrency=8, return_exceptions=True))
-
+    batch = RecordedBatch(make_ray, tmp_path, labels, sleep=1.5)
+    ex = batch.ex
     async with ex:
         [head] = [a for a in ex._fleet.actors if a.engine == both_nodes.system]
         async with anyio.create_task_group() as tg:
-            tg.start_soon(batch)
+            tg.start_soon(batch.run)
             await wait_for(
                 lambda: both_nodes.containers(both_nodes.system, labels), 60, "a call there"
             )
             await anyio.sleep(0.3)
             head.channel._writer.transport.abort()  # a reset, as a broken network gives
-        lost = [r for r in results if isinstance(r, ExecutorError)]
+        lost = batch.lost()
         assert lost and all(r.code == "WORKER_LOST" for r in lost), lost
         assert len(lost) <= 4, "only the calls on the broken connection are lost"
         assert sum(r.count for r in logged(caplog, "ray.call.lost")) == len(lost)
-        counts = run_counts(runs)
-        assert max(counts.values()) == 1, f"an input ran twice: {counts}"
-        for index, result in enumerate(results):
-            if not isinstance(result, ExecutorError):
-                assert result == {"id": index, "n": 0}
         await wait_for(lambda: head.routable and head.channel is not None, 20, "reconnected")
         assert {r.actor_id for r in logged(caplog, "ray.actor.back")} == {head.actor_id}
         await wait_for(

@@ -259,6 +259,41 @@ async def test_all_actors_gone_fail_fast_then_are_replaced(
     assert [r.count for r in logged(caplog, "ray.call.retry")] == [1]
 
 
+class RecordedBatch:
+    """16 calls of ``sleep`` seconds, 8 at a time, on an executor with a window of 4 per actor;
+    every run of an input is recorded in a bind-mounted directory, to tell how often it ran."""
+
+    def __init__(
+        self, make_ray: MakeRay, tmp_path: Path, labels: dict[str, str], sleep: float
+    ) -> None:
+        self.runs = runs_dir(tmp_path)
+        self.ex = make_ray(
+            labels,
+            files={"/app/execute.py": TASK},
+            mounts=[f"{self.runs}:/runs:rw"],
+            max_in_flight_per_actor=4,
+            timeout=60,
+        )
+        self.inputs = [{"id": i, "sleep": sleep, "record": True} for i in range(16)]
+        self.results: list[Any] = []
+
+    async def run(self) -> None:
+        self.results.extend(
+            await self.ex.execute_many(self.inputs, concurrency=8, return_exceptions=True)
+        )
+
+    def lost(self) -> list[ExecutorError]:
+        """The inputs that failed, once every input ended; each of the others ran once and
+        gave its output, and none ran twice."""
+        assert len(self.results) == len(self.inputs)
+        counts = run_counts(self.runs)
+        assert max(counts.values()) == 1, f"an input ran twice: {counts}"
+        for index, result in enumerate(self.results):
+            if not isinstance(result, ExecutorError):
+                assert result == {"id": index, "n": 0} and counts[index] == 1
+        return [r for r in self.results if isinstance(r, ExecutorError)]
+
+
 async def test_worker_node_stopped_mid_batch(
     both_nodes: TwoNodes, make_ray: MakeRay, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -267,40 +302,22 @@ async def test_worker_node_stopped_mid_batch(
     are logged per chunk, with their count."""
     caplog.set_level(logging.INFO, logger="executor.ray")
     labels = case()
-    runs = runs_dir(tmp_path)
-    ex = make_ray(
-        labels,
-        files={"/app/execute.py": TASK},
-        mounts=[f"{runs}:/runs:rw"],
-        max_in_flight_per_actor=4,
-        timeout=60,
-    )
-    inputs = [{"id": i, "sleep": 1.0, "record": True} for i in range(16)]
-    results: list[Any] = []
-
-    async def batch() -> None:
-        results.extend(await ex.execute_many(inputs, concurrency=8, return_exceptions=True))
-
+    batch = RecordedBatch(make_ray, tmp_path, labels, sleep=1.0)
+    ex = batch.ex
     async with ex:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(batch)
+            tg.start_soon(batch.run)
             # A call is running in a container on the worker node's engine: stop that node.
             await wait_for(
                 lambda: both_nodes.containers(both_nodes.private.url, labels), 60, "a call there"
             )
             await anyio.sleep(0.3)
             await anyio.to_thread.run_sync(both_nodes.ray.stop_node, "worker")
-        assert len(results) == len(inputs)
-        lost = [r for r in results if isinstance(r, ExecutorError)]
+        lost = batch.lost()
         assert all(r.code in ("WORKER_LOST", "ENGINE_UNAVAILABLE") for r in lost), lost
         assert 1 <= len(lost) <= 4, "only the calls delivered to the stopped node are lost"
         worker_lost = sum(r.code == "WORKER_LOST" for r in lost)
         assert sum(r.count for r in logged(caplog, "ray.call.lost")) == worker_lost
-        counts = run_counts(runs)
-        assert max(counts.values()) == 1, f"an input ran twice: {counts}"
-        for index, result in enumerate(results):
-            if not isinstance(result, ExecutorError):
-                assert result == {"id": index, "n": 0} and counts[index] == 1
         worker = [n for n in ex.nodes if n["engine"] == both_nodes.private.url]
         assert worker and not any(n["up"] for n in worker)
         await wait_for(

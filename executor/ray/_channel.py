@@ -201,6 +201,10 @@ class Channel:
         finally:
             self._results.pop(token, None)
 
+    def forget(self, token: int) -> None:
+        """Drop an accepted chunk that will not be run (its callers all gave up)."""
+        self._results.pop(token, None)
+
     def cancel(self, token: int, indices: list[int] | None = None) -> None:
         """Cancel inputs of a chunk (all with ``None``); nothing if the connection is gone."""
         if self.lost is None:

@@ -228,6 +228,8 @@ class Dispatcher:
             actor.chunks += 1
             gone = [i for i, c in pending.items() if c.future.done()]
             if len(gone) == len(pending):
+                if channel is not None:
+                    channel.forget(token)
                 self._cancel(actor, token)
                 return
             if gone:

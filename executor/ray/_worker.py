@@ -103,8 +103,12 @@ class NodeWorker:
             from ._channel import serve
 
             host = ray.util.get_node_ip_address()
-            self._server = await serve(self, self._secret, host)
-            channel = (host, self._server.sockets[0].getsockname()[1])
+            try:
+                self._server = await serve(self, self._secret, host)
+            except OSError:  # cannot listen there: the caller uses Ray calls
+                self._server = None
+            else:
+                channel = (host, self._server.sockets[0].getsockname()[1])
         return {
             "channel": channel,
             "node_id": context.get_node_id(),
@@ -190,9 +194,10 @@ class NodeWorker:
 
     async def cancel(self, token: int, indices: list[int] | None = None) -> None:
         """Cancel inputs of a chunk (all with ``None``): their containers are killed."""
-        held = self._accepted.get(token)
-        if held is not None:  # accepted, not started: run() will skip these
-            for index in range(len(held)) if indices is None else indices:
+        if indices is None:  # accepted, not started: never will be
+            self._accepted.pop(token, None)
+        elif (held := self._accepted.get(token)) is not None:  # run() will skip these
+            for index in indices:
                 held[index] = None
         for index, task in enumerate(self._running.get(token, ())):
             if indices is None or index in indices:

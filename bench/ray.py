@@ -244,8 +244,8 @@ def main() -> None:
 
     print(f"machine: {machine()}, Ray {ray.__version__}")
     print(
-        f"reuse mode (True = serve-mode workers), {args.workers} workers per executor, a trivial "
-        f"task; map of {args.calls} inputs (chunk_size=1: {args.calls // 4}), median of "
+        f"reuse (True: serve-mode workers) and fork modes, {args.workers} workers per executor, "
+        f"a trivial task; map of {args.calls} inputs (chunk_size=1: {args.calls // 4}), median of "
         f"{args.rounds} interleaved rounds. Both Ray nodes share this machine's 2 cores.\n"
     )
     print(table(["one call, sequential", "p50 ms", "p95 ms", "Ray cost p50 ms"], latency_rows))

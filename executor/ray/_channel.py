@@ -103,8 +103,8 @@ async def serve(worker: NodeWorker, secret: bytes, host: str) -> asyncio.Server:
                     task.add_done_callback(streams.discard)
                 elif kind == CANCEL:
                     await worker.cancel(token, message[2])
-        except (OSError, EOFError, TimeoutError, msgspec.DecodeError, IndexError, TypeError):
-            pass  # the caller went away (or is not one): what it started goes with it
+        except Exception:  # the caller went away, or is not one
+            pass  # either way what came over this connection goes with it
         finally:
             for task in list(streams):
                 task.cancel()

@@ -20,6 +20,7 @@ from .._errors import (
     EngineUnavailable,
     ExecutionTimeout,
     ExecutorError,
+    ImageNotFound,
     StartTimeout,
 )
 from .._observe import CONTAINER, DEBUG, call_done, call_timed_out, engine_down, engine_up, killed
@@ -124,7 +125,15 @@ class EngineCore:
                     if isinstance(source, Pool)
                     else "the engine to create and start a container"
                 )
-                container = await source.lease(body)
+                try:
+                    container = await source.lease(body)
+                except ImageNotFound:
+                    # Gone since it was checked (removed by hand, a derived image cleared):
+                    # check, copy, build or derive it again, as the first call did; once.
+                    self.readiness.stale(body)
+                    body = await self.readiness.get()
+                    source.image_changed()
+                    container = await source.lease(body)
             except EngineUnavailable as exc:
                 raise NotDelivered(exc) from exc
         if start_scope.cancelled_caught:

@@ -71,6 +71,13 @@ class Readiness:
         """Refuse to prepare anything from now on."""
         self._closed = True
 
+    def stale(self, body: dict[str, Any]) -> None:
+        """The engine said ``body``'s image is missing (removed by hand, a derived image
+        cleared): forget it, so the next :meth:`get` checks, copies, builds or derives it
+        again (unless another call did already)."""
+        if body is self.body:
+            self.body = None
+
     async def get(self) -> dict[str, Any]:
         """The create body (checking and preparing the image the first time)."""
         body = self.body

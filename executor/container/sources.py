@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._errors import ExecutorClosed, ExecutorError, ProtocolError
+from .._errors import ExecutorClosed, ExecutorError, ImageNotFound, ProtocolError
 from .._observe import refill_failed, refilled, replaced
 from ..engine import cleanup, shielded
 from .exchange import await_ready, next_line
@@ -78,6 +78,9 @@ class Source(ABC):
     async def timed_out(self, container: Container) -> None:
         """The call's own deadline passed during its exchange."""
         await self.discard(container)
+
+    def image_changed(self) -> None:  # noqa: B027 - optional: fresh keeps nothing
+        """The image was prepared again: a failure to start the old one no longer holds."""
 
     async def fill(self, body: Body) -> None:  # noqa: B027 - optional: fresh keeps nothing
         """Start what the source keeps ready (``prewarm``); nothing for fresh containers."""
@@ -262,11 +265,22 @@ class Pool(Source):
         self._idle.append((time.monotonic(), container))
         self._notify()
 
+    def image_changed(self) -> None:
+        if isinstance(self._error, ImageNotFound):
+            self._error = None
+            self._kick()
+
     async def _refill_loop(self) -> None:
         """Keep ``size`` containers idle or starting; recycle dead and stale ones."""
-        body = await self._body()
         period = min(self.max_idle / 2, 5.0) if self.max_idle else 5.0
         while not self._closed:
+            try:
+                body = await self._body()  # anew each round: the image may be prepared again
+            except ExecutorError as exc:
+                self._error = exc
+                self._notify(everyone=True)
+                await anyio.sleep(_RETRY_DELAY)
+                continue
             self._sweep()
             if await self._launch_missing(body):
                 if self._error is not None:

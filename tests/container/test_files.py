@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import subprocess
+import uuid
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from executor import ExecutionFailed
+from executor.container.images import files_digest
 
-from .conftest import GO_IMAGE, NODE_IMAGE
+from .conftest import GO_IMAGE, NODE_IMAGE, PYTHON_IMAGE
 
 if TYPE_CHECKING:
     from .conftest import MakeExecutor
@@ -90,3 +93,32 @@ async def test_node_user_error_and_missing_function(make_executor: MakeExecutor)
     with pytest.raises(ExecutionFailed) as info:
         await make_executor(NODE_IMAGE, files={"/app/execute.mjs": missing}).execute(7)
     assert info.value.code == "NO_EXECUTE"
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        {},
+        {"pool_size": 2, "prewarm": True},
+        {"pool_size": 2, "prewarm": True, "reuse": "fork", "max_uses": 2},
+        {"pool_size": 2, "prewarm": True, "reuse": True, "max_uses": 2},
+    ],
+    ids=["fresh", "pool", "fork", "reuse"],
+)
+async def test_a_derived_image_removed_while_the_executor_runs_is_derived_again(
+    make_executor: MakeExecutor, mode: dict[str, Any]
+) -> None:
+    """The derived image of ``files`` removed by hand (a cleanup of old ones) while an
+    executor uses it: its next calls derive it again instead of failing IMAGE_NOT_FOUND."""
+    source = f"# {uuid.uuid4().hex}\ndef execute(input):\n    return {{'n': input['n'] + 1}}\n"
+    ex = make_executor(files={"/app/execute.py": source}, **mode)
+    assert await ex.execute({"n": 0}) == {"n": 1}
+    base = docker("image", "inspect", "-f", "{{.Id}}", PYTHON_IMAGE).strip()
+    tag = f"executor-files/{files_digest(base, {'/app/execute.py': source.encode()})}:latest"
+    docker("image", "rm", "-f", tag)  # untagged even while idle containers use it
+    assert [await ex.execute({"n": n}) for n in range(1, 7)] == [{"n": n + 1} for n in range(1, 7)]
+    assert docker("image", "ls", "-q", tag).strip(), "the image was derived again"
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout

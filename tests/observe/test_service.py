@@ -96,7 +96,10 @@ def service_env() -> dict[str, str]:
 
 async def hammer(url: str) -> tuple[list[httpx.Response], httpx.Response, httpx.Response]:
     """REQUESTS good requests at once, one the task fails on, one FastAPI refuses."""
-    limits = httpx.Limits(max_connections=100)
+    # Idle connections expire here before uvicorn's keep-alive timeout (5 s, httpx's default
+    # expiry too) closes them: with equal timeouts a request sent on a connection the server is
+    # closing at that moment fails with ReadError (seen 1 run in 15, before and after #13).
+    limits = httpx.Limits(max_connections=100, keepalive_expiry=1.0)
     responses: list[httpx.Response | None] = [None] * REQUESTS
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
 

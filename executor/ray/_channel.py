@@ -82,7 +82,7 @@ async def serve(worker: NodeWorker, secret: bytes, host: str) -> asyncio.Server:
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         streams: set[asyncio.Task[None]] = set()
-        held: set[int] = set()
+        held: set[int] = set()  # accepted here, not started: dropped if the caller goes
         try:
             with anyio.fail_after(HELLO_TIMEOUT):
                 (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
@@ -98,6 +98,7 @@ async def serve(worker: NodeWorker, secret: bytes, host: str) -> asyncio.Server:
                     await worker.accept(token, message[2])
                     writer.write(_frame(pickle.dumps((ACCEPTED, token))))
                 elif kind == RUN:
+                    held.discard(token)
                     task = asyncio.get_running_loop().create_task(_stream(worker, token, writer))
                     streams.add(task)
                     task.add_done_callback(streams.discard)

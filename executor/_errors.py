@@ -21,7 +21,7 @@ The tree::
     ├── EngineError                     ENGINE_ERROR        the engine refused a request
     ├── ImageNotFound(LookupError)      IMAGE_NOT_FOUND
     ├── ImageBuildFailed                BUILD_FAILED        an image build failed
-    ├── WorkerLost(ConnectionError)     WORKER_LOST         a remote worker died mid-call
+    ├── WorkerLost(ConnectionError)     WORKER_LOST         a worker/container died mid-call
     └── ExecutorClosed(RuntimeError)    CLOSED              the executor was closed
 
 Errors carry their data as attributes and serialise with :meth:`ExecutorError.to_dict`. No
@@ -375,7 +375,8 @@ class ImageBuildFailed(ExecutorError):
 
 
 class WorkerLost(ExecutorError, ConnectionError):
-    """The worker running a call (a Ray actor, its node) died after the request was delivered.
+    """The worker running a call (a Ray actor, its node, or the container itself, removed by
+    something other than the executor) died after the request was delivered.
 
     The call may or may not have run to its end; it is not retried automatically, so an
     input never runs twice without the caller knowing. ``worker`` names the worker.

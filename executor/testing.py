@@ -477,13 +477,17 @@ class FakeEngine(Engine):
 
     async def state(self, container_id: str) -> ExitState:
         await self._enter("state")
-        c = self._get(container_id)
+        c = self._containers.get(container_id)
+        if c is None:
+            return ExitState(running=False, exit_code=None, oom_killed=False, removed=True)
         running = c.state == "running"
         return ExitState(running, None if running else c.exit_code, c.oom_killed)
 
     async def wait(self, container_id: str) -> None:
         await self._enter("wait")
-        await self._get(container_id).exited.wait()
+        c = self._containers.get(container_id)
+        if c is not None:
+            await c.exited.wait()
 
     async def remove(self, container_id: str) -> None:
         await self._enter("remove")

@@ -19,9 +19,11 @@ import anyio
 from .._errors import (
     EngineUnavailable,
     ExecutionTimeout,
+    ExecutorClosed,
     ExecutorError,
     ImageNotFound,
     StartTimeout,
+    WorkerLost,
 )
 from .._observe import CONTAINER, DEBUG, call_done, call_timed_out, engine_down, engine_up, killed
 from ..engine import INSTANCE_LABEL, cleanup, shielded
@@ -162,6 +164,13 @@ class EngineCore:
             result = await conclude(container, reply, t0, _perf(), spec)
             code = "OK"
             return result
+        except WorkerLost as exc:
+            if not self.readiness.closed:
+                code = exc.code
+                raise
+            # aclose() removed the containers still running calls: say so, not "by someone".
+            code = "CLOSED"
+            raise ExecutorClosed("the executor was closed while the call ran") from exc
         except ExecutorError as exc:
             code = exc.code
             raise

@@ -26,6 +26,7 @@ from .._errors import (
     ExecutorError,
     OutputTooLarge,
     ProtocolError,
+    WorkerLost,
 )
 from ..protocol import Collect, ErrorInfo, decode_response_files
 from .config import MiB
@@ -393,6 +394,14 @@ async def explain(
     with anyio.move_on_after(_INSPECT_GRACE):
         await engine.wait(container.id)
     state = await engine.state(container.id)
+    if state.removed:
+        return WorkerLost(
+            f"the container {container.id[:12]} was removed while it ran the call, by something "
+            "other than this executor (docker rm -f, a prune, or Podman removing its image "
+            "with --force); the task may or may not have run; retry the call if it is safe "
+            "to run twice",
+            worker=container.id,
+        )
     # The engine records an OOM kill from a separate event that can land after the exit:
     # a SIGKILL status without the flag gets a few short looks before it is called a
     # plain non-zero exit (never every 137 an OOM: the flag decides).

@@ -71,6 +71,10 @@ class Readiness:
         """Refuse to prepare anything from now on."""
         self._closed = True
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def stale(self, body: dict[str, Any]) -> None:
         """The engine said ``body``'s image is missing (removed by hand, a derived image
         cleared): forget it, so the next :meth:`get` checks, copies, builds or derives it

@@ -23,6 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from .._errors import ExecutorClosed, ExecutorError, ImageNotFound, ProtocolError
 from .._observe import refill_failed, refilled, replaced
@@ -321,6 +322,10 @@ class Pool(Source):
             self.waiting -= 1
 
     async def _take(self, body: Body) -> Container:
+        if self._idle:
+            # One turn of the event loop first: an idle container's end of stream that has
+            # already arrived (removed from outside a moment ago) is seen, not written to.
+            await anyio.lowlevel.checkpoint()
         while True:
             while self._idle:
                 _, container = self._idle.popleft()

@@ -43,11 +43,13 @@ CLEANUP_TIMEOUT = 15.0
 
 
 class ExitState(NamedTuple):
-    """How a container ended (``running`` True: it has not)."""
+    """How a container ended (``running`` True: it has not; ``removed`` True: the engine no
+    longer knows it, something else removed it)."""
 
     running: bool
     exit_code: int | None
     oom_killed: bool
+    removed: bool = False
 
 
 class EngineInfo(NamedTuple):
@@ -178,11 +180,15 @@ class Engine(ABC):
 
     @abstractmethod
     async def state(self, container_id: str) -> ExitState:
-        """Whether the container runs, and its exit code and OOM flag once it stopped."""
+        """Whether the container runs, and its exit code and OOM flag once it stopped.
+
+        A container the engine does not know (removed) is ``ExitState(False, None, False,
+        removed=True)``, not an error.
+        """
 
     @abstractmethod
     async def wait(self, container_id: str) -> None:
-        """Wait until the container has stopped."""
+        """Wait until the container has stopped (at once when the engine does not know it)."""
 
     @abstractmethod
     async def remove(self, container_id: str) -> None:

@@ -543,7 +543,12 @@ class DockerEngine(Engine):
 
     async def state(self, container_id: str) -> ExitState:
         with self.errors():
-            info = await (await self.connected()).containers.container(container_id).show()
+            try:
+                info = await (await self.connected()).containers.container(container_id).show()
+            except aiodocker.DockerError as exc:
+                if exc.status == 404:
+                    return ExitState(running=False, exit_code=None, oom_killed=False, removed=True)
+                raise
         state = info.get("State", {})
         running = bool(state.get("Running"))
         return ExitState(
@@ -554,7 +559,11 @@ class DockerEngine(Engine):
 
     async def wait(self, container_id: str) -> None:
         with self.errors():
-            await (await self.connected()).containers.container(container_id).wait()
+            try:
+                await (await self.connected()).containers.container(container_id).wait()
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
 
     async def remove(self, container_id: str) -> None:
         params: dict[str, Any] = {"force": True, "v": True}

@@ -27,6 +27,7 @@ from executor import (
     OutputTooLarge,
     OutputValidationError,
     ProtocolError,
+    WorkerLost,
 )
 from executor.engine import OWNER_LABEL, owner_id
 
@@ -166,6 +167,43 @@ async def test_cancelled_call_while_running_leaves_no_container(
             scope.cancel()
     assert seen_running
     assert scope.cancelled_caught
+    assert containers(labels) == []
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [{}, {"pool_size": 1, "reuse": True}, {"pool_size": 1, "reuse": "fork"}],
+    ids=["fresh", "reuse", "fork"],
+)
+async def test_container_removed_from_outside_mid_call_is_worker_lost(
+    make_executor: MakeExecutor, mode: dict[str, Any]
+) -> None:
+    """`docker rm -f` of the container running a call: WorkerLost naming the container (the
+    task may have run), nothing left behind, and the executor's next call works."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels, **mode)
+    if mode:
+        assert await ex.execute({"do": "echo"}) == {"do": "echo"}  # the worker is up
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            errors: list[BaseException] = []
+
+            async def call() -> None:
+                try:
+                    await ex.execute({"do": "hang"})
+                except Exception as exc:
+                    errors.append(exc)
+
+            tg.start_soon(call)
+            await wait_running(ex, labels)
+            await anyio.sleep(1.0)  # the request is written and the task sleeps
+            subprocess.run(["docker", "rm", "-f", *containers(labels)], check=True)
+    [error] = errors
+    assert isinstance(error, WorkerLost), repr(error)
+    assert error.code == "WORKER_LOST"
+    assert error.worker is not None and "was removed while it ran the call" in error.message
+    assert await ex.execute({"do": "echo"}) == {"do": "echo"}
+    await ex.aclose()
     assert containers(labels) == []
 
 

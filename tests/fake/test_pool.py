@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from executor import StartTimeout
+from executor import ExecutorClosed, StartTimeout
 from executor.testing import FakeEngine
 
 if TYPE_CHECKING:
@@ -141,4 +141,7 @@ async def test_close_while_calls_are_running(make: Make) -> None:
         await until(lambda: engine.requests >= 1)
         await ex.aclose()
     assert len(outcomes) == 4
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert errors, "aclose() removed the containers of the running calls"
+    assert all(isinstance(e, ExecutorClosed) for e in errors), errors  # not "removed by someone"
     assert engine.live() == []

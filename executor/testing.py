@@ -31,6 +31,7 @@ import contextvars
 import inspect
 import itertools
 import json
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -257,6 +258,7 @@ class _FakeImages(Images):
     def __init__(self, engine: FakeEngine, present: set[str] | None) -> None:
         self._engine = engine
         self.present = present  # None: every image exists
+        self.details: dict[str, dict[str, Any]] = {}  # ref -> Labels, Created (list())
 
     def _has(self, ref: str) -> bool:
         return self.present is None or ref in self.present or f"{ref}:latest" in self.present
@@ -269,11 +271,24 @@ class _FakeImages(Images):
 
     async def list(self) -> list[dict[str, Any]]:
         await self._engine._enter("image")
-        return [{"Id": ref, "RepoTags": [ref]} for ref in sorted(self.present or ())]
+        return [
+            {"Id": ref, "RepoTags": [ref], "Size": 0, **self.details.get(ref, {})}
+            for ref in sorted(self.present or ())
+        ]
 
-    async def _add(self, ref: str) -> None:
+    async def _add(self, ref: str, labels: Mapping[str, str] | None = None) -> None:
         if self.present is not None:
             self.present.add(ref)
+        self.details[ref] = {"Labels": dict(labels or {}), "Created": int(time.time())}
+
+    async def remove(self, ref: str) -> bool:
+        await self._engine._enter("image")
+        if any(c.body.get("Image") == ref for c in self._engine._containers.values()):
+            return False
+        if self.present is not None:
+            self.present.discard(ref)
+        self.details.pop(ref, None)
+        return True
 
     async def tag(self, ref: str, repository: str, tag: str) -> None:
         await self._engine._enter("image")
@@ -285,7 +300,7 @@ class _FakeImages(Images):
         await self._engine._enter("image")
         if not self._has(image):
             raise ImageNotFound(image, engine=self._engine.name)
-        await self._add(tag)
+        await self._add(tag, labels)
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         await self._engine._enter("image")
@@ -513,7 +528,9 @@ class FakeEngine(Engine):
         for cid, c in list(self._containers.items()):
             labels = c.labels
             if all((labels.get(k) == v) if v else k in labels for k, v in filters.items()):
-                out.append({"Id": cid, "Labels": labels, "State": c.state})
+                out.append(
+                    {"Id": cid, "Image": c.body.get("Image"), "Labels": labels, "State": c.state}
+                )
         return out
 
     async def aclose(self) -> None:

@@ -1,4 +1,4 @@
-"""``executor images build|list``: the runner images, built from the bake file or listed."""
+"""``executor images build|list|prune``: runner images built or listed, derived ones pruned."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import click
 
 from .._errors import ImageBuildFailed
 from .engine import bounded, connect
-from .options import parse_pairs
+from .options import parse_duration, parse_pairs
 from .output import EXIT_FAILED, say
 
 __all__ = ["images", "list_images", "version_of"]
@@ -67,7 +67,7 @@ async def list_images(include_all: bool = False) -> list[dict[str, Any]]:
 
 @click.group()
 def images() -> None:
-    """Build and list the runner images."""
+    """Build and list the runner images; prune the derived ``files`` images."""
 
 
 @images.command("build")
@@ -143,3 +143,52 @@ def images_list(as_json: bool, include_all: bool) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=False)]
     for line in (header, *table):
         click.echo("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+
+
+@images.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    default="0",
+    metavar="DURATION",
+    help="Only images made longer ago than this (90s, 30m, 12h, 7d; default: all).",
+)
+@click.option(
+    "--base", metavar="IMAGE", help="Only images derived from IMAGE (as the config names it)."
+)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
+def images_prune(older_than: str, base: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove the images derived for ``files`` (one per distinct content and base image).
+
+    Nothing else removes them. Images a container uses are kept (never forced); an executor
+    whose image is removed between calls derives it again on its next call.
+    """
+    from ..container.images import prune_files_images
+
+    seconds = parse_duration(older_than, "--older-than")
+
+    async def go() -> list[Any]:
+        async with connect() as engine:
+            steps = prune_files_images(engine, older_than=seconds, base=base, dry_run=dry_run)
+            found = []
+            while True:  # each step (the listing, one removal) bounded on its own
+                try:
+                    found.append(await bounded(anext(steps), "an image request", engine.name))
+                except StopAsyncIteration:
+                    return found
+
+    found = anyio.run(go)
+    removed = [image for image in found if image.removed]
+    kept = len(found) - len(removed)
+    if as_json:
+        for image in found:
+            click.echo(json.dumps(image._asdict()))
+        return
+    verb = "would remove" if dry_run else "removed"
+    for image in removed:
+        click.echo(f"{verb} {image.ref} ({image.id}, from {image.base})")
+    say(
+        f"images prune: {verb} {len(removed)} derived files image(s)"
+        + (f"; kept {kept} in use by a container" if kept else "")
+    )

@@ -52,6 +52,21 @@ def parse_size(text: str) -> int:
     return int(float(number) * scale)
 
 
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``90``, ``90s``, ``30m``, ``12h``, ``7d``, ``2w`` → seconds."""
+    match = _DURATION_RE.match(text)
+    if not match:
+        raise click.BadParameter(
+            f"{text!r} is not a duration like 30m, 12h or 7d", param_hint=option
+        )
+    number, unit = match.groups()
+    scale = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit.lower()]
+    return float(number) * scale
+
+
 def parse_pairs(pairs: Sequence[str], option: str) -> dict[str, str]:
     """``KEY=VALUE`` strings → a dict (click's usage error for a malformed one)."""
     out: dict[str, str] = {}

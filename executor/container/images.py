@@ -11,20 +11,33 @@ gets the cached body.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
 from .._errors import ExecutorClosed, ImageNotFound
+from ..engine import MANAGED_LABEL
 from .config import create_body
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     from ..engine import Engine
     from .config import ContainerConfig
 
-__all__ = ["Readiness", "build_hint"]
+__all__ = [
+    "FILES_OF_LABEL",
+    "FILES_REPOSITORY",
+    "PrunedImage",
+    "Readiness",
+    "build_hint",
+    "prune_files_images",
+]
+
+#: The repository of derived ``files`` images, and the label naming their base image.
+FILES_REPOSITORY = "executor-files"
+FILES_OF_LABEL = "executor.files-of"
 
 
 def build_hint(image: str) -> str:
@@ -122,7 +135,59 @@ class Readiness:
         # update) under the same tag must not keep serving the derived image of the old one.
         images = self._engine.images
         digest = files_digest(await images.id(image) or image, self._files)
-        tag = f"executor-files/{digest}:latest"
+        tag = f"{FILES_REPOSITORY}/{digest}:latest"
         if not await images.exists(tag):
-            await images.derive(image, self._files, tag, {"executor.files-of": image})
+            await images.derive(image, self._files, tag, {FILES_OF_LABEL: image})
         return tag
+
+
+class PrunedImage(NamedTuple):
+    """A derived image :func:`prune_files_images` removed, or kept because a container uses it."""
+
+    ref: str
+    id: str
+    size: int
+    created: int
+    base: str
+    removed: bool
+
+
+async def prune_files_images(
+    engine: Engine, *, older_than: float = 0.0, base: str | None = None, dry_run: bool = False
+) -> AsyncIterator[PrunedImage]:
+    """Remove the derived ``files`` images made more than ``older_than`` seconds ago, yielding
+    each as it is removed or kept (one engine request per step, so a caller can bound each);
+    with ``base``, only those derived from that image (as the executors named it).
+
+    Each distinct ``files`` content makes one image (per base image id) that nothing else
+    removes. An image a container uses (any state) is kept: the engine refuses, never forced
+    (with ``dry_run``, the executor's own containers are asked instead). An executor whose
+    image is removed between its calls derives it again on its next call.
+    """
+    cutoff = time.time() - older_than
+    in_use: set[str] = set()
+    if dry_run:
+        managed = await engine.list_managed({MANAGED_LABEL: ""})
+        in_use = {str(c.get("ImageID") or c.get("Image")) for c in managed}
+    for image in await engine.images.list():
+        labels = image.get("Labels") or {}
+        created = int(image.get("Created") or 0)
+        if FILES_OF_LABEL not in labels or created > cutoff:
+            continue
+        if base is not None and labels[FILES_OF_LABEL] != base:
+            continue
+        image_id = str(image.get("Id") or "")
+        refs = [r for r in image.get("RepoTags") or [] if FILES_REPOSITORY in r] or [image_id]
+        removed = True
+        for ref in refs:  # the image goes with its last tag
+            removed = image_id not in in_use if dry_run else await engine.images.remove(ref)
+            if not removed:
+                break
+        yield PrunedImage(
+            ref=refs[0],
+            id=image_id.removeprefix("sha256:")[:12],
+            size=int(image.get("Size") or 0),
+            created=created,
+            base=str(labels[FILES_OF_LABEL]),
+            removed=removed,
+        )

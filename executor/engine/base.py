@@ -114,6 +114,14 @@ class Images(ABC):
         """Add the tag ``repository:tag`` to ``ref``."""
 
     @abstractmethod
+    async def remove(self, ref: str) -> bool:
+        """Remove ``ref`` (a tag: the image goes with its last tag), never forced.
+
+        False when the engine refuses because a container (in any state) uses the image; an
+        absent ``ref`` counts as removed.
+        """
+
+    @abstractmethod
     async def derive(
         self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
     ) -> None:

@@ -267,6 +267,18 @@ class _DockerImages(Images):
         with self._engine.errors(image=ref):
             await (await self._engine.connected()).images.tag(ref, repository, tag=tag)
 
+    async def remove(self, ref: str) -> bool:
+        with self._engine.errors():
+            try:
+                await (await self._engine.connected()).images.delete(ref)
+            except aiodocker.DockerError as exc:
+                if exc.status == 404:
+                    return True
+                if exc.status == 409:  # Docker and Podman: a container uses it
+                    return False
+                raise
+        return True
+
     async def derive(
         self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
     ) -> None:

@@ -6,10 +6,17 @@ import json
 import socket
 import subprocess
 import time
+import uuid
+from typing import TYPE_CHECKING
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from .conftest import RUN_LABEL, executor_cli
+
+if TYPE_CHECKING:
+    from .conftest import Result
 
 NOWHERE = {"DOCKER_HOST": "tcp://127.0.0.1:1"}
 
@@ -132,3 +139,63 @@ def test_images_build_delegates_to_the_bake_builder() -> None:
     assert result.code == 0, result.stderr
     assert "runner-python" in result.stderr
     assert "executor/runner-python:latest" in result.stderr
+
+
+@pytest.mark.docker
+async def test_images_prune_removes_derived_images_no_container_uses() -> None:
+    """``images prune``: a derived ``files`` image nothing uses goes, one an idle pooled
+    container uses stays (never forced) and keeps serving; the removed one is derived again
+    by the next executor that needs it. ``--base`` limits it to one base image."""
+    from executor import ContainerConfig, ContainerExecutor
+
+    base = f"executor-test/prune-{uuid.uuid4().hex[:12]}:latest"
+    subprocess.run(["docker", "image", "tag", "executor/runner-python:latest", base], check=True)
+    labels = {RUN_LABEL.split("=")[0]: RUN_LABEL.split("=")[1]}
+
+    def files(n: int) -> dict[str, str | bytes]:
+        return {"/app/execute.py": f"def execute(input):\n    return input + {n}\n"}
+
+    def derived() -> set[str]:
+        out = subprocess.run(
+            ["docker", "image", "ls", "-q", "--filter", f"label=executor.files-of={base}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return set(out.split())
+
+    async def cli(*args: str) -> Result:
+        return await anyio.to_thread.run_sync(lambda: executor_cli("images", "prune", *args))
+
+    try:
+        async with ContainerExecutor(ContainerConfig(base, files=files(1), labels=labels)) as ex:
+            assert await ex.execute(1) == 2
+        pooled = ContainerExecutor(
+            ContainerConfig(base, files=files(2), labels=labels, pool_size=1, reuse=True)
+        )
+        async with pooled:
+            assert await pooled.execute(1) == 3
+            assert len(derived()) == 2
+
+            dry = await cli("--base", base, "--dry-run", "--json")
+            assert dry.code == 0, dry.stderr
+            rows = [json.loads(line) for line in dry.stdout.splitlines()]
+            assert sorted(r["removed"] for r in rows) == [False, True], rows
+            assert len(derived()) == 2, "a dry run removes nothing"
+
+            done = await cli("--base", base)
+            assert done.code == 0, done.stderr
+            assert "removed 1 derived files image(s); kept 1 in use" in done.stderr + done.stdout
+            assert len(derived()) == 1
+            assert await pooled.execute(1) == 3, "the kept image still serves its pool"
+
+        async with ContainerExecutor(ContainerConfig(base, files=files(1), labels=labels)) as ex:
+            assert await ex.execute(1) == 2, "a pruned image is derived again when needed"
+
+        young = await cli("--base", base, "--older-than", "1h")
+        assert "removed 0 derived files image(s)" in young.stderr + young.stdout
+        assert len(derived()) == 2
+    finally:
+        await cli("--base", base)
+        subprocess.run(["docker", "image", "rm", base], capture_output=True, check=False)
+    assert derived() == set()

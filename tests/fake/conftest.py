@@ -41,8 +41,9 @@ async def make() -> AsyncIterator[Make]:
         return ex
 
     yield build
-    for ex, engines in made:
+    for ex, _ in made:
         await ex.aclose()
+    for _, engines in made:  # after all are closed: executors may share an engine
         for engine in engines:
             if not engine.down:
                 assert engine.live() == [], f"{engine.name} kept {engine.live()}"

@@ -251,9 +251,7 @@ class Pool(Source):
         try:
             container = await self._start(body)
         except ExecutorError as exc:
-            refill_failed(self.admission.engine.name, exc, first=self._error is None)
-            self._error = exc
-            self._notify(everyone=True)
+            self._failed(exc)
             return
         finally:
             self._starting -= 1
@@ -265,6 +263,12 @@ class Pool(Source):
         self._error = None
         self._idle.append((time.monotonic(), container))
         self._notify()
+
+    def _failed(self, error: ExecutorError) -> None:
+        """The pool cannot get a container (image, engine): log it once, fail the waiters."""
+        refill_failed(self.admission.engine.name, error, first=self._error is None)
+        self._error = error
+        self._notify(everyone=True)
 
     def image_changed(self) -> None:
         if isinstance(self._error, ImageNotFound):
@@ -278,8 +282,7 @@ class Pool(Source):
             try:
                 body = await self._body()  # anew each round: the image may be prepared again
             except ExecutorError as exc:
-                self._error = exc
-                self._notify(everyone=True)
+                self._failed(exc)
                 await anyio.sleep(_RETRY_DELAY)
                 continue
             self._sweep()

@@ -110,7 +110,8 @@ owner_pid() {
     local pid
     pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] \
-        && echo "$pid"
+        && [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$pid/stat" 2>/dev/null)" != Z ] \
+        && echo "$pid"  # a zombie (exited, not yet reaped by its parent) is gone
 }
 
 ready() {

@@ -25,12 +25,14 @@ FAKE_DOCKERD = """#!/bin/bash
 # A fake dockerd: the first one started never answers and exits 3 s after SIGTERM.
 pidfile="$FAKE_STATE/docker.pid"
 for ((i = 1; i <= $#; i++)); do [ "${!i}" = --pidfile ] && j=$((i + 1)) && pidfile=${!j}; done
-echo $$ >"$pidfile"
 if [ ! -e "$FAKE_STATE/started-once" ]; then
     touch "$FAKE_STATE/started-once"
+    # The handler first, then the pid file the test waits for before its SIGTERM.
     trap 'sleep 3; rm -f "$pidfile"; exit 0' TERM
+    echo $$ >"$pidfile"
     while :; do sleep 0.1; done
 fi
+echo $$ >"$pidfile"
 sleep 1
 touch "$FAKE_STATE/answering"
 while :; do sleep 0.2; done

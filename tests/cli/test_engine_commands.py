@@ -66,8 +66,9 @@ def test_doctor_against_a_silent_engine_is_bounded() -> None:
 
 
 def test_reap_and_images_without_an_engine_exit_9() -> None:
-    """``reap`` and ``images list`` report ENGINE_UNAVAILABLE (9) as JSON when no engine answers."""
-    for args in (["reap"], ["images", "list"]):
+    """``reap``, ``images list`` and ``images prune`` report ENGINE_UNAVAILABLE (9) as JSON when
+    no engine answers."""
+    for args in (["reap"], ["images", "list"], ["images", "prune"]):
         result = executor_cli(*args, env=NOWHERE, timeout=60)
         assert result.code == 9, (args, result.stderr)
         assert json.loads(result.stderr.splitlines()[0])["code"] == "ENGINE_UNAVAILABLE"

@@ -40,6 +40,9 @@ __all__ = ["Fresh", "Pool", "Source"]
 
 #: Pause after a failed background launch before trying again.
 _RETRY_DELAY = 1.0
+#: Event-loop turns a lease gives an idle container's unread bytes (an end of stream takes
+#: one or two) before it uses the container anyway.
+_UNREAD_TURNS = 4
 #: Bound on a fork-mode runner's wipe between calls (the runner itself gives up after 2 s).
 _READY_TIMEOUT = 10.0
 #: Bound on a fork-mode container's start-up (its runner imports the module first).
@@ -325,12 +328,16 @@ class Pool(Source):
             self.waiting -= 1
 
     async def _take(self, body: Body) -> Container:
-        if self._idle:
-            # One turn of the event loop first: an idle container's end of stream that has
-            # already arrived (removed from outside a moment ago) is seen, not written to.
-            await anyio.lowlevel.checkpoint()
+        turns = 0
         while True:
             while self._idle:
+                if turns < _UNREAD_TURNS and self._idle[0][1].attachment.unread():
+                    # Bytes came while it sat idle, maybe its end of stream (removed from
+                    # outside a moment ago): turns of the event loop read them, so the
+                    # container is seen dead instead of written to. Bounded per lease.
+                    turns += 1
+                    await anyio.lowlevel.checkpoint()
+                    continue
                 _, container = self._idle.popleft()
                 if not container.attachment.alive():
                     self.replaced_dead += 1

@@ -80,6 +80,11 @@ class Attachment(ABC):
     def alive(self) -> bool:
         """False once the streams ended (the container exited or the engine went away)."""
 
+    def unread(self) -> bool:
+        """Whether bytes wait on the connection that the event loop has not read yet (a cheap
+        poll, no await): an end of stream may be among them. False when it cannot tell."""
+        return False
+
     @abstractmethod
     async def read(self) -> tuple[int, bytes] | None:
         """Next ``(stream, data)`` frame (1 = stdout, 2 = stderr), ``None`` at the end."""

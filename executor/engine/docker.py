@@ -38,6 +38,7 @@ import contextlib
 import io
 import json
 import os
+import select
 import tarfile
 import time
 from typing import TYPE_CHECKING, Any, cast
@@ -194,6 +195,18 @@ class _DockerAttachment(Attachment):
             return False
         transport = self._transport()
         return transport is not None and not transport.is_closing()
+
+    def unread(self) -> bool:
+        transport = self._transport()
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return False
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
+        except (OSError, ValueError):  # closed meanwhile: the loop will see it
+            return True
 
     async def read(self) -> tuple[int, bytes] | None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import aiodocker
@@ -80,6 +81,24 @@ async def test_idle_container_that_dies_is_replaced(make_executor: MakeExecutor)
         assert result.output == {"after": "kill"}
         assert result.container_id != victim
         assert pool.replaced_dead >= 1
+
+
+@pytest.mark.parametrize("reuse", [True, "fork"], ids=["reuse", "fork"])
+async def test_worker_removed_just_before_a_call_is_replaced_not_written_to(
+    make_executor: MakeExecutor, reuse: bool | str
+) -> None:
+    """`docker rm -f` of an idle worker by another process, the next call at once: the end of
+    stream already on the socket is read before the lease, so the call runs on a new worker
+    instead of failing WORKER_LOST on the removed one."""
+    ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=1, reuse=reuse)
+    for round in range(3):
+        first = await ex.run({"round": round})
+        # Blocking on purpose: the event loop gets no turn between the removal and the call,
+        # as when another process removes the container while this one is busy.
+        subprocess.run(["docker", "rm", "-f", first.container_id], check=True, capture_output=True)
+        after = await ex.run({"round": round, "after": "rm"})
+        assert after.output == {"round": round, "after": "rm"}
+        assert after.container_id != first.container_id
 
 
 async def test_cancelled_call_does_not_poison_pool(make_executor: MakeExecutor) -> None:

@@ -142,7 +142,10 @@ class Readiness:
 
 
 class PrunedImage(NamedTuple):
-    """A derived image :func:`prune_files_images` removed, or kept because a container uses it."""
+    """A derived image :func:`prune_files_images` removed, or kept because a container uses it.
+
+    ``size`` is the engine's ``Size``: the shared base layers included, not what removal frees.
+    """
 
     ref: str
     id: str
@@ -178,11 +181,10 @@ async def prune_files_images(
             continue
         image_id = str(image.get("Id") or "")
         refs = [r for r in image.get("RepoTags") or [] if FILES_REPOSITORY in r] or [image_id]
-        removed = True
-        for ref in refs:  # the image goes with its last tag
-            removed = image_id not in in_use if dry_run else await engine.images.remove(ref)
-            if not removed:
-                break
+        if dry_run:
+            removed = image_id not in in_use
+        else:  # the image goes with its last tag; the engine refuses that one while in use
+            removed = all([await engine.images.remove(ref) for ref in refs])
         yield PrunedImage(
             ref=refs[0],
             id=image_id.removeprefix("sha256:")[:12],

@@ -67,7 +67,7 @@ async def list_images(include_all: bool = False) -> list[dict[str, Any]]:
 
 @click.group()
 def images() -> None:
-    """Build and list the runner images; prune the derived ``files`` images."""
+    """Build and list the runner images; prune the images derived for files."""
 
 
 @images.command("build")
@@ -159,7 +159,7 @@ def images_list(as_json: bool, include_all: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 def images_prune(older_than: str, base: str | None, dry_run: bool, as_json: bool) -> None:
-    """Remove the images derived for ``files`` (one per distinct content and base image).
+    """Remove the images derived for ContainerConfig.files (one per content and base image).
 
     Nothing else removes them. Images a container uses are kept (never forced); an executor
     whose image is removed between calls derives it again on its next call.

@@ -147,6 +147,7 @@ def _run_with_deadline(coro: Coroutine[Any, Any, T], timeout: float) -> Generato
     raise _Expired
 
 
+@checked_keywords()
 class LocalExecutor(Executor[A, B], Generic[A, B]):
     """Run ``fn`` in-process: an async function in the caller's task, a plain one in a thread.
 

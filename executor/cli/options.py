@@ -214,7 +214,7 @@ def _resolve_mode(opts: RunOptions) -> None:
     if implied:
         opts.mode = implied[0][1]
     if opts.reuse:
-        click.echo("executor: --reuse is deprecated since 0.3: use --mode reuse", err=True)
+        say("executor: --reuse is deprecated since 0.3: use --mode reuse", style="yellow")
     if opts.pool_size is not None:
         if opts.containers is not None and opts.containers != opts.pool_size:
             raise click.UsageError(
@@ -224,10 +224,10 @@ def _resolve_mode(opts: RunOptions) -> None:
         opts.containers = opts.pool_size
         if opts.mode is None:
             opts.mode = "pool" if opts.pool_size else "fresh"
-        click.echo(
+        say(
             f"executor: --pool-size is deprecated since 0.3: use --mode {opts.mode} "
             f"--containers {opts.pool_size}",
-            err=True,
+            style="yellow",
         )
     if opts.mode == "fresh" and opts.containers:
         raise click.UsageError(

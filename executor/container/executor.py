@@ -29,6 +29,7 @@ from .._base import Execution, Executor, resolve_types
 from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
 from .._observe import instrument
 from .._schema import Codec, codecs
+from .._settings import checked_keywords
 from .._stream import ExecutionStream
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
 from ..protocol import Collect
@@ -55,6 +56,7 @@ B = TypeVar("B")
 _perf = time.perf_counter
 
 
+@checked_keywords()
 class ContainerExecutor(Executor[A, B], Generic[A, B]):
     """Run each call in a fresh, locked-down container (or a pooled, reused or fork one).
 

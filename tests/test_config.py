@@ -81,6 +81,7 @@ def test_a_mode_and_containers_that_do_not_fit_are_refused(
         ({"reuse": True, "pool_size": 4}, {"mode": "reuse", "containers": 4}, "containers=4"),
         ({"mode": "fork", "pool_size": 2}, {"mode": "fork", "containers": 2}, "containers=2"),
         ({"reuse": "fork", "mode": "fork"}, {"mode": "fork", "containers": 1}, "mode='fork'"),
+        ({"reuse": True, "containers": 3}, {"mode": "reuse", "containers": 3}, "mode='reuse'"),
     ],
 )
 def test_old_mode_keywords_warn_and_keep_their_meaning(
@@ -197,6 +198,7 @@ def test_engine_objects_in_the_config_are_refused_with_what_to_write() -> None:
         ("max_uses", 0, "a positive integer or None"),
         ("max_idle", 0, "a positive number of seconds or None"),
         ("image", "", "a non-empty image name"),
+        ("engines", 5, "a list of engine URLs or EngineEndpoints"),
     ],
 )
 def test_a_wrong_value_is_a_config_error_naming_the_field(
@@ -207,7 +209,9 @@ def test_a_wrong_value_is_a_config_error_naming_the_field(
     image = settings.pop("image", IMG)
     with pytest.raises(ConfigError) as info:
         ContainerConfig(image, **settings)
-    assert str(info.value).startswith(f"ContainerConfig.{field} must be {must}, got {value!r}")
+    message = str(info.value)
+    assert message.startswith(f"ContainerConfig.{field} must be {must}")
+    assert message.endswith(f", got {value!r}")
 
 
 def test_every_container_setting_has_a_rule() -> None:

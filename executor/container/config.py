@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 import ssl
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,12 +34,20 @@ from .._settings import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
 
     from .._schema import SchemaSource
     from ..engine import Engine
 
-__all__ = ["FORK_WIPE", "MODES", "ContainerConfig", "EngineEndpoint", "MiB", "create_body"]
+__all__ = [
+    "DEFAULT_CONTAINERS",
+    "FORK_WIPE",
+    "MODES",
+    "ContainerConfig",
+    "EngineEndpoint",
+    "MiB",
+    "create_body",
+]
 
 MiB = 1024 * 1024
 #: What a fork-mode runner empties between calls: every writable path of the container.
@@ -98,8 +107,10 @@ class EngineEndpoint:
 
 
 def _endpoints(value: Any) -> str | None:
-    ok = not isinstance(value, str | bytes) and all(
-        isinstance(v, str | EngineEndpoint) for v in value
+    ok = (
+        isinstance(value, Sequence)
+        and not isinstance(value, str | bytes)
+        and all(isinstance(v, str | EngineEndpoint) for v in value)
     )
     return (
         None
@@ -139,7 +150,10 @@ def _old_names(kwargs: dict[str, Any]) -> None:
         mode = kwargs.get("mode") or ("pool" if pool_size else "fresh")
     # What the old names meant: fork alone kept one container; reuse alone, no cap (0).
     legacy = {"fork": 1, "reuse": 0}.get(mode)
-    containers = pool_size or legacy if mode in ("fork", "reuse") else pool_size
+    if pool_size is not None:
+        containers = pool_size or legacy if mode in ("fork", "reuse") else pool_size
+    else:
+        containers = None if kwargs.get("containers") is not None else legacy
     new = f"mode={mode!r}" + (f", containers={containers}" if containers is not None else "")
     if mode == "reuse" and containers == 0:
         new += " (0: no cap, a worker per concurrent call)"

@@ -1,10 +1,11 @@
 """One request to a container and its answer: :func:`exchange`, then :func:`interpret`.
 
-:func:`exchange` writes the encoded request and reads frames (stdout into the response,
-capped; stderr into the logs, capped and flagged) until the response line is complete, without
-waiting for the container to exit. :func:`interpret` turns what came back into the call's
-:class:`Execution`, or raises the error it stands for, asking the engine why a container gave
-no usable answer. Fresh, pooled, reused and fork containers all go through these two.
+:func:`exchange` writes the encoded request and feeds the frames it reads to a
+:class:`~.reader.Reader` (stdout into the response, capped; stderr into the logs, capped and
+flagged) until the response line is complete, without waiting for the container to exit.
+:func:`interpret` turns what came back into the call's :class:`Execution`, or raises the error
+it stands for, asking the engine why a container gave no usable answer. Fresh, pooled, reused
+and fork containers all go through these two.
 """
 
 from __future__ import annotations
@@ -175,10 +176,10 @@ async def _read(attachment: Attachment, reader: Reader, spec: CallSpec, tap: Tap
             reader.end()
             return
         for event in reader.feed(*frame):
-            if type(event) is LogChunk:
+            if isinstance(event, LogChunk):
                 if tap is not None:
                     tap(event.data)
-            elif type(event) is TooMuchOutput:
+            elif isinstance(event, TooMuchOutput):
                 raise OutputTooLarge(spec.max_output_bytes)
 
 

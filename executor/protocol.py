@@ -94,12 +94,17 @@ class Collect(msgspec.Struct, frozen=True):
     max_files: int
 
 
-class Request(msgspec.Struct, frozen=True):
-    """One call: the schemas (for the runner's information) and the input."""
+class Request(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One call: the schemas (for the runner's information) and the input, always written;
+    the optional fields only when set.
 
-    schema_in: Any = None
-    schema_out: Any = None
-    input: Any = None
+    The host encodes every request from this Struct, its schemas pre-encoded as
+    ``msgspec.Raw`` once per executor.
+    """
+
+    schema_in: Any
+    schema_out: Any
+    input: Any
     log_marker: str | None = None
     timeout: float | None = None
     max_output_bytes: int | None = None
@@ -166,23 +171,14 @@ def decode_response(data: bytes | str) -> Response:
     return response
 
 
-def decode_response_raw(data: bytes) -> tuple[bool, msgspec.Raw, ErrorInfo | None]:
-    """Decode a response keeping ``output`` as undecoded JSON (for typed decoding later)."""
-    try:
-        response = _raw_response_decoder.decode(data)
-    except _UNDECODABLE as exc:
-        raise ProtocolError(
-            f"the runner's stdout is not a protocol response: {exc}", received=bytes(data)
-        ) from exc
-    _check(response.ok, response.error, data)
-    return response.ok, response.output, response.error
-
-
 def decode_response_files(
     data: bytes,
 ) -> tuple[bool, msgspec.Raw, ErrorInfo | None, dict[str, bytes] | None]:
-    """:func:`decode_response_raw` plus the collected ``files`` (decoded from base64; ``None``
-    when the response has none)."""
+    """Decode a response keeping ``output`` as undecoded JSON (for typed decoding later), with
+    the collected ``files`` (decoded from base64; ``None`` when the response has none).
+
+    Raises :class:`ProtocolError` when it is not one.
+    """
     try:
         response = _raw_response_decoder.decode(data)
     except _UNDECODABLE as exc:

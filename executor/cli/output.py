@@ -75,20 +75,6 @@ EXIT_CODES: tuple[tuple[tuple[type[ExecutorError], ...], int], ...] = (
     ((ConfigError, SchemaError), 10),
 )
 
-RUNNER_IMAGES = {
-    "python": "executor/runner-python:latest",
-    "node": "executor/runner-node:latest",
-    "go": "executor/runner-go:latest",
-}
-#: Where each runner loads the user's module from, and the function it calls.
-RUNNER_MODULES = {"python": "/app/execute.py", "node": "/app/execute.mjs"}
-RUNNER_FUNCTIONS = {"python": "execute", "node": "executeFunction"}
-GO_NOTE = (
-    "Go code is compiled into the runner image, it cannot be injected at run time: build an "
-    "image with your package (see examples/stats/ and the GO_FUNCTION_DIR build arg of "
-    "docker-bake.hcl), then run it with `executor run --image YOUR_IMAGE --input ...` "
-    "(no TARGET)."
-)
 #: Engine calls made by doctor/images/reap give up after this many seconds.
 ENGINE_TIMEOUT = 10.0
 

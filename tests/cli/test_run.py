@@ -233,6 +233,26 @@ def test_missing_image_exits_9() -> None:
     assert (result.code, result.error()["code"]) == (9, "IMAGE_NOT_FOUND")
 
 
+@pytest.mark.docker
+def test_runner_image_comes_from_the_environment() -> None:
+    """``--runner python`` runs the image ``EXECUTOR_PYTHON_IMAGE`` names, as CodeExecutor
+    does (here one that is missing, so the error names it)."""
+    image = "executor/no-such-runner-python:1"
+    result = executor_cli(
+        "run",
+        DOUBLE,
+        "--runner",
+        "python",
+        "--label",
+        RUN_LABEL,
+        "--input",
+        "{}",
+        env={"EXECUTOR_PYTHON_IMAGE": image},
+    )
+    assert (result.code, result.error()["code"]) == (9, "IMAGE_NOT_FOUND"), result.stderr
+    assert image in result.error()["message"]
+
+
 def test_unreachable_engine_exits_9() -> None:
     """With DOCKER_HOST pointing nowhere a container run exits 9 (ENGINE_UNAVAILABLE)."""
     result = executor_cli(

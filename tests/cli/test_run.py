@@ -396,3 +396,17 @@ def test_follow_in_process_prints_the_output() -> None:
     """``--follow`` on a local target runs it and prints the output (no live logs there)."""
     result = executor_cli("run", DOUBLE, "--follow", "--input", '{"n": 2}')
     assert (result.code, result.json()) == (0, {"n": 4}), result.stderr
+
+
+@pytest.mark.parametrize("function", ["execute", "async_execute"])
+def test_in_process_task_output_goes_to_stderr(function: str) -> None:
+    """An in-process task's writes to stdout (print at import and in the call, a write to fd 1,
+    a child process) land on stderr: stdout is exactly the one JSON line."""
+    result = executor_cli("run", f"{TASKS / 'noisy.py'}:{function}", "--input", '{"n": 21}')
+    assert (result.code, result.stdout) == (0, '{"n":42}\n'), result.stderr
+    assert "noisy: imported" in result.stderr
+    if function == "execute":
+        for line in ("noisy: print", "noisy: fd 1", "noisy: child"):
+            assert line in result.stderr
+    else:
+        assert "noisy: async print" in result.stderr

@@ -150,6 +150,17 @@ def test_go_runner_explains_compiled_code() -> None:
     assert "--image" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_runner_choices_are_the_ones_that_work(command: str) -> None:
+    """``--help`` offers ``--runner node|python`` only; ``--runner go`` (with or without a
+    TARGET) is a usage error explaining how Go runs, never a container start."""
+    help_text = executor_cli(command, "--help").stdout
+    assert "[node|python]" in help_text and "go" not in help_text.split("--runner", 1)[1][:40]
+    result = executor_cli("run", "--runner", "go", "--input", "1")
+    assert result.code == 2, result.stderr
+    assert "compiled into the runner image" in result.stderr
+
+
 # --- in a container ----------------------------------------------------------------------------
 
 

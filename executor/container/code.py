@@ -230,7 +230,7 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         return cast("Execution[CodeResult]", msgspec.structs.replace(execution, output=result))
 
     def _no_code_runner(self, exc: ExecutionFailed) -> ExecutionFailed:
-        if exc.code != "NO_EXECUTE":
+        if exc.code not in ("NO_EXECUTE", "NO_TASK"):
             return exc
         return ExecutionFailed(
             f"the image {self.config.image} has no code runner at {self._module}: use a runner "

@@ -10,6 +10,7 @@ no usable answer. Fresh, pooled, reused and fork containers all go through these
 from __future__ import annotations
 
 import os
+import posixpath
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -32,7 +33,7 @@ from ..protocol import Collect, ErrorInfo, decode_response_files
 from .config import MiB
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
 
     from .._stream import Tap
     from .lifecycle import Container
@@ -47,6 +48,7 @@ __all__ = [
     "conclude",
     "exchange",
     "interpret",
+    "misplaced_task",
 ]
 
 _perf = time.perf_counter
@@ -124,7 +126,8 @@ class CallSpec:
 
     ``read_limit`` is how much stdout is read before :class:`OutputTooLarge` (0: the
     ``max_output_bytes``); with files back it adds :func:`collect_allowance`, and the output
-    itself is then held to ``max_output_bytes`` after decoding.
+    itself is then held to ``max_output_bytes`` after decoding. ``no_task_hint`` is added to a
+    ``NO_TASK`` answer (:func:`misplaced_task`).
     """
 
     image: str
@@ -135,6 +138,7 @@ class CallSpec:
     decode: Callable[[bytes], Any]
     collect: Collect | None = None
     read_limit: int = 0
+    no_task_hint: str | None = None
 
 
 #: A decoded response: ``(ok, output as raw JSON, error, collected files)``.
@@ -467,9 +471,31 @@ def _runner_failed(
             max_files=collect.max_files if collect else None,
             logs=logs[-4000:],
         )
+    message = error.message
+    if code == "NO_TASK" and spec.no_task_hint:
+        message = f"{message}. {spec.no_task_hint}"
     return ExecutionFailed(
-        f"the task failed in the container ({code}): {error.message}",
+        f"the task failed in the container ({code}): {message}",
         code=code,
         details=error.details,
         logs=logs,
     )
+
+
+#: Where the stock runners look for the task module, by its kind (``EXECUTOR_MODULE`` aside).
+TASK_MODULES = {".py": "/app/execute.py", ".mjs": "/app/execute.mjs", ".js": "/app/execute.js"}
+
+
+def misplaced_task(files: Iterable[str], env: Mapping[str, str]) -> str | None:
+    """What to add to a runner's ``NO_TASK`` when ``files`` put a module somewhere it does not
+    look (a ``/app/main.py`` for the Python runner's ``/app/execute.py``), else ``None``."""
+    looked = {env.get("EXECUTOR_MODULE"), *TASK_MODULES.values()}
+    for path in files:
+        suffix = posixpath.splitext(path)[1]
+        if suffix in TASK_MODULES and path not in looked:
+            return (
+                f"Your files= put {path} there, but the runner loads {TASK_MODULES[suffix]}: "
+                f"use that key (files={{{TASK_MODULES[suffix]!r}: ...}}), or set "
+                f"env={{'EXECUTOR_MODULE': {path!r}}}"
+            )
+    return None

@@ -9,8 +9,8 @@ Exit status (``run``; ``batch`` uses it for errors before any input runs)::
     3   INPUT_INVALID           the input is not JSON or does not match the schema
     4   OUTPUT_INVALID          the task returned a value that does not match / is not JSON
     5   TIMEOUT, START_TIMEOUT  the task overran --timeout; no container within --start-timeout
-    6   EXECUTION_FAILED        the task raised; in a container also USER_ERROR, NO_EXECUTE,
-                                BAD_REQUEST, OUTPUT_NOT_SERIALIZABLE
+    6   EXECUTION_FAILED        the task raised; in a container also USER_ERROR, NO_TASK,
+                                NO_EXECUTE, BAD_REQUEST, OUTPUT_NOT_SERIALIZABLE
     7   OOM_KILLED, EXIT_NONZERO   the container (or the task's process) died without answering
     8   PROTOCOL_ERROR, OUTPUT_TOO_LARGE, COLLECT_TOO_LARGE
     9   ENGINE_UNAVAILABLE, IMAGE_NOT_FOUND

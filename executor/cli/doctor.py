@@ -149,7 +149,12 @@ async def _image_check(engine: Engine, language: str, ref: str, version: str) ->
 async def _smoke_check() -> Check:
     from ..container import ContainerConfig, ContainerExecutor
 
-    config = ContainerConfig(RUNNER_IMAGES["python"], timeout=ENGINE_TIMEOUT * 2)
+    # The stock image has no task of its own (NO_TASK): give it an echo one.
+    config = ContainerConfig(
+        RUNNER_IMAGES["python"],
+        files={"/app/execute.py": "def execute(input):\n    return input\n"},
+        timeout=ENGINE_TIMEOUT * 2,
+    )
     started = time.monotonic()
     try:
         async with ContainerExecutor[Any, Any](config) as ex:

@@ -110,6 +110,7 @@ async def test_a_stock_image_without_a_task_is_no_task(
     key = "/app/execute.py" if lang == "python" else "/app/execute.mjs"
     assert f"files={{'{key}'" in info.value.message, info.value.message
 
+
 async def test_changed_files_are_seen_by_a_new_executor(make_executor: MakeExecutor) -> None:
     """Two executors with different files for the same path each run their own code."""
     first = make_executor(files={"/app/execute.py": "def execute(i):\n    return 'first'\n"})

@@ -221,6 +221,11 @@ def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any
 
     from ..container import ContainerConfig, ContainerExecutor
 
+    if target is None and opts.runner is not None and opts.image is None:
+        raise click.UsageError(
+            f"--runner {opts.runner} needs a TARGET, the file to run: the stock runner images "
+            "have no task of their own (use --image IMAGE to run an image's own task)"
+        )
     if target is not None and target.path is None:
         raise click.UsageError(
             f"in a container TARGET must be a file (the runner's execute module), got "

@@ -133,6 +133,7 @@ def test_import_failure_and_missing_function_exit_10(tmp_path: Path) -> None:
         ["run", DOUBLE, "--runner", "cobol", "--input", "1"],
         ["run", DOUBLE, "--runner", "go", "--input", "1"],
         ["run", DOUBLE, "--runner", "python", "--memory", "lots", "--input", "1"],
+        ["run", "--runner", "python", "--input", "1"],
         ["frobnicate"],
     ],
 )

@@ -177,7 +177,6 @@ def task_stdout_to_stderr() -> Iterator[IO[bytes]]:
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
             previous.flush()  # what the task wrote through sys.__stdout__ goes to stderr too
-        real.flush()
         os.dup2(saved, 1)
         sys.stdout = previous
-        real.close()
+        real.close()  # flushes the results; a closed pipe raises here, as a plain write would

@@ -54,7 +54,8 @@ __all__ = [
 #: Codes a conforming runner reports in ``error.code``.
 RUNNER_ERROR_CODES = (
     "BAD_REQUEST",  # the request could not be parsed
-    "NO_EXECUTE",  # the user module or its function is missing
+    "NO_TASK",  # no user module where the runner looks (a stock image has none of its own)
+    "NO_EXECUTE",  # the user module lacks its function (or cannot be loaded as a module)
     "USER_ERROR",  # the user function raised; details hold the stack trace
     "OUTPUT_NOT_SERIALIZABLE",  # the function returned something JSON cannot carry
     "COLLECT_TOO_LARGE",  # files back: more than collect.max_bytes / max_files were left

@@ -11,6 +11,7 @@ and fork containers all go through these two.
 from __future__ import annotations
 
 import os
+import posixpath
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -34,7 +35,7 @@ from .config import MiB
 from .reader import READY, LogChunk, Reader, Reply, State, TooMuchOutput
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
 
     from .._stream import Tap
     from ..engine import Attachment
@@ -49,6 +50,7 @@ __all__ = [
     "conclude",
     "exchange",
     "interpret",
+    "misplaced_task",
 ]
 
 _perf = time.perf_counter
@@ -115,7 +117,8 @@ class CallSpec:
 
     ``read_limit`` is how much stdout is read before :class:`OutputTooLarge` (0: the
     ``max_output_bytes``); with files back it adds :func:`collect_allowance`, and the output
-    itself is then held to ``max_output_bytes`` after decoding.
+    itself is then held to ``max_output_bytes`` after decoding. ``no_task_hint`` is added to a
+    ``NO_TASK`` answer (:func:`misplaced_task`).
     """
 
     image: str
@@ -126,6 +129,7 @@ class CallSpec:
     decode: Callable[[bytes], Any]
     collect: Collect | None = None
     read_limit: int = 0
+    no_task_hint: str | None = None
 
 
 async def exchange(
@@ -374,9 +378,31 @@ def _runner_failed(
             max_files=collect.max_files if collect else None,
             logs=logs[-4000:],
         )
+    message = error.message
+    if code == "NO_TASK" and spec.no_task_hint:
+        message = f"{message}. {spec.no_task_hint}"
     return ExecutionFailed(
-        f"the task failed in the container ({code}): {error.message}",
+        f"the task failed in the container ({code}): {message}",
         code=code,
         details=error.details,
         logs=logs,
     )
+
+
+#: Where the stock runners look for the task module, by its kind (``EXECUTOR_MODULE`` aside).
+TASK_MODULES = {".py": "/app/execute.py", ".mjs": "/app/execute.mjs", ".js": "/app/execute.js"}
+
+
+def misplaced_task(files: Iterable[str], env: Mapping[str, str]) -> str | None:
+    """What to add to a runner's ``NO_TASK`` when ``files`` put a module somewhere it does not
+    look (a ``/app/main.py`` for the Python runner's ``/app/execute.py``), else ``None``."""
+    looked = {env.get("EXECUTOR_MODULE"), *TASK_MODULES.values()}
+    for path in files:
+        suffix = posixpath.splitext(path)[1]
+        if suffix in TASK_MODULES and path not in looked:
+            return (
+                f"Your files= put {path} there, but the runner loads {TASK_MODULES[suffix]}: "
+                f"use that key (files={{{TASK_MODULES[suffix]!r}: ...}}), or set "
+                f"env={{'EXECUTOR_MODULE': {path!r}}}"
+            )
+    return None

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from ._base import Execution, Executor, resolve_types
-from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout
+from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout, ExecutorClosed
 from ._observe import instrument
 from ._schema import Codec, SchemaSource, codecs
 from ._settings import boolean, checked_keywords, optional, seconds, setting, validate
@@ -154,7 +154,8 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
     Types come from the subscription (``LocalExecutor[In, Out](fn)``), then from
     ``input_type``/``output_type``, then from ``fn``'s annotations. A sync function that
     overruns its timeout cannot be stopped: ``ExecutionTimeout`` is raised on time and its
-    worker thread is abandoned to finish on its own.
+    worker thread is abandoned to finish on its own. After :meth:`aclose` every call raises
+    :class:`ExecutorClosed`.
     """
 
     def __init__(
@@ -183,6 +184,7 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         )
         self._timeout = self.config.timeout
         self._invoke = self._invoker()
+        self._closed = False
         instrument(self, kind="local")
 
     @property
@@ -214,7 +216,18 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
 
         return in_thread
 
+    async def __aenter__(self) -> LocalExecutor[A, B]:
+        if self._closed:
+            raise ExecutorClosed()
+        return self
+
+    async def aclose(self) -> None:
+        """Refuse further calls (:class:`ExecutorClosed`); a call in flight runs to its end."""
+        self._closed = True
+
     async def execute(self, input: A | Any) -> B:
+        if self._closed:
+            raise ExecutorClosed()
         value = self._in.coerce(input)
         try:
             result = await self._invoke(value)
@@ -225,6 +238,8 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         return self._out.coerce(result)
 
     async def run(self, input: A | Any) -> Execution[B]:
+        if self._closed:
+            raise ExecutorClosed()
         t0 = _perf()
         value = self._in.coerce(input)
         t1 = _perf()

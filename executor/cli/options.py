@@ -21,7 +21,14 @@ import msgspec
 
 from .._errors import InputValidationError
 from .output import say
-from .targets import GO_NOTE, RUNNER_IMAGES, Target, container_files, load_function
+from .targets import (
+    GO_NOTE,
+    RUNNER_IMAGES,
+    RUNNER_MODULES,
+    Target,
+    container_files,
+    load_function,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -108,12 +115,21 @@ class RunOptions:
         return self.timeout if self.timeout is not None else default
 
 
+class _RunnerChoice(click.Choice):  # type: ignore[type-arg]
+    """The runners that take a TARGET; ``go`` gets the note on how Go code runs instead."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "go":
+            self.fail(GO_NOTE, param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The flags of :class:`RunOptions` as click options."""
     options = [
         click.option(
             "--runner",
-            type=click.Choice(sorted(RUNNER_IMAGES)),
+            type=_RunnerChoice(sorted(RUNNER_MODULES)),
             help="Run in a container of this runner image (TARGET becomes its execute module).",
         ),
         click.option("--image", metavar="IMAGE", help="Run in a container of this image."),
@@ -250,8 +266,11 @@ def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any
 
     from ..container import ContainerConfig, ContainerExecutor
 
-    if opts.runner == "go" and target is not None:
-        raise click.UsageError(GO_NOTE)
+    if target is None and opts.runner is not None and opts.image is None:
+        raise click.UsageError(
+            f"--runner {opts.runner} needs a TARGET, the file to run: the stock runner images "
+            "have no task of their own (use --image IMAGE to run an image's own task)"
+        )
     if target is not None and target.path is None:
         raise click.UsageError(
             f"in a container TARGET must be a file (the runner's execute module), got "

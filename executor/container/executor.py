@@ -35,7 +35,7 @@ from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shiel
 from ..protocol import Collect
 from .config import ContainerConfig
 from .core import EngineCore
-from .exchange import CallSpec, Encoder, Outgoing, collect_allowance
+from .exchange import CallSpec, Encoder, Outgoing, collect_allowance, misplaced_task
 from .lifecycle import Background
 from .routing import Router, make_engines
 from .sweeper import hand_over, mark_closed
@@ -127,6 +127,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             decode=self._out.decode_json,
             collect=collect,
             read_limit=read_limit,
+            no_task_hint=misplaced_task(config.files, config.env),
         )
         self._encoder = Encoder(
             self._in.schema_json,

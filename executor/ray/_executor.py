@@ -63,7 +63,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
 
     Asyncio only (Ray's object references are asyncio futures). Use it as ``async with``: the
     actors are placed on entry and closed on exit. Raises :class:`ConfigError` when Ray is not
-    installed (``pip install 'executor[ray]'``).
+    installed (``pip install 'typed-executor[ray]'``).
     """
 
     def __init__(

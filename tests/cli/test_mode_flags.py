@@ -46,7 +46,7 @@ def test_mode_and_containers_flags_build_that_config(
     args: list[str], mode: str, containers: int
 ) -> None:
     """--mode and --containers (and --fork, short for --mode fork) reach ContainerConfig."""
-    code, seen, err = parse("--runner", "python", *args)
+    code, seen, err = parse("--image", "img:1", *args)
     assert code == 0, err
     assert seen == {"mode": mode, "containers": containers}
 
@@ -64,7 +64,7 @@ def test_old_flags_still_work_and_say_what_replaces_them(
     args: list[str], mode: str, containers: int, note: str
 ) -> None:
     """--reuse and --pool-size keep working for 0.3, with a note on stderr naming the new flags."""
-    code, seen, err = parse("--runner", "python", *args)
+    code, seen, err = parse("--image", "img:1", *args)
     assert code == 0, err
     assert seen == {"mode": mode, "containers": containers}
     assert note in err
@@ -73,11 +73,11 @@ def test_old_flags_still_work_and_say_what_replaces_them(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--runner", "python", "--fork", "--mode", "reuse"], "different modes: choose one"),
-        (["--runner", "python", "--reuse", "--fork"], "different modes: choose one"),
-        (["--runner", "python", "--mode", "fresh", "--containers", "2"], "use --mode pool"),
-        (["--runner", "python", "--containers", "2"], "--containers needs a --mode"),
-        (["--runner", "python", "--pool-size", "2", "--containers", "3"], "disagree"),
+        (["--image", "img:1", "--fork", "--mode", "reuse"], "different modes: choose one"),
+        (["--image", "img:1", "--reuse", "--fork"], "different modes: choose one"),
+        (["--image", "img:1", "--mode", "fresh", "--containers", "2"], "use --mode pool"),
+        (["--image", "img:1", "--containers", "2"], "--containers needs a --mode"),
+        (["--image", "img:1", "--pool-size", "2", "--containers", "3"], "disagree"),
         (["--mode", "fork"], "apply only in a container"),
     ],
 )

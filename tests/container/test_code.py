@@ -169,6 +169,31 @@ async def test_timeout_is_execution_timeout(mode: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("language", ["python", "node"])
+async def test_per_run_timeout_within_the_configs(language: str) -> None:
+    """CodeRun(timeout=...) limits that program alone (ExecutionTimeout naming its timeout,
+    the config's 30 s untouched for the next run); one above the config's, or not a positive
+    number, is INPUT_INVALID at $.timeout before anything runs."""
+    labels = case()
+    spin = {"python": "while True:\n    pass\n", "node": "for (;;) {}\n"}[language]
+    hello = {"python": "print('next')", "node": "console.log('next')"}[language]
+    async with executor(language, timeout=30, labels=labels) as ex:
+        with pytest.raises(ExecutionTimeout) as info:
+            await ex.execute(CodeRun(spin, timeout=1))
+        assert info.value.timeout == 1
+        assert (await ex.execute(CodeRun(hello, timeout=30))).stdout == "next\n"
+        with pytest.raises(InputValidationError, match="config's timeout of 30 s") as invalid:
+            await ex.execute(CodeRun(hello, timeout=31))
+        assert invalid.value.path == "$.timeout"
+        for bad in (0, -1, "5", True, float("nan")):
+            with pytest.raises(InputValidationError) as invalid:
+                await ex.execute({"code": hello, "timeout": bad})
+            assert invalid.value.path == "$.timeout"
+    assert containers(labels) == []
+    unbounded = CodeExecutor(language, config(IMAGES[language], timeout=None))
+    assert unbounded._task(CodeRun(hello, timeout=3600))[1] == 3600
+
+
+@pytest.mark.parametrize("language", ["python", "node"])
 async def test_stream_yields_stdout_and_stderr_live(language: str) -> None:
     """stream() yields the program's lines as they come, tagged stdout/stderr, in order,
     then the Execution; its logs do not repeat them."""

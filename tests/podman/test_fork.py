@@ -1,4 +1,4 @@
-"""Fork mode (``reuse="fork"``) on Podman: the runner as PID 1, one container, fresh state per call.
+"""Fork mode (``mode="fork"``) on Podman: the runner as PID 1, one container, fresh state per call.
 
 Needs runners that speak fork mode (docs/RUNNERS.md, pinned by ``tests/vectors/fork_*.json``):
 in a checkout without those vectors it skips, saying so.

@@ -1,6 +1,6 @@
 """Fork mode under attack: every attack is followed by a probe call in the same container.
 
-``mode="fork", containers=1`` runs each call in a fresh process of a container that is wiped between
+``mode="fork"`` runs each call in a fresh process of a container that is wiped between
 calls. Each test runs one attack, then the probe (``do: probe``), which reports what a new
 call can see: other processes, files in /tmp and /dev/shm, System V IPC objects, the
 environment, builtins and runner state. The probe must see a clean container, the same

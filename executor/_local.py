@@ -29,6 +29,7 @@ from ._base import Execution, Executor, resolve_types
 from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout, ExecutorClosed
 from ._observe import instrument
 from ._schema import Codec, SchemaSource, codecs
+from ._settings import boolean, checked_keywords, optional, seconds, setting, validate
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -40,6 +41,7 @@ T = TypeVar("T")
 _perf = time.perf_counter
 
 
+@checked_keywords()
 @dataclass(frozen=True, slots=True)
 class LocalConfig:
     """Settings of a :class:`LocalExecutor`.
@@ -50,19 +52,13 @@ class LocalConfig:
     schemas.
     """
 
-    timeout: float | None = 30.0
+    timeout: float | None = setting(30.0, optional(seconds))
     schema_in: SchemaSource = None
     schema_out: SchemaSource = None
-    validate: bool = True
+    validate: bool = setting(True, boolean)
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and (
-            isinstance(self.timeout, bool)
-            or not (isinstance(self.timeout, int | float) and self.timeout > 0)
-        ):
-            raise ConfigError(
-                f"timeout must be a positive number of seconds or None, got {self.timeout!r}"
-            )
+        validate(self)
 
 
 #: Where frames that are not the user's come from: this package, anyio, and the backends'
@@ -151,6 +147,7 @@ def _run_with_deadline(coro: Coroutine[Any, Any, T], timeout: float) -> Generato
     raise _Expired
 
 
+@checked_keywords()
 class LocalExecutor(Executor[A, B], Generic[A, B]):
     """Run ``fn`` in-process: an async function in the caller's task, a plain one in a thread.
 

@@ -98,9 +98,11 @@ class RunOptions:
     cpus: float | None = None
     network: bool | None = None
     runtime: str | None = None
-    pool_size: int | None = None
-    reuse: bool = False
+    mode: str | None = None
+    containers: int | None = None
     fork: bool = False
+    pool_size: int | None = None  # deprecated: --containers
+    reuse: bool = False  # deprecated: --mode reuse
     labels: tuple[str, ...] = ()
 
     @property
@@ -155,20 +157,21 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--runtime", metavar="NAME", help="Engine runtime, e.g. runsc (gVisor)."),
         click.option(
-            "--pool-size",
+            "--mode",
+            type=click.Choice(["fresh", "pool", "reuse", "fork"]),
+            help="fresh: a new container per call (default); pool: single-use containers "
+            "started ahead; fork: a fresh process per call in containers wiped between calls "
+            "(fast, isolated); reuse: one process serves many calls (trusted code only).",
+        ),
+        click.option(
+            "--containers",
             type=click.IntRange(min=0),
-            help="Keep this many containers started ahead of calls.",
+            metavar="N",
+            help="How many containers the mode keeps (default 4 in pool, reuse and fork).",
         ),
-        click.option(
-            "--reuse",
-            is_flag=True,
-            help="Let one process serve many calls (trusted code only).",
-        ),
-        click.option(
-            "--fork",
-            is_flag=True,
-            help="A fresh process per call in containers wiped between calls (fast, isolated).",
-        ),
+        click.option("--fork", is_flag=True, help="Short for --mode fork."),
+        click.option("--pool-size", type=click.IntRange(min=0), hidden=True),
+        click.option("--reuse", is_flag=True, hidden=True),
         click.option(
             "--label",
             "labels",
@@ -186,8 +189,7 @@ def run_options(kwargs: dict[str, Any]) -> RunOptions:
     """Take the :class:`RunOptions` flags out of a command's keyword arguments and check them."""
     names = RunOptions.__dataclass_fields__
     opts = RunOptions(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
-    if opts.reuse and opts.fork:
-        raise click.UsageError("--reuse and --fork are different modes: choose one")
+    _resolve_mode(opts)
     if not opts.in_container:
         container_only = {
             "--start-timeout": opts.start_timeout,
@@ -195,9 +197,8 @@ def run_options(kwargs: dict[str, Any]) -> RunOptions:
             "--cpus": opts.cpus,
             "--network/--no-network": opts.network,
             "--runtime": opts.runtime,
-            "--pool-size": opts.pool_size,
-            "--reuse": opts.reuse or None,
-            "--fork": opts.fork or None,
+            "--mode": opts.mode,
+            "--containers": opts.containers,
             "--label": opts.labels or None,
         }
         given = [name for name, value in container_only.items() if value is not None]
@@ -207,6 +208,50 @@ def run_options(kwargs: dict[str, Any]) -> RunOptions:
                 "(local runs are not isolated)"
             )
     return opts
+
+
+def _resolve_mode(opts: RunOptions) -> None:
+    """Fold ``--fork`` and the deprecated ``--reuse``/``--pool-size`` into ``--mode`` and
+    ``--containers`` (the old flags say so on stderr)."""
+    implied = [
+        (flag, mode)
+        for flag, mode, given in (
+            ("--fork", "fork", opts.fork),
+            ("--reuse", "reuse", opts.reuse),
+        )
+        if given
+    ]
+    if opts.mode is not None:
+        implied.insert(0, (f"--mode {opts.mode}", opts.mode))
+    if len({mode for _, mode in implied}) > 1:
+        raise click.UsageError(
+            f"{' and '.join(flag for flag, _ in implied)} are different modes: choose one"
+        )
+    if implied:
+        opts.mode = implied[0][1]
+    if opts.reuse:
+        say("executor: --reuse is deprecated since 0.3: use --mode reuse", style="yellow")
+    if opts.pool_size is not None:
+        if opts.containers is not None and opts.containers != opts.pool_size:
+            raise click.UsageError(
+                "--pool-size and --containers disagree: give --containers only "
+                "(--pool-size is deprecated)"
+            )
+        opts.containers = opts.pool_size
+        if opts.mode is None:
+            opts.mode = "pool" if opts.pool_size else "fresh"
+        say(
+            f"executor: --pool-size is deprecated since 0.3: use --mode {opts.mode} "
+            f"--containers {opts.pool_size}",
+            style="yellow",
+        )
+    if opts.mode == "fresh" and opts.containers:
+        raise click.UsageError(
+            f"--containers {opts.containers} does not apply to --mode fresh (a new container "
+            "per call): use --mode pool to keep containers started ahead of calls"
+        )
+    if opts.containers is not None and opts.mode is None:
+        raise click.UsageError("--containers needs a --mode (pool, reuse or fork)")
 
 
 def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any]:
@@ -244,12 +289,10 @@ def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any
         settings["network"] = opts.network
     if opts.runtime:
         settings["runtime"] = opts.runtime
-    if opts.pool_size is not None:
-        settings["pool_size"] = opts.pool_size
-    if opts.reuse:
-        settings["reuse"] = True
-    if opts.fork:
-        settings["reuse"] = "fork"
+    if opts.mode is not None:
+        settings["mode"] = opts.mode
+    if opts.containers is not None:
+        settings["containers"] = opts.containers
     if opts.labels:
         settings["labels"] = parse_pairs(opts.labels, "--label")
     executor: ContainerExecutor[Any, Any] = ContainerExecutor(ContainerConfig(image, **settings))

@@ -83,8 +83,8 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
     may extend the stock one); without it, the stock image of the language
     (``executor/runner-python:latest``, ``executor/runner-node:latest``, or
     ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``) with the default settings. Every mode
-    applies: fresh, ``pool_size``, ``reuse="fork"`` (a fresh process per program, the
-    container wiped between them), ``reuse=True``.
+    applies: ``mode="fresh"``, ``"pool"``, ``"fork"`` (a fresh process per program, the
+    container wiped between them), ``"reuse"``.
 
     Per run the program gets a fresh working directory under ``/tmp`` holding it and the
     input files, its stdin, and ``argv``; stdout is kept up to ``config.max_output_bytes``,
@@ -138,7 +138,7 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         """The stock runner image for ``language`` (``executor/runner-python:latest`` for
         Python and bash, ``executor/runner-node:latest`` for Node), or the one named by
         ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``: the start of a config of your own,
-        ``ContainerConfig(CodeExecutor.image_for("python"), reuse="fork")``."""
+        ``ContainerConfig(CodeExecutor.image_for("python"), mode="fork")``."""
         return default_image(language_of(language)[0])
 
     def __repr__(self) -> str:

@@ -84,11 +84,6 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
 
         if not isinstance(config, ContainerConfig):
             raise ConfigError(f"config must be a ContainerConfig, got {type(config).__name__}")
-        if config.docker is not None:
-            raise ConfigError(
-                "RayExecutor: ContainerConfig.docker (a client object) cannot travel to the "
-                "nodes; leave it unset so each node uses its own engine, or give docker_url"
-            )
         for name, value in (
             ("actors", actors),
             ("max_in_flight_per_actor", max_in_flight_per_actor),

@@ -218,7 +218,7 @@ async def test_images_prune_removes_derived_images_no_container_uses() -> None:
         async with ContainerExecutor(ContainerConfig(base, files=files(1), labels=labels)) as ex:
             assert await ex.execute(1) == 2
         pooled = ContainerExecutor(
-            ContainerConfig(base, files=files(2), labels=labels, pool_size=1, reuse=True)
+            ContainerConfig(base, files=files(2), labels=labels, mode="reuse", containers=1)
         )
         async with pooled:
             assert await pooled.execute(1) == 3

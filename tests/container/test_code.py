@@ -93,7 +93,15 @@ async def test_round_trip(language: str) -> None:
     assert 0 < result.duration < execution.duration
 
 
-@pytest.mark.parametrize("mode", [{}, {"pool_size": 1}, {"reuse": "fork"}, {"reuse": True}])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        {},
+        {"mode": "pool", "containers": 1},
+        {"mode": "fork", "containers": 1},
+        {"mode": "reuse", "containers": 0},
+    ],
+)
 async def test_every_mode(mode: dict[str, Any]) -> None:
     """The same program gives the same result fresh, pooled, in fork mode and reused."""
     async with executor("python", **mode) as ex:
@@ -112,7 +120,7 @@ open("/tmp/left-behind", "w").write("x")
 subprocess.Popen(["sleep", "600"], start_new_session=True)
 print(seen)
 """
-    async with executor("python", reuse="fork") as ex:
+    async with executor("python", mode="fork", containers=1) as ex:
         first = await ex.execute(CodeRun(program))
         second = await ex.execute(CodeRun(program))
         check = await ex.execute(
@@ -144,7 +152,9 @@ async def test_collect_caps_raise() -> None:
         assert unchanged.files == {}  # an unchanged input does not count
 
 
-@pytest.mark.parametrize("mode", [{}, {"reuse": True}, {"reuse": "fork"}])
+@pytest.mark.parametrize(
+    "mode", [{}, {"mode": "reuse", "containers": 0}, {"mode": "fork", "containers": 1}]
+)
 async def test_timeout_is_execution_timeout(mode: dict[str, Any]) -> None:
     """A program past the timeout raises ExecutionTimeout; the executor serves on (in reuse
     and fork mode the same container: the code runner killed the program itself)."""

@@ -172,7 +172,7 @@ async def test_cancelled_call_while_running_leaves_no_container(
 
 @pytest.mark.parametrize(
     "mode",
-    [{}, {"pool_size": 1, "reuse": True}, {"pool_size": 1, "reuse": "fork"}],
+    [{}, {"mode": "reuse", "containers": 1}, {"mode": "fork", "containers": 1}],
     ids=["fresh", "reuse", "fork"],
 )
 async def test_container_removed_from_outside_mid_call_is_worker_lost(

@@ -139,9 +139,9 @@ async def test_node_user_error_and_missing_function(make_executor: MakeExecutor)
     "mode",
     [
         {},
-        {"pool_size": 2, "prewarm": True},
-        {"pool_size": 2, "prewarm": True, "reuse": "fork", "max_uses": 2},
-        {"pool_size": 2, "prewarm": True, "reuse": True, "max_uses": 2},
+        {"mode": "pool", "containers": 2, "prewarm": True},
+        {"mode": "fork", "containers": 2, "prewarm": True, "max_uses": 2},
+        {"mode": "reuse", "containers": 2, "prewarm": True, "max_uses": 2},
     ],
     ids=["fresh", "pool", "fork", "reuse"],
 )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import ConfigError
+from .requirements import DEFAULT_BUILD_TIMEOUT, check_requirements
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -59,6 +60,16 @@ class ContainerConfig:
     ``Execution.files`` (relative path to bytes). More than ``max_collect_files`` files or
     ``max_collect_bytes`` bytes (sizes plus relative path lengths) fails the call with
     ``CollectTooLarge``.
+
+    Dependencies: ``requirements`` are pip requirement strings for a Python image
+    (``"numpy==2.1.*"``) or npm package specs for a Node one (``"lodash@4"``);
+    ``requirements_file`` is a ``requirements.txt`` or a ``package.json`` (with its
+    ``package-lock.json``) instead. They are fetched on the host with its own installer settings,
+    installed there for the image's platform and placed in a derived image
+    ``executor-deps/<runner>-<hash>:latest``, made once per engine (within ``build_timeout``
+    seconds) and reused by every executor and process; the task's container never has the
+    network. npm install scripts run (on the host) only with ``allow_install_scripts=True``.
+    A malformed requirement is a ``ConfigError`` here; a Go image refuses requirements.
     """
 
     image: str = field(kw_only=False)
@@ -107,6 +118,11 @@ class ContainerConfig:
     on_empty: Literal["start", "wait"] = "start"
     reuse: bool | Literal["fork"] = False
     max_uses: int | None = None
+    # -- dependencies (executor.container.deps) ---------------------------------------------
+    requirements: Sequence[str] = ()
+    requirements_file: str | None = None
+    allow_install_scripts: bool = False
+    build_timeout: float = DEFAULT_BUILD_TIMEOUT
 
     def __post_init__(self) -> None:
         def bad(what: str) -> ConfigError:
@@ -167,6 +183,7 @@ class ContainerConfig:
             self._check_collect(bad)
         if self.fork:
             self._check_fork(bad)
+        check_requirements(self)
 
     def _check_collect(self, bad: Any) -> None:
         """``collect`` must be a directory the task can write and the runner may empty."""

@@ -19,6 +19,8 @@ import anyio
 from .._errors import ExecutorClosed, ImageNotFound
 from ..engine import MANAGED_LABEL
 from .config import create_body
+from .deps import deps_image
+from .requirements import wanted
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -109,6 +111,8 @@ class Readiness:
             images = self._engine.images
             if not await images.exists(image):
                 await self._provide(image)
+            if wanted(self._config):
+                image = await deps_image(self._engine, self._config, image, self._labels)
             if self._files:
                 image = await self._derived(image)
             self.body = create_body(self._config, image, self._labels)

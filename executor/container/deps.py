@@ -308,8 +308,12 @@ def _failure(
 ) -> ImageBuildFailed:
     """The installer's failure, naming the requirement it names (else all of them)."""
     lines = [line for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"\s*(ERROR|npm (ERR|error))", line)]
-    quoted = " ".join(line.strip() for line in errors[:3]) or (lines[-1] if lines else "")
+    errors = [
+        re.sub(r"\(from versions: ([^)]{120})[^)]+\)", r"(from versions: \1...)", line.strip())
+        for line in lines
+        if re.match(r"\s*(ERROR|npm (ERR|error))", line) and "yanked" not in line
+    ]
+    quoted = " ".join(errors[-3:]) or (lines[-1] if lines else "")
     match = re.search(r"(?:requirement|distribution found for|for) ([^\s(]+)", " ".join(errors))
     named = match.group(1) if match else (", ".join(spec.requirements) or str(spec.file))
     return ImageBuildFailed(

@@ -3,9 +3,10 @@
 :class:`Readiness` answers "what create body does a call on this engine use?". The first
 call checks that the image exists (else copies it from another engine, builds it from the
 bake file, or raises :class:`ImageNotFound`, as ``missing_image`` says), derives the image
-that carries ``files`` (built once by commit, cached by the base image's id and the files'
-hash; the root filesystem stays read-only), and builds the create body. Every later call
-gets the cached body.
+that carries ``requirements`` (:mod:`executor.container.deps`) and then the one that carries
+``files`` (built once by commit, cached by the base image's id and the files' hash; the root
+filesystem stays read-only), and builds the create body. Every later call gets the cached
+body.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import anyio
 from .._errors import ExecutorClosed, ImageNotFound
 from ..engine import MANAGED_LABEL
 from .config import create_body
-from .deps import deps_image
+from .deps import DEPS_OF_LABEL, DEPS_REPOSITORY, deps_image
 from .requirements import wanted
 
 if TYPE_CHECKING:
@@ -162,9 +163,10 @@ class PrunedImage(NamedTuple):
 async def prune_files_images(
     engine: Engine, *, older_than: float = 0.0, base: str | None = None, dry_run: bool = False
 ) -> AsyncIterator[PrunedImage]:
-    """Remove the derived ``files`` images made more than ``older_than`` seconds ago, yielding
-    each as it is removed or kept (one engine request per step, so a caller can bound each);
-    with ``base``, only those derived from that image (as the executors named it).
+    """Remove the derived ``files`` and ``requirements`` images made more than ``older_than``
+    seconds ago, yielding each as it is removed or kept (one engine request per step, so a
+    caller can bound each); with ``base``, only those derived from that image (as the
+    executors named it).
 
     Each distinct ``files`` content makes one image (per base image id) that nothing else
     removes. An image a container uses (any state) is kept: the engine refuses, never forced
@@ -179,12 +181,18 @@ async def prune_files_images(
     for image in await engine.images.list():
         labels = image.get("Labels") or {}
         created = int(image.get("Created") or 0)
-        if FILES_OF_LABEL not in labels or created > cutoff:
+        # A files image, or a dependencies image (executor.container.deps).
+        of_label, repository = (
+            (FILES_OF_LABEL, FILES_REPOSITORY)
+            if FILES_OF_LABEL in labels
+            else (DEPS_OF_LABEL, DEPS_REPOSITORY)
+        )
+        if of_label not in labels or created > cutoff:
             continue
-        if base is not None and labels[FILES_OF_LABEL] != base:
+        if base is not None and labels[of_label] != base:
             continue
         image_id = str(image.get("Id") or "")
-        refs = [r for r in image.get("RepoTags") or [] if FILES_REPOSITORY in r] or [image_id]
+        refs = [r for r in image.get("RepoTags") or [] if repository in r] or [image_id]
         if dry_run:
             removed = image_id not in in_use
         else:  # the image goes with its last tag; the engine refuses that one while in use
@@ -194,6 +202,6 @@ async def prune_files_images(
             id=image_id.removeprefix("sha256:")[:12],
             size=int(image.get("Size") or 0),
             created=created,
-            base=str(labels[FILES_OF_LABEL]),
+            base=str(labels[of_label]),
             removed=removed,
         )

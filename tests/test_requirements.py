@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from executor import ConfigError, ContainerConfig
 from executor.container.requirements import deps_key, normalized, runner_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PY = "executor/runner-python:latest"
 NODE = "executor/runner-node:latest"
@@ -44,7 +47,7 @@ def test_other_bad_settings(tmp_path: Path) -> None:
         ContainerConfig(PY, requirements=["x"], requirements_file=str(req))
     with pytest.raises(ConfigError, match="is no file"):
         ContainerConfig(PY, requirements_file=str(tmp_path / "missing.txt"))
-    with pytest.raises(ConfigError, match="package.json"):
+    with pytest.raises(ConfigError, match=r"package\.json"):
         ContainerConfig(NODE, requirements_file=str(req))
     with pytest.raises(ConfigError, match="build_timeout"):
         ContainerConfig(PY, requirements=["attrs"], build_timeout=0)

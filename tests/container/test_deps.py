@@ -20,7 +20,7 @@ import pytest
 
 from executor import CodeExecutor, CodeRun, ConfigError, ImageBuildFailed
 
-from .conftest import NODE_IMAGE, PYTHON_IMAGE, config
+from .conftest import NODE_IMAGE, config
 
 pytestmark = pytest.mark.docker
 

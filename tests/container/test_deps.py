@@ -2,7 +2,8 @@
 
 The packages come from the registry this host reaches with its own pip/npm settings; without
 it the tests skip. Requirements made unique per run (``attrs!=0.0.<run>``: same packages, a
-new image) give builds that no earlier run cached; those images are removed at the end.
+new image) give builds that no earlier run cached; the images built here are removed at the
+end.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from executor import CodeExecutor, CodeRun, ConfigError, ImageBuildFailed
@@ -52,12 +54,28 @@ def npm_registry() -> None:
         pytest.skip(f"the npm registry cannot be reached from this host: {why}")
 
 
+class _Built(logging.Handler):
+    """Collects the tags of the images built in this process (the ``deps_build`` events)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "event", None) == "deps_build":
+            _made.append(str(getattr(record, "image", "")))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def remove_made_images() -> Any:
-    """The images built for this run's unique requirements go at the end."""
-    yield
-    if _made:
-        subprocess.run(["docker", "rmi", *set(_made)], capture_output=True, check=False)
+    """The images this module built go at the end (those no container uses)."""
+    logger = logging.getLogger("executor.engine")
+    handler, level = _Built(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        if _made:
+            subprocess.run(["docker", "rmi", *set(_made)], capture_output=True, check=False)
 
 
 def unique(name: str = "attrs") -> str:
@@ -100,7 +118,6 @@ async def test_pure_python_package_built_once_then_reused(
     async with CodeExecutor("python", cfg) as first:
         assert (await run(first, "import attrs; print(attrs.__name__)")).strip() == "attrs"
     [tag] = builds(caplog)
-    _made.append(tag)
     built = image_id(tag)
     assert built
     caplog.clear()
@@ -109,6 +126,31 @@ async def test_pure_python_package_built_once_then_reused(
     assert builds(caplog) == []
     assert image_id(tag) == built
     assert not [t for t in deps_tags() if ":building-" in t]
+
+
+async def test_concurrent_first_uses_in_one_process_build_once(
+    pypi: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three executors starting at once on new requirements make one build (single flight)."""
+    caplog.set_level(logging.INFO, "executor.engine")
+    requirement = f"attrs!=0.2.{UNIQUE}"
+    executors = [CodeExecutor("python", config(requirements=[requirement])) for _ in range(3)]
+    try:
+        async with anyio.create_task_group() as tg:
+            for ex in executors:
+                tg.start_soon(run, ex, "import attrs")
+    finally:
+        for ex in executors:
+            await ex.aclose()
+    assert len(builds(caplog)) == 1
+
+
+async def test_pure_python_sdist_is_built_into_a_wheel_on_the_host(pypi: None) -> None:
+    """A pure-Python package published only as an sdist (docopt 0.6.2) is built into a wheel
+    on the host and installed."""
+    cfg = config(requirements=[f"docopt!=0.0.{UNIQUE}"])
+    async with CodeExecutor("python", cfg) as ex:
+        assert (await run(ex, "import docopt; print(docopt.__version__)")).strip() == "0.6.2"
 
 
 async def test_numpy_binary_wheel_in_fresh_and_fork_mode(pypi: None) -> None:

@@ -81,6 +81,7 @@ class Readiness:
         self._peers = peers
         self._lock = anyio.Lock()
         self._closed = False
+        self._deps: str | None = None  # the requirements image, once made or found
         self.body: dict[str, Any] | None = None
 
     def close(self) -> None:
@@ -97,6 +98,7 @@ class Readiness:
         again (unless another call did already)."""
         if body is self.body:
             self.body = None
+            self._deps = None
 
     async def get(self) -> dict[str, Any]:
         """The create body (checking and preparing the image the first time)."""
@@ -109,15 +111,39 @@ class Readiness:
             if self._closed:
                 raise ExecutorClosed()
             image = self._config.image
-            images = self._engine.images
-            if not await images.exists(image):
-                await self._provide(image)
             if wanted(self._config):
-                image = await deps_image(self._engine, self._config, image, self._labels)
+                image = await self._dependencies()
+            elif not await self._engine.images.exists(image):
+                await self._provide(image)
             if self._files:
                 image = await self._derived(image)
             self.body = create_body(self._config, image, self._labels)
             return self.body
+
+    @property
+    def building(self) -> bool:
+        """Whether the first call must make (or find) the ``requirements`` image first."""
+        return self._deps is None and wanted(self._config)
+
+    async def dependencies(self) -> None:
+        """Make or find the ``requirements`` image (:mod:`executor.container.deps`).
+
+        The caller runs this before the call's start clock: a first build is bounded by
+        ``build_timeout``, not ``start_timeout``.
+        """
+        async with self._lock:
+            await self._dependencies()
+
+    async def _dependencies(self) -> str:
+        """The ``requirements`` image (the base provided first); under the lock."""
+        if self._deps is None:
+            if self._closed:
+                raise ExecutorClosed()
+            image = self._config.image
+            if not await self._engine.images.exists(image):
+                await self._provide(image)
+            self._deps = await deps_image(self._engine, self._config, image, self._labels)
+        return self._deps
 
     async def _provide(self, image: str) -> None:
         """Copy or build a missing image as configured, else raise ImageNotFound."""

@@ -153,6 +153,25 @@ async def test_pure_python_sdist_is_built_into_a_wheel_on_the_host(pypi: None) -
         assert (await run(ex, "import docopt; print(docopt.__version__)")).strip() == "0.6.2"
 
 
+async def test_build_is_bounded_by_build_timeout_not_start_timeout(pypi: None) -> None:
+    """The first call waits for the build under build_timeout; start_timeout (here shorter
+    than a build) starts counting once the image is there."""
+    cfg = config(requirements=[f"attrs!=0.3.{UNIQUE}"], start_timeout=1.5)
+    async with CodeExecutor("python", cfg) as ex:
+        assert "ok" in await run(ex, "import attrs; print('ok')")
+
+
+async def test_build_timeout_stops_the_build_and_tags_nothing(pypi: None) -> None:
+    """A build past build_timeout is ImageBuildFailed saying so; nothing is tagged and no
+    container is left (the run's leftover check)."""
+    before = deps_tags()
+    cfg = config(requirements=[f"numpy!=0.4.{UNIQUE}"], build_timeout=0.3)
+    async with CodeExecutor("python", cfg) as ex:
+        with pytest.raises(ImageBuildFailed, match="build_timeout"):
+            await ex.execute(CodeRun(code="print(1)"))
+    assert deps_tags() <= before
+
+
 async def test_numpy_binary_wheel_in_fresh_and_fork_mode(pypi: None) -> None:
     """numpy's binary wheel for the image's platform imports and computes, in fresh and fork
     containers alike."""

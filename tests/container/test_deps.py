@@ -20,9 +20,11 @@ from typing import Any
 import anyio
 import pytest
 
-from executor import CodeExecutor, CodeRun, ConfigError, ImageBuildFailed
+from executor import CodeExecutor, CodeRun, ConfigError, ContainerExecutor, ImageBuildFailed
+from executor.container.images import prune_files_images
+from executor.engine.docker import DockerEngine
 
-from .conftest import NODE_IMAGE, config
+from .conftest import NODE_IMAGE, PYTHON_IMAGE, config
 
 pytestmark = pytest.mark.docker
 
@@ -311,3 +313,79 @@ def test_two_processes_racing_make_one_image(pypi: None) -> None:
     _made.append(tag)
     assert image_id(tag)
     assert not [t for t in deps_tags() if ":building-" in t]
+
+
+TASK = """
+import attrs  # imported once per container in fork and reuse modes
+
+
+def execute(input):
+    return {"n": input["n"] + 1, "attrs": attrs.__name__}
+"""
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [{}, {"pool_size": 1}, {"reuse": True}, {"reuse": "fork"}],
+    ids=["fresh", "pool", "reuse", "fork"],
+)
+async def test_every_mode_runs_a_task_module_on_the_image(pypi: None, mode: dict[str, Any]) -> None:
+    """A task module importing a requirement at the top, placed with files (a files image
+    derived from the dependencies image), runs in every mode."""
+    cfg = config(requirements=["attrs"], files={"/app/execute.py": TASK}, **mode)
+    async with ContainerExecutor(cfg) as ex:
+        for n in range(2):
+            assert await ex.execute({"n": n}) == {"n": n + 1, "attrs": "attrs"}
+
+
+def test_cli_builds_lists_and_prunes_a_dependencies_image(pypi: None) -> None:
+    """``images deps`` prints the tag (the runner told from the entrypoint of an image whose
+    name does not say), ``images list`` shows its requirements, ``images prune --base``
+    removes it."""
+    base = f"executor-test/deps-{UNIQUE}:latest"
+    subprocess.run(["docker", "image", "tag", PYTHON_IMAGE, base], check=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "executor", "images", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=280,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        # Unique requirements: an image derived from the same image id under another name
+        # would be found, labelled with that name.
+        requirement = f"attrs!=0.6.{UNIQUE}"
+        tag = cli("deps", requirement, "--image", base).strip()
+        assert tag.startswith("executor-deps/python-")
+        rows = [json.loads(line) for line in cli("list", "--json").splitlines()]
+        [row] = [r for r in rows if f"{r['repository']}:latest" == tag]
+        assert row["requirements"] == requirement
+        assert tag in cli("prune", "--base", base)
+        assert not image_id(tag)
+    finally:
+        subprocess.run(["docker", "rmi", base], capture_output=True, check=False)
+
+
+async def test_prune_keeps_a_dependencies_image_in_use(pypi: None) -> None:
+    """prune leaves a dependencies image an idle pooled container uses (never forced)."""
+    base = f"executor-test/deps-used-{UNIQUE}:latest"
+    subprocess.run(["docker", "image", "tag", PYTHON_IMAGE, base], check=True)
+    engine = DockerEngine()
+    try:
+        cfg = config(base, requirements=[f"attrs!=0.5.{UNIQUE}"], pool_size=1, prewarm=True)
+        async with CodeExecutor("python", cfg) as ex:
+            await run(ex, "import attrs")
+            found = [image async for image in prune_files_images(engine, base=base)]
+            assert [image.removed for image in found] == [False]
+        found = [image async for image in prune_files_images(engine, base=base)]
+        assert [image.removed for image in found] == [True]
+    finally:
+        await engine.aclose()
+        subprocess.run(["docker", "rmi", base], capture_output=True, check=False)

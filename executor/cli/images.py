@@ -124,7 +124,8 @@ def images_build(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 @click.option("--all", "include_all", is_flag=True, help="Also base and derived images.")
 def images_list(as_json: bool, include_all: bool) -> None:
-    """List the executor images on the engine with their versions."""
+    """List the executor images on the engine with their versions (dependencies images: their
+    requirements)."""
     rows = anyio.run(list_images, include_all)
     if as_json:
         for row in rows:

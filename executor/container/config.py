@@ -67,8 +67,9 @@ class ContainerConfig:
     ``package-lock.json``) instead. They are fetched on the host with its own installer settings,
     installed there for the image's platform and placed in a derived image
     ``executor-deps/<runner>-<hash>:latest``, made once per engine (within ``build_timeout``
-    seconds) and reused by every executor and process; the task's container never has the
-    network. npm install scripts run (on the host) only with ``allow_install_scripts=True``.
+    seconds, before a call's ``start_timeout`` starts counting) and reused by every executor
+    and process; the task's container never has the network. npm install scripts run (on the
+    host) only with ``allow_install_scripts=True``.
     A malformed requirement is a ``ConfigError`` here; a Go image refuses requirements.
     """
 

@@ -27,7 +27,7 @@ import anyio
 
 from ._base import Execution, Executor, resolve_types
 from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout
-from ._observe import instrument
+from ._observe import instrument, observer
 from ._schema import Codec, SchemaSource, codecs
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         )
         self._timeout = self.config.timeout
         self._invoke = self._invoker()
-        instrument(self, kind="local")
+        self._telemetry = instrument(self, kind="local")
 
     @property
     def schema_in(self) -> dict[str, Any] | None:
@@ -218,6 +218,8 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         return in_thread
 
     async def execute(self, input: A | Any) -> B:
+        if (observe := observer()) is not None:  # OpenTelemetry configured: a span, metrics
+            return (await observe.call(self._telemetry, self._run, input)).output
         value = self._in.coerce(input)
         try:
             result = await self._invoke(value)
@@ -228,6 +230,11 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         return self._out.coerce(result)
 
     async def run(self, input: A | Any) -> Execution[B]:
+        if (observe := observer()) is not None:
+            return await observe.call(self._telemetry, self._run, input)
+        return await self._run(input)
+
+    async def _run(self, input: A | Any) -> Execution[B]:
         t0 = _perf()
         value = self._in.coerce(input)
         t1 = _perf()

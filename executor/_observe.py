@@ -24,16 +24,17 @@ as httpcore's ``trace`` extension and trio's ``Instrument`` are, never a patched
 :func:`instrument` gives each executor, at construction, its :class:`CallTelemetry` (the
 attributes of its calls); its call path (``run``, a local ``execute``, a container's
 streamed call) asks :func:`observer` when a call starts, and a subclass's override of
-``execute`` or ``run`` runs as written, around it. When the application has configured a real tracer or meter provider (an
-SDK), at any time before or after the executor was made, the call runs inside
-:meth:`Observer.call`: a span ``executor.run`` (kind, image, engine, mode, outcome; the phases
-of ``Execution.timings`` as events), nested under the caller's current span, and the metrics
-``executor.calls``, ``executor.failures``, ``executor.call.duration``; the gauges
-``executor.pool.idle`` and ``executor.pool.in_use`` count every open container executor
-(registered with a meter provider when the first container executor is made, or the first
-call starts, after it was set). Otherwise the call runs as it is, after a check that costs tens of nanoseconds
-(``bench/observe.py``). OpenTelemetry is never imported here: an application that did not
-import it cannot have configured it.
+``execute`` or ``run`` runs as written, around it. When the application has configured a
+real tracer or meter provider (an SDK), at any time before or after the executor was made,
+the call runs inside :meth:`Observer.call`: a span ``executor.run`` (kind, image, engine,
+mode, outcome; the phases of ``Execution.timings`` as events), nested under the caller's
+current span, and the metrics ``executor.calls``, ``executor.failures``,
+``executor.call.duration``; the gauges ``executor.pool.idle`` and ``executor.pool.in_use``
+count every open container executor (registered with a meter provider when the first
+container executor is made, or the first call starts, after it was set). Otherwise the call
+runs as it is, after a check that costs tens of nanoseconds (``bench/observe.py``).
+OpenTelemetry is never imported here: an application that did not import it cannot have
+configured it.
 """
 
 from __future__ import annotations

@@ -420,70 +420,93 @@ def instrument(
     return CallTelemetry(attributes, engine)
 
 
-class _Seen:
-    """What the last :func:`observer` call saw: the API's modules, the providers, and the
-    observer made for them."""
-
-    trace: Any = None
-    metrics: Any = None
-    #: Read the providers through the API's public getters (see :func:`observer`).
-    getters: bool = any(
-        name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
-    )
-    tracer_provider: object = None
-    meter_provider: object = None
-    observer: Observer | None = None
-
-
-_seen = _Seen()
-_seen_lock = threading.Lock()
+# What the last look saw (see observer()): module globals, the cheapest reads there are.
+_trace: Any = None  # opentelemetry.trace, once imported
+_metrics: Any = None  # opentelemetry.metrics._internal, once imported
+_direct = False  # both imported, their provider globals readable
+_tracer_provider: object = None
+_meter_provider: object = None
+_current: Observer | None = None
+_look_lock = threading.Lock()
 _modules = sys.modules
+_MISSING = object()
+_TRACE, _METRICS = "opentelemetry.trace", "opentelemetry.metrics._internal"
+#: A provider named by the environment is loaded (and set) by the API's getter on first use.
+_FROM_ENVIRONMENT = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
 
 
 def observer() -> Observer | None:
     """The observer of a call starting now, or None when no SDK is configured: the hook.
 
     Called at the start of every call, so it is cheap (``bench/observe.py``): without
-    OpenTelemetry imported, one dict lookup; with it, the API's two provider globals read and
-    compared with the last ones seen. The public getters look at ``os.environ`` on every
-    call (~0.9 µs each): they are used only when a provider comes from the environment
-    (``OTEL_PYTHON_*_PROVIDER``, loaded by the getter on first use) or when an API version
-    has no such globals.
+    OpenTelemetry imported, one dict lookup; with its API imported, the API's two provider
+    globals read and compared with the last ones seen. (The public getters look at
+    ``os.environ`` on every call, ~0.9 µs each: :func:`_look` uses them only for a provider
+    named by the environment, or an API version without those globals.)
     """
     if "opentelemetry" not in _modules:
         return None
-    seen = _seen
-    trace = seen.trace or _modules.get("opentelemetry.trace")
-    metrics = seen.metrics or _modules.get("opentelemetry.metrics._internal")
-    try:
-        if seen.getters:
-            raise AttributeError
-        tracing = None if trace is None else trace._TRACER_PROVIDER
-        metering = None if metrics is None else metrics._METER_PROVIDER
-    except AttributeError:
-        seen.getters = True
-        tracing = None if trace is None else trace.get_tracer_provider()
-        metering = None if metrics is None else metrics.get_meter_provider()
-    if tracing is seen.tracer_provider and metering is seen.meter_provider:
-        if trace is not seen.trace or metrics is not seen.metrics:
-            seen.trace, seen.metrics = trace, metrics
-        return seen.observer
-    return _observe_providers(tracing, metering)
+    if (
+        _direct
+        and _trace._TRACER_PROVIDER is _tracer_provider
+        and _metrics._METER_PROVIDER is _meter_provider
+    ):
+        return _current
+    return _look()
 
 
-def _observe_providers(tracing: Any, metering: Any) -> Observer | None:
-    """Make (once per provider) the observer of newly set providers; None if neither is real."""
-    with _seen_lock:
-        tracer = tracing.get_tracer("executor", _version()) if _real(tracing) else None
-        meters = None
-        if _real(metering):
-            meters = _meters.get(metering)
-            if meters is None:
-                meters = _meters[metering] = _Meters(metering.get_meter("executor", _version()))
-        seen = _seen
-        seen.observer = None if tracer is None and meters is None else Observer(tracer, meters)
-        seen.tracer_provider, seen.meter_provider = tracing, metering
-        return seen.observer
+class _NotImported:
+    """Stands for an API module not imported (yet): its provider reads as None until it is,
+    then as a value no provider is, which sends :func:`observer` to :func:`_look` again."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    @property
+    def _TRACER_PROVIDER(self) -> object:
+        return _MISSING if self.module in _modules else None
+
+    _METER_PROVIDER = _TRACER_PROVIDER
+
+
+def _provider(module: Any, name: str, getter: str) -> tuple[object, bool]:
+    """A module's global provider (None while unset) and whether it can be read directly."""
+    if module is None:
+        return None, True
+    value = getattr(module, name, _MISSING)
+    if value is _MISSING:
+        return getattr(module, getter)(), False
+    if value is None and _FROM_ENVIRONMENT:
+        getattr(module, getter)()  # loads and sets the provider the environment names
+        value = getattr(module, name)
+    return value, True
+
+
+def _look() -> Observer | None:
+    """The slow path of :func:`observer`: find the modules, read the providers, and make the
+    observer when they changed (once per provider)."""
+    global _trace, _metrics, _direct, _tracer_provider, _meter_provider, _current
+    trace = _modules.get(_TRACE)
+    metrics = _modules.get(_METRICS)
+    tracing, trace_direct = _provider(trace, "_TRACER_PROVIDER", "get_tracer_provider")
+    metering, metrics_direct = _provider(metrics, "_METER_PROVIDER", "get_meter_provider")
+    if tracing is not _tracer_provider or metering is not _meter_provider:
+        with _look_lock:
+            tracer = tracing.get_tracer("executor", _version()) if _real(tracing) else None  # type: ignore[attr-defined]
+            meters = None
+            if _real(metering):
+                meters = _meters.get(metering)
+                if meters is None:
+                    meter = metering.get_meter("executor", _version())  # type: ignore[attr-defined]
+                    meters = _meters[metering] = _Meters(meter)
+            _current = None if tracer is None and meters is None else Observer(tracer, meters)
+            _tracer_provider, _meter_provider = tracing, metering
+    _trace = trace or _NotImported(_TRACE)
+    _metrics = metrics or _NotImported(_METRICS)
+    _direct = trace_direct and metrics_direct
+    return _current
 
 
 class Observer:

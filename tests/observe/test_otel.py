@@ -131,6 +131,22 @@ def test_a_provider_named_by_the_environment_is_observed() -> None:
     assert done.stdout.strip() == "opentelemetry.sdk.trace"
 
 
+def test_an_api_module_imported_later_is_found() -> None:
+    """With only the tracing API imported at first, a meter provider set after the metrics
+    API is imported later is still found by the hook."""
+    code = (
+        "import opentelemetry.trace\n"
+        "from executor._observe import observer\n"
+        "assert observer() is None\n"
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "metrics.set_meter_provider(MeterProvider())\n"
+        "print(observer().meters is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
+
+
 async def test_local_call_span_nests_under_the_caller(otel: Telemetry) -> None:
     """A local call's span is a child of the caller's span, with kind, outcome and phases."""
     ex = LocalExecutor[int, int](double, LocalConfig(timeout=5))

@@ -14,3 +14,9 @@ from .executor import ContainerExecutor as ContainerExecutor
 from .reaping import reap as reap
 
 __all__ = ("CodeExecutor", "ContainerConfig", "ContainerExecutor", "EngineEndpoint", "reap")
+
+from .. import _show_as_public
+
+for _name in __all__:
+    _show_as_public(globals()[_name])
+del _name

@@ -22,6 +22,8 @@ The tree::
     ├── ImageNotFound(LookupError)      IMAGE_NOT_FOUND
     ├── ImageBuildFailed                BUILD_FAILED        an image build failed
     ├── WorkerLost(ConnectionError)     WORKER_LOST         a worker/container died mid-call
+    ├── SessionLost(ConnectionError)    SESSION_LOST | SESSION_EXPIRED   a session's state is gone
+    ├── SessionFileError                FILE_TOO_LARGE | FILE_NOT_FOUND | BAD_PATH | NOT_A_FILE
     └── ExecutorClosed(RuntimeError)    CLOSED              the executor was closed
 
 Errors carry their data as attributes and serialise with :meth:`ExecutorError.to_dict`. No
@@ -50,6 +52,8 @@ __all__ = [
     "OutputValidationError",
     "ProtocolError",
     "SchemaError",
+    "SessionFileError",
+    "SessionLost",
     "StartTimeout",
     "ValidationError",
     "WorkerLost",
@@ -389,6 +393,40 @@ class WorkerLost(ExecutorError, ConnectionError):
         super().__init__(message)
         self.worker = worker
         self.delivered = True
+
+
+class SessionLost(ExecutorError, ConnectionError):
+    """A session's interpreter, with its variables, is gone: ``reason`` says why.
+
+    Code ``SESSION_LOST``: the interpreter died (out of memory, ``exit()``, ``os._exit``), ignored
+    the interrupt of a timed-out cell, or its container ended; the session is usable again, in
+    a fresh interpreter (``files_kept`` says whether the working directory survived: False when
+    the container itself was replaced). Code ``SESSION_EXPIRED``: ``idle_timeout`` or
+    ``max_lifetime`` ended the session and removed its container; open a new one.
+    """
+
+    default_code = "SESSION_LOST"
+    _fields = ("reason", "files_kept")
+
+    def __init__(
+        self, message: str, *, reason: str, files_kept: bool = True, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+        self.files_kept = files_kept
+
+
+class SessionFileError(ExecutorError):
+    """A session file operation was refused: ``path`` with ``code`` FILE_TOO_LARGE (past
+    ``max_collect_bytes``), FILE_NOT_FOUND, BAD_PATH (absolute, ``..``, a link leading out of
+    the working directory), NOT_A_FILE or FILE_ERROR."""
+
+    default_code = "FILE_ERROR"
+    _fields = ("path",)
+
+    def __init__(self, message: str, *, path: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.path = path
 
 
 class ExecutorClosed(ExecutorError, RuntimeError):

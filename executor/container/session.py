@@ -665,7 +665,7 @@ class Session:
     async def files(self) -> list[str]:
         """The regular files under the working directory, relative paths, sorted."""
         answer = self._checked(await self._call({"op": "files"}, self.config.start_timeout), ".")
-        return [str(name) for name, _ in answer["files"]]
+        return sorted(str(name) for name, _ in answer["files"])
 
     def _checked(self, answer: dict[str, Any], path: str) -> dict[str, Any]:
         if answer.get("ok"):

@@ -303,6 +303,14 @@ class Session:
         self._last_used = 0.0
         self._running = False
         self.closed = False
+        cfg = self.config
+        # The largest honest answer: both streams JSON-escaped (6 bytes a control byte), a
+        # file or the displays in base64, and room for the rest.
+        self._max_line = (
+            6 * (cfg.max_output_bytes + cfg.max_log_bytes)
+            + 2 * max(cfg.max_collect_bytes, cfg.max_output_bytes)
+            + MiB
+        )
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open" if self._container else "new"
@@ -440,6 +448,11 @@ class Session:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
                 return line
+            if len(self._buffer) > self._max_line:
+                raise _Lost(
+                    f"the session server's answer passed {self._max_line} bytes (the cells' "
+                    "output caps allow less): something in the session wrote to its protocol"
+                )
             frame = await container.attachment.read()
             if frame is None:
                 raise _Lost(await self._ended(container))

@@ -441,7 +441,8 @@ class Supervisor:
         oom_before = _oom_kills()
         started = time.monotonic()
         if self.language == "python":
-            worker.send(_json_line({"code": code, "stdin": stdin, "cell": self.cell}))
+            cap = int(request.get("max_stdout") or 1 << 20)  # type: ignore[call-overload]
+            worker.send(_json_line({"code": code, "stdin": stdin, "cell": self.cell, "cap": cap}))
         else:
             cell = os.path.join(PRIVATE, "cell.sh")
             with open(cell, "w") as fh:
@@ -593,8 +594,22 @@ def _on_sigint(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
 
-def _displays(value: object, has_value: bool) -> list[dict[str, str]]:
-    """PNG of every open matplotlib figure (then closed), and the value's rich form."""
+def _displays(value: object, has_value: bool, cap: int) -> list[dict[str, str]]:
+    """PNG of every open matplotlib figure (then closed), and the value's rich form; past
+    ``cap`` bytes in all, the rest is dropped (and said on stderr)."""
+    out = _rich(value, has_value)
+    kept: list[dict[str, str]] = []
+    total = 0
+    for item in out:
+        total += len(item["data"])
+        if total > cap:
+            print(f"session: displays past {cap} bytes dropped", file=sys.stderr)
+            break
+        kept.append(item)
+    return kept
+
+
+def _rich(value: object, has_value: bool) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
@@ -631,7 +646,7 @@ def _displays(value: object, has_value: bool) -> list[dict[str, str]]:
     return out
 
 
-def _run_cell(code: str, number: int, namespace: dict[str, object]) -> dict[str, object]:
+def _run_cell(code: str, number: int, namespace: dict[str, object], cap: int) -> dict[str, object]:
     filename = f"<cell {number}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     value: object = None
@@ -666,11 +681,15 @@ def _run_cell(code: str, number: int, namespace: dict[str, object]) -> dict[str,
             shown = str(exc)
         except Exception:
             shown = "<unprintable>"
-        answer["error"] = {"name": type(exc).__name__, "value": shown, "traceback": text}
+        answer["error"] = {
+            "name": type(exc).__name__,
+            "value": shown[:cap],
+            "traceback": text[-cap:],
+        }
     if has_value and value is not None:
         namespace["_"] = value
         try:
-            answer["result"] = repr(value)
+            answer["result"] = repr(value)[:cap]
         except Exception as exc:
             answer["result"] = f"<repr failed: {type(exc).__name__}: {exc}>"
     try:
@@ -678,7 +697,7 @@ def _run_cell(code: str, number: int, namespace: dict[str, object]) -> dict[str,
         sys.stderr.flush()
     except Exception:
         pass
-    answer["displays"] = _displays(value, has_value)
+    answer["displays"] = _displays(value, has_value, cap)
     return answer
 
 
@@ -715,7 +734,7 @@ def worker() -> None:
         os.dup2(fd, 0)
         os.close(fd)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
-        answer = _run_cell(request["code"], request["cell"], namespace)
+        answer = _run_cell(request["code"], request["cell"], namespace, request["cap"])
         try:
             data = _json_line(answer)
         except (TypeError, ValueError) as exc:

@@ -414,3 +414,30 @@ def test_image_has_the_session_server() -> None:
     if done.returncode != 0:
         pytest.skip(f"cannot run {PYTHON_IMAGE}")
     assert "session.py" in done.stdout.split()
+
+
+async def test_forged_flood_on_the_protocol_ends_only_that_container(
+    make_session: MakeSession,
+) -> None:
+    """A cell that writes megabytes straight to the session server's protocol stream (through
+    /proc/1/fd) costs its own container (SessionLost); the host's memory stays bounded and the
+    next cell runs in a new container."""
+    caps = {"max_output_bytes": 1000, "max_log_bytes": 1000, "max_collect_bytes": 1000}
+    async with make_session(**caps) as s:
+        flood = (
+            "import os\n"
+            "for fd in os.listdir('/proc/1/fd'):\n"
+            "    if int(fd) > 2:\n"
+            "        try:\n"
+            "            f = open(f'/proc/1/fd/{fd}', 'wb')\n"
+            "        except OSError:\n"
+            "            continue\n"
+            "        try:\n"
+            "            f.write(b'x' * (4 << 20)); f.flush()\n"
+            "        except OSError:\n"
+            "            pass\n"
+        )
+        with pytest.raises(SessionLost) as info:
+            await s.run(flood, timeout=10)
+        assert not info.value.files_kept and "passed" in info.value.reason, info.value.reason
+        assert (await s.run("2")).result == "2"

@@ -265,11 +265,9 @@ class Supervisor:
                 return
             if pid == 0:
                 return
-            if pid == self.worker_pid():
-                self.worker.exit_status = status
-
-    def worker_pid(self) -> int:
-        return self.worker.pid if hasattr(self, "worker") else -1
+            worker = getattr(self, "worker", None)  # None while the first one starts
+            if worker is not None and pid == worker.pid:
+                worker.exit_status = status
 
     def _await_message(
         self, worker: Worker, deadline: float | None, *, host: bool = False
@@ -587,6 +585,7 @@ def _listing() -> list[list[object]]:
 
 class _Cell:
     in_cell = False
+    pid = os.getpid()
 
 
 def _on_sigint(signum: int, frame: object) -> None:
@@ -686,6 +685,13 @@ def _run_cell(code: str, number: int, namespace: dict[str, object], cap: int) ->
             "value": shown[:cap],
             "traceback": text[-cap:],
         }
+    if os.getpid() != _Cell.pid:
+        # A process the cell forked (os.fork) got here: it must not answer, nor read the
+        # next request. Its output so far is the cell's.
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(0)
     if has_value and value is not None:
         namespace["_"] = value
         try:
@@ -712,6 +718,7 @@ def worker() -> None:
             fh.write("1000")
     except OSError:
         pass
+    _Cell.pid = os.getpid()
     signal.signal(signal.SIGINT, _on_sigint)
     warnings.filterwarnings("ignore", message=".*non-interactive.*")
     warnings.filterwarnings("ignore", message=".*cannot show the figure.*")

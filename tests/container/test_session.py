@@ -12,6 +12,7 @@ no pip); the test skips when that image is absent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import subprocess
@@ -441,3 +442,37 @@ async def test_forged_flood_on_the_protocol_ends_only_that_container(
             await s.run(flood, timeout=10)
         assert not info.value.files_kept and "passed" in info.value.reason, info.value.reason
         assert (await s.run("2")).result == "2"
+
+
+async def test_forked_child_does_not_answer(make_session: MakeSession) -> None:
+    """A cell that forks: the child's output is the cell's, only the interpreter answers, and
+    the following cells pair with their own answers."""
+    async with make_session() as s:
+        r = await s.run(
+            "import os, sys\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    print('child')\n"
+            "else:\n"
+            "    os.waitpid(pid, 0)\n"
+            "'parent'"
+        )
+        assert r.result == "'parent'" and r.stdout == "child\n"
+        assert [(await s.run(f"{n} * 2")).result for n in range(3)] == ["0", "2", "4"]
+
+
+async def test_fork_bomb_is_contained(make_session: MakeSession) -> None:
+    """A fork bomb hits ``pids_limit`` inside its own container: the cell ends (or the
+    interpreter is lost) and the session serves the next cell."""
+    async with make_session(pids_limit=64, session={"grace": 1.0}) as s:
+        with contextlib.suppress(SessionLost):
+            await s.run(
+                "import os, time\n"
+                "for _ in range(200):\n"
+                "    try:\n"
+                "        os.fork()\n"
+                "    except OSError:\n"
+                "        time.sleep(30)\n",
+                timeout=2,
+            )
+        assert (await s.run("40 + 2")).result == "42"

@@ -548,11 +548,13 @@ class Session:
 
     async def _call(self, request: dict[str, Any], bound: float | None) -> dict[str, Any]:
         async with self._lock:
-            await self._ready()
-            self._running = True
+            self._running = True  # from here the idle clock stops
             try:
+                await self._ready()
                 return await self._request(request, bound)
             except _Lost as lost:
+                if self._expired is not None:  # max_lifetime ended it mid-cell
+                    raise self._expired from None
                 raise SessionLost(
                     f"the session's container was lost ({lost.reason}): variables and files "
                     "are gone; the next cell runs in a new container",

@@ -476,3 +476,12 @@ async def test_fork_bomb_is_contained(make_session: MakeSession) -> None:
                 timeout=2,
             )
         assert (await s.run("40 + 2")).result == "42"
+
+
+async def test_max_lifetime_ends_a_running_cell(make_session: MakeSession) -> None:
+    """At ``max_lifetime`` the container goes even while a cell runs: SESSION_EXPIRED."""
+    async with make_session(session={"max_lifetime": 1.0}) as s:
+        with pytest.raises(SessionLost) as info:
+            await s.run("import time\ntime.sleep(60)", timeout=None)
+        assert info.value.code == "SESSION_EXPIRED"
+        assert s.container_id is None

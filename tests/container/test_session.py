@@ -485,3 +485,42 @@ async def test_max_lifetime_ends_a_running_cell(make_session: MakeSession) -> No
             await s.run("import time\ntime.sleep(60)", timeout=None)
         assert info.value.code == "SESSION_EXPIRED"
         assert s.container_id is None
+
+
+async def test_reap_removes_what_a_killed_process_left() -> None:
+    """A process SIGKILLed with a session pool open leaves containers that reap() removes."""
+    import signal
+    import sys
+    import textwrap
+
+    labels = case()
+    script = textwrap.dedent(
+        f"""
+        import anyio, sys
+        from executor import ContainerConfig, SessionPool
+        async def main():
+            config = ContainerConfig({PYTHON_IMAGE!r}, labels={dict(config().labels, **labels)!r})
+            async with SessionPool("python", config, size=1) as pool:
+                async with pool.session() as s:
+                    await s.run("x = 1")
+                    print("ready", flush=True)
+                    await anyio.sleep(600)
+        anyio.run(main)
+        """
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=os.environ
+    ) as child:
+        try:
+            assert child.stdout is not None
+            with anyio.fail_after(60):
+                line = await anyio.to_thread.run_sync(child.stdout.readline)
+            assert line == "ready\n"
+            with anyio.fail_after(30):
+                while len(containers(labels)) < 2:  # the session's and the pool's refill
+                    await anyio.sleep(0.05)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+    removed = await reap(labels=labels)
+    assert len(removed) == 2 and containers(labels) == []

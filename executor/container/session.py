@@ -20,6 +20,8 @@ left.
 from __future__ import annotations
 
 import base64
+import binascii
+import contextlib
 import json
 import time
 import uuid
@@ -46,6 +48,7 @@ from .sources import Pool
 from .sweeper import hand_over, mark_closed
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from types import TracebackType
 
     from ..engine import Engine
@@ -600,7 +603,8 @@ class Session:
         }
         bound = None if timeout is None else timeout + self.grace + _ANSWER_SLACK
         answer = await self._call(request, bound)
-        return self._cell(answer, timeout)
+        with _malformed(answer):
+            return self._cell(answer, timeout)
 
     def _cell(self, answer: dict[str, Any], timeout: float | None) -> CellResult:
         if not answer.get("ok"):
@@ -675,12 +679,14 @@ class Session:
         ``config.max_collect_bytes`` (:class:`SessionFileError` FILE_TOO_LARGE past it)."""
         request = {"op": "download", "path": path, "max_bytes": self.config.max_collect_bytes}
         answer = self._checked(await self._call(request, self.config.start_timeout), path)
-        return base64.b64decode(answer["data"])
+        with _malformed(answer):
+            return base64.b64decode(answer["data"], validate=True)
 
     async def files(self) -> list[str]:
         """The regular files under the working directory, relative paths, sorted."""
         answer = self._checked(await self._call({"op": "files"}, self.config.start_timeout), ".")
-        return sorted(str(name) for name, _ in answer["files"])
+        with _malformed(answer):
+            return sorted(str(name) for name, _ in answer["files"])
 
     def _checked(self, answer: dict[str, Any], path: str) -> dict[str, Any]:
         if answer.get("ok"):
@@ -691,6 +697,19 @@ class Session:
             "BAD_PATH": " (use a path relative to the working directory, without '..')",
         }.get(code, "")
         raise SessionFileError(f"{path!r}: {answer.get('message')}{hint}", path=path, code=code)
+
+
+@contextlib.contextmanager
+def _malformed(answer: dict[str, Any]) -> Iterator[None]:
+    """An answer of the wrong shape (something in the session wrote to its protocol stream)
+    is a ProtocolError, never a KeyError or TypeError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise ProtocolError(
+            f"the session server's answer has the wrong shape ({type(exc).__name__}: {exc})",
+            received=json.dumps(answer)[:200].encode(),
+        ) from None
 
 
 def _seconds(value: object) -> bool:

@@ -28,6 +28,7 @@ import base64
 import contextlib
 import errno
 import fcntl
+import inspect
 import io
 import json
 import linecache
@@ -645,6 +646,33 @@ def _rich(value: object, has_value: bool) -> list[dict[str, str]]:
     return out
 
 
+_AST_FLAGS = ast.PyCF_ONLY_AST
+#: Top-level ``await`` in a cell, as in IPython (Python >= 3.8).
+_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+_loop = None
+
+
+def _awaited(value: object) -> object:
+    """A cell compiled with top-level await evaluates to a coroutine: run it on the
+    session's own event loop (kept between cells, so tasks and futures survive)."""
+    if not inspect.iscoroutine(value):
+        return value
+    global _loop
+    if _loop is None:
+        import asyncio
+
+        _loop = asyncio.new_event_loop()
+    task = _loop.create_task(value)
+    try:
+        return _loop.run_until_complete(task)
+    except BaseException:
+        # Interrupted: the cell's task must not run on in a later cell's await.
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            _loop.run_until_complete(task)
+        raise
+
+
 def _run_cell(code: str, number: int, namespace: dict[str, object], cap: int) -> dict[str, object]:
     filename = f"<cell {number}>"
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -652,17 +680,19 @@ def _run_cell(code: str, number: int, namespace: dict[str, object], cap: int) ->
     has_value = False
     answer: dict[str, object] = {"result": None, "error": None, "displays": []}
     try:
-        tree = ast.parse(code, filename, "exec")
+        tree = compile(code, filename, "exec", _AST_FLAGS | _AWAIT, dont_inherit=True)
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = ast.Expression(tree.body.pop().value)
-        body = compile(tree, filename, "exec")
-        tail = compile(last, filename, "eval") if last is not None else None
+        body = compile(tree, filename, "exec", _AWAIT, dont_inherit=True)
+        tail = None
+        if last is not None:
+            tail = compile(last, filename, "eval", _AWAIT, dont_inherit=True)
         _Cell.in_cell = True
         try:
-            exec(body, namespace)
+            _awaited(eval(body, namespace))
             if tail is not None:
-                value = eval(tail, namespace)
+                value = _awaited(eval(tail, namespace))
                 has_value = True
         finally:
             _Cell.in_cell = False

@@ -524,3 +524,23 @@ async def test_reap_removes_what_a_killed_process_left() -> None:
             child.wait()
     removed = await reap(labels=labels)
     assert len(removed) == 2 and containers(labels) == []
+
+
+async def test_top_level_await(make_session: MakeSession) -> None:
+    """A cell may await at top level (as in IPython); an interrupted coroutine does not run
+    on in later cells."""
+    async with make_session() as s:
+        r = await s.run("import asyncio\nawait asyncio.sleep(0, result=21) * 2")
+        assert r.result == "42"
+        ticking = (
+            "n = 0\n"
+            "async def tick():\n"
+            "    global n\n"
+            "    while True:\n"
+            "        n += 1\n"
+            "        await asyncio.sleep(0.001)\n"
+            "await tick()"
+        )
+        assert (await s.run(ticking, timeout=0.3)).interrupted
+        r = await s.run("m = n\nawait asyncio.sleep(0.1)\nn - m")
+        assert r.result == "0"

@@ -106,7 +106,8 @@ class SessionPool:
         if engine is None:
             from ..engine.docker import DockerEngine
 
-            engine = DockerEngine(config.docker_url, docker=config.docker)
+            # getattr: live clients are leaving the config (pass engine= instead).
+            engine = DockerEngine(config.docker_url, docker=getattr(config, "docker", None))
         self.engine = engine
         self.instance = uuid.uuid4().hex
         labels = {

@@ -277,8 +277,11 @@ class Session:
         engine: Engine | None = None,
     ) -> None:
         if pool is not None:
-            if config is not None and config is not pool.config:
-                raise ConfigError("give a session either a pool or a config, not both")
+            if (config is not None and config is not pool.config) or engine is not None:
+                raise ConfigError(
+                    "a session from a pool takes the pool's config and engine: give either "
+                    "pool= or config/engine, not both"
+                )
             if language != pool.language:
                 raise ConfigError(f"the pool runs {pool.language} sessions, not {language}")
             config = pool.config
@@ -300,7 +303,6 @@ class Session:
         self._stderr = bytearray()
         self._lock = anyio.Lock()
         self._owed = 0
-        self._lost: SessionLost | None = None
         self._expired: SessionLost | None = None
         self._background = Background()
         self._entered_at = 0.0
@@ -528,17 +530,18 @@ class Session:
             raise ExecutorClosed("the session is closed; open a new one")
         if self._expired is not None:
             raise self._expired
-        if self._lost is not None:
-            lost, self._lost = self._lost, None
-            raise lost
         container = self._container
         if container is not None and self._owed:
             bound = (self.config.timeout or 0.0) + self.grace + _OWED_SLACK
+            lost = None
             try:
                 with anyio.fail_after(bound):
                     while self._owed:
-                        await self._line(container)
+                        line = await self._line(container)
                         self._owed -= 1
+                        if b'"lost":' in line:
+                            with contextlib.suppress(ValueError, TypeError):
+                                lost = lost or str(json.loads(line)["lost"])
             except (TimeoutError, _Lost):
                 await self._drop()
                 raise SessionLost(
@@ -547,6 +550,12 @@ class Session:
                     reason="a cancelled cell did not stop",
                     files_kept=False,
                 ) from None
+            if lost:
+                raise SessionLost(
+                    f"the session's interpreter was lost after a cancelled cell ({lost}): its "
+                    "variables are gone, the files are kept; this cell did not run",
+                    reason=lost,
+                )
         if self._container is None:
             await self._take()
 

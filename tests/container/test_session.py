@@ -544,3 +544,17 @@ async def test_top_level_await(make_session: MakeSession) -> None:
         assert (await s.run(ticking, timeout=0.3)).interrupted
         r = await s.run("m = n\nawait asyncio.sleep(0.1)\nn - m")
         assert r.result == "0"
+
+
+async def test_cancelled_cell_that_ignores_the_interrupt(make_session: MakeSession) -> None:
+    """A cancelled cell that ignores SIGINT costs the interpreter: the next call says so
+    (SessionLost, files kept) without running, and the one after works."""
+    async with make_session(session={"grace": 0.5}) as s:
+        await s.run("before = 5")
+        code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+        with anyio.move_on_after(0.5):
+            await s.run(code, timeout=None)
+        with pytest.raises(SessionLost) as info:
+            await s.run("before")
+        assert info.value.files_kept
+        assert (await s.run("'before' in globals()")).result == "False"

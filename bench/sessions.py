@@ -14,13 +14,17 @@ Rows:
   engine accounts it (``docker stats``: the container's cgroup, both interpreters and the
   session server), and the host process's RSS growth per session.
 
-llm-sandbox's reused session (``docker exec`` per call) is measured by ``bench/suite.py`` in
-its own venv (RESULTS.md, "llm-sandbox"); not repeated here.
+With ``--llm-sandbox PYTHON --llm-sandbox-image IMAGE`` the same rows for llm-sandbox's
+stateful session (``InteractiveSandboxSession``: an IPython runner in a container it starts,
+cells passed through files and ``docker exec``), run by ``bench/llm_sandbox_session_probe.py``
+with PYTHON (a venv holding ``llm-sandbox[docker]``) in the same run; the probe's docstring says
+how its image is made.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import subprocess
 import sys
@@ -97,7 +101,24 @@ async def cells(session: Session, code: str, count: int) -> list[float]:
     return samples
 
 
-async def main(n_enters: int, n_cells: int, n_idle: int) -> None:
+def llm_sandbox(python: str, image: str) -> dict[str, Any]:
+    """llm-sandbox's numbers from its probe, in its own venv (blocking)."""
+    probe = Path(__file__).resolve().parent / "llm_sandbox_session_probe.py"
+    done = subprocess.run(
+        [python, str(probe), "--image", image, "--label", f"executor.bench-run={RUN}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    result: dict[str, Any] = json.loads(lines[-1]) if lines else {"error": done.stderr[-300:]}
+    return result
+
+
+async def main(
+    n_enters: int, n_cells: int, n_idle: int, sandbox: str | None, sandbox_image: str | None
+) -> None:
     config = ContainerConfig(PYTHON_IMAGE, labels=LABELS, timeout=10)
     rows: list[list[Any]] = []
     async with SessionPool("python", config, size=4) as pool:
@@ -130,6 +151,19 @@ async def main(n_enters: int, n_cells: int, n_idle: int) -> None:
         used = engine_memory([str(s.container_id) for s in sessions])
         rss1 = rss_mib()
     mean = sum(used) / len(used)
+    other = ""
+    if sandbox and sandbox_image:
+        found = await anyio.to_thread.run_sync(llm_sandbox, sandbox, sandbox_image)
+        if "error" in found:
+            other = f"llm-sandbox could not be measured: {found['error']}"
+        else:
+            for what, key in (("enter", "enter"), ("cell round trip, python `x = 1`", "cell")):
+                stats = summary(found[key])
+                rows.append([f"llm-sandbox: {what}", stats["p50"], stats["p95"], stats["n"]])
+            other = (
+                f"llm-sandbox's InteractiveSandboxSession, idle after its cells: "
+                f"{found['memory_mib']:.1f} MiB in the engine's accounting."
+            )
     print(f"{machine()}\n")
     print(table(["what", "p50 ms", "p95 ms", "samples"], rows))
     print(
@@ -137,6 +171,8 @@ async def main(n_enters: int, n_cells: int, n_idle: int) -> None:
         f"the engine's accounting (min {min(used):.1f}, max {max(used):.1f}); the host "
         f"process's peak RSS grew {(rss1 - rss0) / n_idle * 1024:.0f} KiB per session."
     )
+    if other:
+        print(f"\n{other}")
     left = leftovers()
     if left:
         raise SystemExit(f"containers left behind: {left}")
@@ -147,5 +183,9 @@ if __name__ == "__main__":
     parser.add_argument("--enters", type=int, default=30)
     parser.add_argument("--cells", type=int, default=500)
     parser.add_argument("--idle", type=int, default=20)
+    parser.add_argument("--llm-sandbox", metavar="PYTHON", help="a venv's python with llm-sandbox")
+    parser.add_argument("--llm-sandbox-image", metavar="IMAGE")
     args = parser.parse_args()
-    anyio.run(main, args.enters, args.cells, args.idle)
+    anyio.run(
+        main, args.enters, args.cells, args.idle, args.llm_sandbox, args.llm_sandbox_image
+    )

@@ -381,6 +381,21 @@ async def test_session_under_gvisor(make_session: MakeSession) -> None:
         assert (await s.run("1")).result == "1"
 
 
+async def test_bash_session_and_oom_under_gvisor(make_session: MakeSession) -> None:
+    """Under runsc a bash session keeps its state through a timeout, and a Python cell past
+    the memory limit raises SessionLost with the next cell served (gVisor may end the whole
+    sandbox: then in a new container)."""
+    require_runsc()
+    async with make_session("bash", runtime="runsc") as b:
+        await b.run("cd /tmp && v=7")
+        assert (await b.run("while :; do :; done", timeout=0.5)).interrupted
+        assert (await b.run("echo $v $(pwd)")).stdout == "7 /tmp\n"
+    async with make_session(runtime="runsc", memory_bytes=96 * 1024 * 1024) as s:
+        with pytest.raises(SessionLost):
+            await s.run("hog = b'x' * (400 * 1024 * 1024)")
+        assert (await s.run("1 + 1")).result == "2"
+
+
 # -- many -------------------------------------------------------------------------------------
 
 

@@ -186,6 +186,4 @@ if __name__ == "__main__":
     parser.add_argument("--llm-sandbox", metavar="PYTHON", help="a venv's python with llm-sandbox")
     parser.add_argument("--llm-sandbox-image", metavar="IMAGE")
     args = parser.parse_args()
-    anyio.run(
-        main, args.enters, args.cells, args.idle, args.llm_sandbox, args.llm_sandbox_image
-    )
+    anyio.run(main, args.enters, args.cells, args.idle, args.llm_sandbox, args.llm_sandbox_image)

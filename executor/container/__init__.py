@@ -9,9 +9,9 @@
 
 from .code import CodeExecutor as CodeExecutor
 from .config import ContainerConfig as ContainerConfig
+from .config import EngineEndpoint as EngineEndpoint
 from .executor import ContainerExecutor as ContainerExecutor
 from .reaping import reap as reap
-from .routing import EngineEndpoint as EngineEndpoint
 from .session import Session as Session
 from .session import SessionPool as SessionPool
 

@@ -44,6 +44,7 @@ from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shiel
 from .config import ContainerConfig, MiB
 from .images import Readiness
 from .lifecycle import Admission, Background, Container, kill
+from .routing import make_engines
 from .sources import Pool
 from .sweeper import hand_over, mark_closed
 
@@ -86,7 +87,7 @@ class SessionPool:
     :meth:`session` hands one to a new :class:`Session`, and a replacement starts at once.
     When none is idle a session starts its own. Closing the pool closes its live sessions and
     removes the idle containers. ``engine`` (an :class:`~executor.engine.Engine`) replaces the
-    config's Docker engine.
+    config's engine (``docker_url``, or the one entry of ``engines``).
     """
 
     def __init__(
@@ -102,12 +103,14 @@ class SessionPool:
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
             raise ConfigError(f"size must be a non-negative integer, got {size!r}")
         self.size = size
-        self._owns_engine = engine is None
-        if engine is None:
-            from ..engine.docker import DockerEngine
-
-            # getattr: live clients are leaving the config (pass engine= instead).
-            engine = DockerEngine(config.docker_url, docker=getattr(config, "docker", None))
+        if len(config.engines) > 1:
+            raise ConfigError(
+                f"a session runs on one engine, and the config names {len(config.engines)}: "
+                "give one pool per engine (engines=[url])"
+            )
+        ((engine, self._owns_engine),) = make_engines(
+            config.engines, docker_url=config.docker_url, engine=engine
+        )
         self.engine = engine
         self.instance = uuid.uuid4().hex
         labels = {
@@ -128,9 +131,6 @@ class SessionPool:
             Admission(engine, config.max_starting),
             self._background,
             size=size,
-            reuse=False,
-            fork=False,
-            max_uses=1,
             max_idle=config.max_idle,
             on_empty="start",
             body=self._create_body,

@@ -29,12 +29,17 @@ from ._errors import OutputTooLarge as OutputTooLarge
 from ._errors import OutputValidationError as OutputValidationError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import SchemaError as SchemaError
+from ._errors import SessionFileError as SessionFileError
+from ._errors import SessionLost as SessionLost
 from ._errors import StartTimeout as StartTimeout
 from ._errors import TaskError as TaskError
 from ._errors import ValidationError as ValidationError
 from ._errors import WorkerLost as WorkerLost
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
+from ._session import CellError as CellError
+from ._session import CellResult as CellResult
+from ._session import Display as Display
 from ._stream import ExecutionStream as ExecutionStream
 from ._stream import LogLine as LogLine
 
@@ -43,6 +48,8 @@ if _typing.TYPE_CHECKING:
     from .container import ContainerConfig as ContainerConfig
     from .container import ContainerExecutor as ContainerExecutor
     from .container import EngineEndpoint as EngineEndpoint
+    from .container import Session as Session
+    from .container import SessionPool as SessionPool
     from .container import reap as reap
 
 # The container side pulls in aiodocker/aiohttp (~0.2 s): loaded on first use, so that
@@ -52,6 +59,8 @@ _LAZY = {
     "ContainerConfig": ".container",
     "ContainerExecutor": ".container",
     "EngineEndpoint": ".container",
+    "Session": ".container",
+    "SessionPool": ".container",
     "reap": ".container",
 }
 
@@ -117,6 +126,8 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = (
+    "CellError",
+    "CellResult",
     "CodeExecutor",
     "CodeResult",
     "CodeRun",
@@ -125,6 +136,7 @@ __all__ = (
     "ContainerConfig",
     "ContainerExecutor",
     "ContainerFailed",
+    "Display",
     "EngineEndpoint",
     "EngineError",
     "EngineUnavailable",
@@ -147,6 +159,10 @@ __all__ = (
     "ProtocolError",
     "ResultStream",
     "SchemaError",
+    "Session",
+    "SessionFileError",
+    "SessionLost",
+    "SessionPool",
     "StartTimeout",
     "TaskError",
     "ValidationError",

@@ -21,7 +21,11 @@ task failed: the engine, the image, a worker, the executor)::
     │   │                                    or OOM_KILLED             or killed for memory
     │   ├── ProtocolError                    PROTOCOL_ERROR       no   not one response
     │   ├── OutputTooLarge                   OUTPUT_TOO_LARGE     no
-    │   └── CollectTooLarge                  COLLECT_TOO_LARGE    no   past max_collect_*
+    │   ├── CollectTooLarge                  COLLECT_TOO_LARGE    no   past max_collect_*
+    │   ├── SessionLost                      SESSION_LOST         no   a session's interpreter
+    │   │                                    or SESSION_EXPIRED        (its state) is gone
+    │   └── SessionFileError                 FILE_ERROR           no   a session file refused:
+    │                                        (FILE_TOO_LARGE, FILE_NOT_FOUND, BAD_PATH, NOT_A_FILE)
     └── InfrastructureError                  INFRASTRUCTURE_ERROR no   what runs it failed
         ├── EngineError                      ENGINE_ERROR         no   the engine refused
         │   ├── EngineUnavailable            ENGINE_UNAVAILABLE   when ``delivered`` is
@@ -31,6 +35,9 @@ task failed: the engine, the image, a worker, the executor)::
         ├── StartTimeout(TimeoutError)       START_TIMEOUT        yes  past ``start_timeout``
         ├── WorkerLost(ConnectionError)      WORKER_LOST          no   died mid-call
         └── ExecutorClosed(RuntimeError)     CLOSED               no   after ``aclose()``
+
+``SessionLost`` and ``SessionFileError`` are the task's side too: a cell ran out of memory,
+exited or ignored its interrupt, or a file operation's path or size was refused.
 
 ``TaskError``: retrying the same call unchanged fails the same way, or runs the task again
 (a timeout, an out-of-memory kill); change the input, the task or its limits.
@@ -73,6 +80,8 @@ __all__ = [
     "OutputValidationError",
     "ProtocolError",
     "SchemaError",
+    "SessionFileError",
+    "SessionLost",
     "StartTimeout",
     "TaskError",
     "ValidationError",
@@ -450,6 +459,40 @@ class WorkerLost(InfrastructureError, ConnectionError):
         super().__init__(message)
         self.worker = worker
         self.delivered = True
+
+
+class SessionLost(TaskError):
+    """A session's interpreter, with its variables, is gone: ``reason`` says why.
+
+    Code ``SESSION_LOST``: the interpreter died (out of memory, ``exit()``, ``os._exit``), ignored
+    the interrupt of a timed-out cell, or its container ended; the session is usable again, in
+    a fresh interpreter (``files_kept`` says whether the working directory survived: False when
+    the container itself was replaced). Code ``SESSION_EXPIRED``: ``idle_timeout`` or
+    ``max_lifetime`` ended the session and removed its container; open a new one.
+    """
+
+    default_code = "SESSION_LOST"
+    _fields = ("reason", "files_kept")
+
+    def __init__(
+        self, message: str, *, reason: str, files_kept: bool = True, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+        self.files_kept = files_kept
+
+
+class SessionFileError(TaskError):
+    """A session file operation was refused: ``path`` with ``code`` FILE_TOO_LARGE (past
+    ``max_collect_bytes``), FILE_NOT_FOUND, BAD_PATH (absolute, ``..``, a link leading out of
+    the working directory), NOT_A_FILE or FILE_ERROR."""
+
+    default_code = "FILE_ERROR"
+    _fields = ("path",)
+
+    def __init__(self, message: str, *, path: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.path = path
 
 
 class ExecutorClosed(InfrastructureError, RuntimeError):

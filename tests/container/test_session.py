@@ -2,12 +2,8 @@
 displays, expiry, cancellation, pools, bash, and 100 sessions at once.
 
 The image is ``EXECUTOR_PYTHON_IMAGE`` (it must hold ``/opt/executor/session.py``); the
-matplotlib test needs ``EXECUTOR_MATPLOTLIB_IMAGE`` (default
-``executor-sessions/test-matplotlib:latest``): the runner image plus matplotlib, made on a
-host with the image's Python (3.11 here) by ``pip download matplotlib --only-binary=:all: -d
-wheels``, ``pip install --no-index --no-deps --target site wheels/*.whl`` and a Dockerfile
-``FROM <runner image>`` + ``COPY site /usr/local/lib/python3.11/dist-packages/`` (the image has
-no pip); the test skips when that image is absent.
+matplotlib test brings matplotlib in with ``requirements=`` (fetched on the host: it skips
+when no package registry answers, as the other ``requirements=`` tests do).
 """
 
 from __future__ import annotations
@@ -35,13 +31,10 @@ from executor.container.session import SESSION_LABEL
 
 from ._support import case, containers
 from .conftest import PYTHON_IMAGE, config
+from .test_deps import pypi as pypi  # the registry check: skip when pip reaches none
 from .test_runtime import require_runsc
 
 pytestmark = pytest.mark.docker
-
-MATPLOTLIB_IMAGE = os.environ.get(
-    "EXECUTOR_MATPLOTLIB_IMAGE", "executor-sessions/test-matplotlib:latest"
-)
 
 MakeSession = Callable[..., Session]
 
@@ -179,14 +172,9 @@ async def test_rich_repr_display(make_session: MakeSession) -> None:
         assert [(d.mime, d.data) for d in r.displays] == [("text/html", b"<b>hi</b>")]
 
 
-async def test_matplotlib_figure_comes_back_as_png(make_session: MakeSession) -> None:
+async def test_matplotlib_figure_comes_back_as_png(make_session: MakeSession, pypi: None) -> None:
     """A matplotlib figure a cell draws comes back as PNG bytes of the figure's pixel size."""
-    done = subprocess.run(
-        ["docker", "image", "inspect", MATPLOTLIB_IMAGE], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"{MATPLOTLIB_IMAGE} is not built (see this module's docstring)")
-    async with make_session(image=MATPLOTLIB_IMAGE) as s:
+    async with make_session(requirements=["matplotlib"], build_timeout=900) as s:
         r = await s.run(
             "import matplotlib.pyplot as plt\n"
             "fig = plt.figure(figsize=(3, 2), dpi=50)\n"

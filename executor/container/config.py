@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import posixpath
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import ConfigError
@@ -59,6 +62,11 @@ class ContainerConfig:
     ``Execution.files`` (relative path to bytes). More than ``max_collect_files`` files or
     ``max_collect_bytes`` bytes (sizes plus relative path lengths) fails the call with
     ``CollectTooLarge``.
+
+    System calls: ``seccomp="default"`` applies the library's own profile on every engine (moby's
+    default less io_uring, namespaces, ptrace, bpf, keyrings and the rest: docs/SECURITY.md);
+    ``"engine"`` leaves the engine's default; a path loads that JSON profile now (unreadable or
+    not a profile: ``ConfigError``).
     """
 
     image: str = field(kw_only=False)
@@ -78,6 +86,8 @@ class ContainerConfig:
     pids_limit: int = 128
     runtime: str | None = None
     init: bool = False
+    # -- seccomp (see _seccomp_json) ---------------------------------------------------------
+    seccomp: str = "default"
     # -- limits ------------------------------------------------------------------------------
     timeout: float | None = 30.0
     start_timeout: float = 60.0
@@ -167,6 +177,7 @@ class ContainerConfig:
             self._check_collect(bad)
         if self.fork:
             self._check_fork(bad)
+        object.__setattr__(self, "_seccomp", _seccomp_json(self.seccomp))
 
     def _check_collect(self, bad: Any) -> None:
         """``collect`` must be a directory the task can write and the runner may empty."""
@@ -207,6 +218,12 @@ class ContainerConfig:
             )
 
     # -- derived settings --------------------------------------------------------------------
+
+    @property
+    def seccomp_json(self) -> str | None:
+        """The seccomp profile passed to the engine (compact JSON), or None for the engine's own."""
+        profile: str | None = self.__dict__["_seccomp"]
+        return profile
 
     @property
     def fork(self) -> bool:
@@ -250,6 +267,48 @@ def _seconds(value: object) -> bool:
     )
 
 
+#: The library's profile: moby's default, less what a locked-down task never needs (docs/SECURITY.md).
+_DEFAULT_PROFILE = "seccomp.json"
+
+
+@functools.cache
+def _default_profile() -> str:
+    text = resources.files(__package__).joinpath(_DEFAULT_PROFILE).read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def _seccomp_json(seccomp: object) -> str | None:
+    """``ContainerConfig.seccomp`` read into the profile it stands for: loaded and checked now.
+
+    ``"default"``: the library's profile; ``"engine"``: None (the engine's own default); any
+    other string: the path of a JSON profile in the Docker/OCI format. Anything unreadable or
+    not a profile is a :class:`ConfigError` before a container exists.
+    """
+    if seccomp == "default":
+        return _default_profile()
+    if seccomp == "engine":
+        return None
+    if not isinstance(seccomp, str) or not seccomp:
+        raise ConfigError(
+            f"ContainerConfig.seccomp must be 'default', 'engine' or the path of a JSON seccomp "
+            f"profile, got {seccomp!r}"
+        )
+    try:
+        with open(seccomp, encoding="utf-8") as fh:
+            profile = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"ContainerConfig.seccomp: cannot read the seccomp profile {seccomp!r}: {exc}; "
+            "give the path of a JSON profile (Docker's format), or 'default' or 'engine'"
+        ) from exc
+    if not isinstance(profile, dict) or not isinstance(profile.get("defaultAction"), str):
+        raise ConfigError(
+            f"ContainerConfig.seccomp: {seccomp!r} is not a seccomp profile (a JSON object with "
+            "a 'defaultAction', as in Docker's default profile)"
+        )
+    return json.dumps(profile, separators=(",", ":"))
+
+
 def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) -> dict[str, Any]:
     """The Engine-API create body for ``config``: built once per engine, reused per call."""
     env = [f"{k}={v}" for k, v in config.env.items()]
@@ -270,7 +329,7 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
         "NanoCpus": int(config.cpus * 1e9),
         "PidsLimit": config.pids_limit,
         "CapDrop": ["ALL"],
-        "SecurityOpt": ["no-new-privileges"],
+        "SecurityOpt": ["no-new-privileges"] + _seccomp_option(config),
         "Tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={config.tmpfs_bytes},mode=1777"},
         "ShmSize": min(config.tmpfs_bytes, 64 * MiB),
         "IpcMode": "private",
@@ -304,3 +363,8 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
     if config.workdir:
         body["WorkingDir"] = config.workdir
     return body
+
+
+def _seccomp_option(config: ContainerConfig) -> list[str]:
+    profile = config.seccomp_json
+    return [] if profile is None else [f"seccomp={profile}"]

@@ -27,6 +27,10 @@ Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled h
   Podman loses a race with the container's own exit ("container state improper");
 * ``POST /commit`` without a body fails ("Decode(): EOF"): :meth:`_DockerImages.derive`
   sends an empty config;
+* a ``seccomp=`` security option is read as a *path* on Podman's host, where Docker takes the
+  profile's JSON itself: :meth:`DockerEngine.create` writes the profile to a file of this user's
+  (:func:`_podman_seccomp`) and passes its path, which Podman can read when it runs on this
+  machine (a unix socket);
 * ``GET /version`` takes about 1 s (and ``GET /info`` 0.5-1 s): pings use ``/_ping``, whose
   headers also give the API version aiodocker would otherwise ask ``/version`` for, and one
   ``/info`` answer per engine is reused for a minute.
@@ -35,11 +39,13 @@ Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled h
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
 import select
 import tarfile
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -125,6 +131,63 @@ def _merge_ulimits(
         merged[_ulimit_name(str(entry["Name"]))] = dict(entry)
     host["Ulimits"] = [{**entry, "Name": name} for name, entry in merged.items()]
     return {**body, "HostConfig": host}
+
+
+#: Profile files written for Podman, by content hash (see :func:`_podman_seccomp`).
+_seccomp_files: dict[str, str] = {}
+
+
+def _podman_seccomp(body: Mapping[str, Any], engine: str) -> Mapping[str, Any]:
+    """``body`` with an inline ``seccomp=<json>`` option turned into a path for Podman.
+
+    The file lives in a directory only this user may write (a profile someone else could edit
+    would be no profile), named by the content's hash, and is rewritten when it went missing.
+    Podman reads it on its own host: that is this machine only for a unix socket.
+    """
+    host = body.get("HostConfig") or {}
+    options = list(host.get("SecurityOpt") or ())
+    inline = [i for i, option in enumerate(options) if option.startswith("seccomp={")]
+    if not inline:
+        return body
+    if not engine.startswith("unix://"):
+        raise ConfigError(
+            f"the Podman engine at {engine} reads a seccomp profile from a path on its own host, "
+            "so the library's profile cannot reach it over the network; use "
+            "ContainerConfig(seccomp=PATH) with a profile installed on that host (its path "
+            "must exist here too), or seccomp='engine' for Podman's own default"
+        )
+    for i in inline:
+        options[i] = f"seccomp={_profile_file(options[i][len('seccomp=') :])}"
+    return {**body, "HostConfig": {**host, "SecurityOpt": options}}
+
+
+def _profile_file(profile: str) -> str:
+    digest = hashlib.sha256(profile.encode()).hexdigest()[:32]
+    path = _seccomp_files.get(digest)
+    if path is not None and os.path.exists(path):
+        return path
+    folder = os.path.join(tempfile.gettempdir(), f"executor-seccomp-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    found = os.lstat(folder)
+    if (
+        not os.path.isdir(folder)
+        or os.path.islink(folder)
+        or found.st_uid != os.getuid()
+        or (found.st_mode & 0o022)
+    ):
+        raise ConfigError(
+            f"{folder} (where the seccomp profile for Podman is written) is not a directory "
+            "that only this user may write; remove it and try again"
+        )
+    path = os.path.join(folder, f"{digest}.json")
+    fd, partial = tempfile.mkstemp(dir=folder, suffix=".part")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(profile)
+    os.chmod(partial, 0o644)
+    os.replace(partial, path)
+    _seccomp_files[digest] = path
+    return path
 
 
 def translate(
@@ -504,6 +567,8 @@ class DockerEngine(Engine):
         return self._kind
 
     async def create(self, body: Mapping[str, Any]) -> str:
+        if await self.kind() == "podman":
+            body = _podman_seccomp(body, self._discovered or self._url or self.name)
         if await self.kind() == "podman" and (body.get("HostConfig") or {}).get("Ulimits"):
             body = _merge_ulimits(await self._default_ulimits(str(body["Image"])), body)
         with self.errors(image=str(body.get("Image"))):

@@ -267,7 +267,7 @@ def _seconds(value: object) -> bool:
     )
 
 
-#: The library's profile: moby's default, less what a locked-down task never needs (docs/SECURITY.md).
+#: The library's profile: moby's default less what a locked-down task never needs (SECURITY.md).
 _DEFAULT_PROFILE = "seccomp.json"
 
 
@@ -329,7 +329,7 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
         "NanoCpus": int(config.cpus * 1e9),
         "PidsLimit": config.pids_limit,
         "CapDrop": ["ALL"],
-        "SecurityOpt": ["no-new-privileges"] + _seccomp_option(config),
+        "SecurityOpt": ["no-new-privileges", *_seccomp_option(config)],
         "Tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={config.tmpfs_bytes},mode=1777"},
         "ShmSize": min(config.tmpfs_bytes, 64 * MiB),
         "IpcMode": "private",

@@ -369,7 +369,8 @@ def _bpf_prog_load():
     insns = ctypes.create_string_buffer(struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0))
     license = ctypes.create_string_buffer(b"GPL")
     # union bpf_attr for BPF_PROG_LOAD: a socket filter "r0 = 0; exit".
-    attr = ctypes.create_string_buffer(struct.pack("<IIQQ", 1, 2, _address(insns), _address(license)), 128)
+    fields = struct.pack("<IIQQ", 1, 2, _address(insns), _address(license))
+    attr = ctypes.create_string_buffer(fields, 128)
     os.close(_sys("bpf", 5, _address(attr), 128))
 
 
@@ -401,7 +402,8 @@ def _clone_raw(name, args):
 def _clone3_newuser():
     import struct
 
-    clone_args = ctypes.create_string_buffer(struct.pack("<QQQQQ", CLONE_NEWUSER, 0, 0, 0, SIGCHLD), 88)
+    fields = struct.pack("<QQQQQ", CLONE_NEWUSER, 0, 0, 0, SIGCHLD)  # flags ... exit_signal
+    clone_args = ctypes.create_string_buffer(fields, 88)
     _clone_raw("clone3", (_address(clone_args), 88))
 
 
@@ -436,9 +438,9 @@ def syscalls(input):
     return {
         "io_uring_read": _isolated(_io_uring_read),
         "userns_mount": _isolated(_userns_mount),
-        "clone_newuser": _isolated(lambda: _clone_raw("clone", (CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0))),
+        "clone_newuser": _isolated(lambda: _clone_raw("clone", (CLONE_NEWUSER | SIGCHLD, 0, 0, 0))),
         "clone3_newuser": _isolated(_clone3_newuser),
-        **{f"setns_{kind}": _isolated(lambda k=kind: _setns(k)) for kind in ("user", "mnt", "pid", "net")},
+        **{f"setns_{k}": _isolated(lambda k=k: _setns(k)) for k in ("user", "mnt", "pid", "net")},
         "bpf_prog_load": _isolated(_bpf_prog_load),
         "userfaultfd": _isolated(lambda: os.close(_sys("userfaultfd", os.O_CLOEXEC))),
         "perf_event_open": _isolated(_perf_event_open),

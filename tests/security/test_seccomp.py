@@ -12,7 +12,6 @@ limited to its own user namespaces. The outcomes are tabulated in docs/SECURITY.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +21,8 @@ from executor.container.config import _default_profile
 from tests.container.conftest import PYTHON_IMAGE, config
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .conftest import Sandbox
 
 pytestmark = pytest.mark.docker

@@ -31,6 +31,8 @@ Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled h
   profile's JSON itself: :meth:`DockerEngine.create` writes the profile to a file of this user's
   (:func:`_podman_seccomp`) and passes its path, which Podman can read when it runs on this
   machine (a unix socket);
+* ``State.OOMKilled`` is never set (conmon 2.1.6): :meth:`DockerEngine.state` reads an OOM
+  kill from the exit status and the memory limit instead (:func:`_podman_oom`);
 * ``GET /version`` takes about 1 s (and ``GET /info`` 0.5-1 s): pings use ``/_ping``, whose
   headers also give the API version aiodocker would otherwise ask ``/version`` for, and one
   ``/info`` answer per engine is reused for a minute.
@@ -188,6 +190,25 @@ def _profile_file(profile: str) -> str:
     os.replace(partial, path)
     _seccomp_files[digest] = path
     return path
+
+
+def _podman_oom(info: Mapping[str, Any]) -> bool:
+    """Whether a Podman container's end was an OOM kill, read from its exit status and limit.
+
+    Podman 4.3 never sets ``OOMKilled`` here (conmon 2.1.6 writes its OOM marker into the
+    service's working directory), and the container's memory cgroup, whose counters would
+    say, is gone once it exited. What is left: PID 1 ended by SIGKILL (status 137) under a
+    memory limit. Nothing inside the container can send its PID 1 a SIGKILL (the kernel drops
+    signals to a namespace's init that it has no handler for), so that is the kernel's OOM
+    killer, or a kill from outside: ``podman kill``/``stop`` or a removal while it ran (this
+    executor's own kills, at a timeout or cancellation, never ask why). Not read as one when an
+    init process is PID 1: there a task's own SIGKILL also ends the container with 137.
+    """
+    state, host = info.get("State") or {}, info.get("HostConfig") or {}
+    if state.get("Running") or state.get("ExitCode") != 137 or not host.get("Memory"):
+        return False
+    pid1 = str(info.get("Path") or "").rsplit("/", 1)[-1]
+    return not (host.get("Init") or pid1 in ("catatonit", "tini") or pid1.endswith("-init"))
 
 
 def translate(
@@ -641,10 +662,11 @@ class DockerEngine(Engine):
                 raise
         state = info.get("State", {})
         running = bool(state.get("Running"))
+        oom = bool(state.get("OOMKilled")) or (self._kind == "podman" and _podman_oom(info))
         return ExitState(
             running=running,
             exit_code=None if running else state.get("ExitCode"),
-            oom_killed=bool(state.get("OOMKilled")),
+            oom_killed=oom,
         )
 
     async def wait(self, container_id: str) -> None:

@@ -31,6 +31,9 @@ Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled h
   profile's JSON itself: :meth:`DockerEngine.create` writes the profile to a file of this user's
   (:func:`_podman_seccomp`) and passes its path, which Podman can read when it runs on this
   machine (a unix socket);
+* ``HostConfig.Runtime`` is ignored (the runtime is a setting of the Podman process): a
+  container asking for another runtime than the default is refused with ``ConfigError``
+  rather than silently run under the default (gVisor asked for, runc given);
 * ``State.OOMKilled`` is never set (conmon 2.1.6): :meth:`DockerEngine.state` reads an OOM
   kill from the exit status and the memory limit instead (:func:`_podman_oom`);
 * ``GET /version`` takes about 1 s (and ``GET /info`` 0.5-1 s): pings use ``/_ping``, whose
@@ -590,6 +593,14 @@ class DockerEngine(Engine):
     async def create(self, body: Mapping[str, Any]) -> str:
         if await self.kind() == "podman":
             body = _podman_seccomp(body, self._discovered or self._url or self.name)
+            runtime = (body.get("HostConfig") or {}).get("Runtime")
+            if runtime and runtime != (await self.info()).default_runtime:
+                raise ConfigError(
+                    f"runtime={runtime!r} cannot be chosen through Podman's Docker API: Podman "
+                    "4.3 ignores HostConfig.Runtime and would run the container under its "
+                    "default runtime; start the Podman service with `podman --runtime "
+                    f"{runtime} system service` and leave runtime unset, or use Docker"
+                )
         if await self.kind() == "podman" and (body.get("HostConfig") or {}).get("Ulimits"):
             body = _merge_ulimits(await self._default_ulimits(str(body["Image"])), body)
         with self.errors(image=str(body.get("Image"))):

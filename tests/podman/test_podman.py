@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from executor import ContainerFailed, ExecutionTimeout, InputValidationError
+from executor import ConfigError, ContainerFailed, ExecutionTimeout, InputValidationError
 from executor.engine.docker import DockerEngine
 
 from ..container._support import case, containers
@@ -155,6 +155,16 @@ async def test_memory_bomb_is_oom_killed(make_executor: MakeExecutor) -> None:
         await ex.execute("bomb")
     assert (info.value.code, info.value.exit_code) == ("OOM_KILLED", 137)
     assert info.value.oom_killed is True
+
+
+async def test_a_runtime_podman_would_ignore_is_refused(make_executor: MakeExecutor) -> None:
+    """runtime='runsc' is a ConfigError on Podman (it ignores HostConfig.Runtime), none left."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels, runtime="runsc")
+    with pytest.raises(ConfigError, match="ignores HostConfig.Runtime"):
+        await ex.execute("x")
+    await ex.aclose()
+    assert containers(labels) == []
 
 
 async def test_invalid_input_creates_no_container(make_executor: MakeExecutor) -> None:

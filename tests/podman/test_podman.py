@@ -161,7 +161,7 @@ async def test_a_runtime_podman_would_ignore_is_refused(make_executor: MakeExecu
     """runtime='runsc' is a ConfigError on Podman (it ignores HostConfig.Runtime), none left."""
     labels = case()
     ex = make_executor(files=FILES, labels=labels, runtime="runsc")
-    with pytest.raises(ConfigError, match="ignores HostConfig.Runtime"):
+    with pytest.raises(ConfigError, match=r"ignores HostConfig\.Runtime"):
         await ex.execute("x")
     await ex.aclose()
     assert containers(labels) == []

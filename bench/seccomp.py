@@ -58,7 +58,7 @@ async def measure(calls: int) -> dict[tuple[str, str], dict[str, float]]:
                 order = SETTINGS if i % 2 == 0 else SETTINGS[::-1]
                 for setting in order:
                     if extra.get("pool_size"):
-                        await asyncio.sleep(0.6)  # the pool refills its container
+                        await asyncio.sleep(1.5)  # the pool refills (a loaded machine)
                     ex = executors[setting]
                     samples[setting].append(await timed(lambda ex=ex: ex.execute(ECHO_INPUT)))
         finally:

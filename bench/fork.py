@@ -8,8 +8,8 @@ loops spaced apart) is evaluated four ways, side by side in this process:
 * the unsandboxed harness most evaluation scripts use: one ``multiprocessing.Process`` per
   program, 4 at a time, the program ``exec``'d in it, killed at the timeout;
 * ``ContainerExecutor`` with a single-use warm pool (a fresh container per program);
-* fork mode (``reuse="fork"``: a fresh process per program in wiped containers);
-* ``reuse=True`` (one long-lived process per container: fast, not isolated).
+* fork mode (``mode="fork"``: a fresh process per program in wiped containers);
+* reuse mode (``mode="reuse"``: one long-lived process per container: fast, not isolated).
 
 Every way must give every program the same verdict (``pass``, ``fail`` for an
 AssertionError, ``error:<type>``, ``timeout``); the script exits 1 otherwise. Then the
@@ -169,7 +169,9 @@ async def through(
 
 async def trivial_latency(image: str, calls: int) -> tuple[float, float, float]:
     """Fork-mode trivial calls one at a time: p50 and p95 in ms, and calls/s back to back."""
-    config = ContainerConfig(image, labels={BENCH_LABEL: "1"}, reuse="fork", timeout=30)
+    config = ContainerConfig(
+        image, labels={BENCH_LABEL: "1"}, mode="fork", containers=1, timeout=30
+    )
     async with ContainerExecutor(config) as ex:
         for _ in range(5):
             await ex.execute({"n": 0})
@@ -200,19 +202,19 @@ async def main(count: int, loops: int, quick: bool) -> int:
     )
     ways: dict[str, tuple[list[str], float]] = {}
     ways["unsandboxed harness (multiprocessing, 4 workers)"] = await harness(programs)
-    ways["single-use warm pool (pool_size=4)"] = await through(
-        {"pool_size": 4}, programs if not quick else programs[:60], 4
+    ways["single-use warm pool (containers=4)"] = await through(
+        {"mode": "pool", "containers": 4}, programs if not quick else programs[:60], 4
     )
-    ways["fork mode (reuse='fork', pool_size=4)"] = await through(
-        {"reuse": "fork", "pool_size": 4, "max_uses": 100_000}, programs, 8
+    ways["fork mode (mode='fork', containers=4)"] = await through(
+        {"mode": "fork", "containers": 4, "max_uses": 100_000}, programs, 8
     )
-    ways["reuse=True (pool_size=4)"] = await through(
-        {"reuse": True, "pool_size": 4, "max_uses": 100_000}, programs, 8
+    ways["mode='reuse' (containers=4)"] = await through(
+        {"mode": "reuse", "containers": 4, "max_uses": 100_000}, programs, 8
     )
     reference = ways["unsandboxed harness (multiprocessing, 4 workers)"][0]
     rows = []
     base_rate = len(programs) / ways["unsandboxed harness (multiprocessing, 4 workers)"][1]
-    pool_verdicts, pool_time = ways["single-use warm pool (pool_size=4)"]
+    pool_verdicts, pool_time = ways["single-use warm pool (containers=4)"]
     pool_rate = len(pool_verdicts) / pool_time
     disagreements = 0
     for name, (verdicts, elapsed) in ways.items():

@@ -58,7 +58,8 @@ def pooled() -> ContainerExecutor[Any, Any]:
     config = ContainerConfig(
         PYTHON_IMAGE,
         files={"/app/execute.py": STATS},
-        pool_size=2,
+        mode="pool",
+        containers=2,
         prewarm=True,
         labels={BENCH_LABEL: "1"},
     )
@@ -69,8 +70,8 @@ def reused() -> ContainerExecutor[Any, Any]:
     config = ContainerConfig(
         PYTHON_IMAGE,
         files={"/app/execute.py": STATS},
-        reuse=True,
-        pool_size=1,
+        mode="reuse",
+        containers=1,
         prewarm=True,
         labels={BENCH_LABEL: "1"},
     )

@@ -31,8 +31,8 @@ from executor import ContainerConfig, ContainerExecutor
 
 MODES: dict[str, dict[str, Any]] = {
     "fresh container": {},
-    "warm pool (pool_size=1)": {"pool_size": 1, "prewarm": True},
-    "fork mode": {"reuse": "fork"},
+    "warm pool (containers=1)": {"mode": "pool", "containers": 1, "prewarm": True},
+    "fork mode": {"mode": "fork", "containers": 1},
 }
 SETTINGS = ("engine", "default")
 
@@ -57,7 +57,7 @@ async def measure(calls: int) -> dict[tuple[str, str], dict[str, float]]:
             for i in range(calls):
                 order = SETTINGS if i % 2 == 0 else SETTINGS[::-1]
                 for setting in order:
-                    if extra.get("pool_size"):
+                    if extra.get("mode") == "pool":
                         await asyncio.sleep(1.5)  # the pool refills (a loaded machine)
                     ex = executors[setting]
                     samples[setting].append(await timed(lambda ex=ex: ex.execute(ECHO_INPUT)))

@@ -337,7 +337,7 @@ class StartTimeout(ExecutorError, TimeoutError):
         super().__init__(
             f"no container was ready within start_timeout={start_timeout:g} s while waiting "
             f"for {phase}{queued}: the engine is saturated. The request was not delivered, so "
-            "it is safe to retry; lower the concurrency, raise pool_size or start_timeout"
+            "it is safe to retry; lower the concurrency, raise containers or start_timeout"
         )
         self.start_timeout = start_timeout
         self.waiting = waiting

@@ -9,8 +9,8 @@ executors left behind).
 
 from .code import CodeExecutor as CodeExecutor
 from .config import ContainerConfig as ContainerConfig
+from .config import EngineEndpoint as EngineEndpoint
 from .executor import ContainerExecutor as ContainerExecutor
 from .reaping import reap as reap
-from .routing import EngineEndpoint as EngineEndpoint
 
 __all__ = ("CodeExecutor", "ContainerConfig", "ContainerExecutor", "EngineEndpoint", "reap")

@@ -65,7 +65,7 @@ def import_ray() -> Any:
         import ray.util.scheduling_strategies
     except ImportError as exc:
         raise ConfigError(
-            f"RayExecutor needs Ray ({exc}): install the extra, pip install 'executor[ray]'"
+            f"RayExecutor needs Ray ({exc}): install the extra, pip install 'typed-executor[ray]'"
         ) from exc
     return ray
 

@@ -101,9 +101,9 @@ async def test_container_call_span_in_every_mode(otel: Telemetry, mode: str) -> 
     shows create/attach/start/call as events, a warm one only its own phases."""
     settings: dict[str, Any] = {
         "fresh": {},
-        "pool": {"pool_size": 2, "prewarm": True},
-        "reuse": {"reuse": True, "pool_size": 1, "prewarm": True},
-        "fork": {"reuse": "fork", "prewarm": True},
+        "pool": {"mode": "pool", "containers": 2, "prewarm": True},
+        "reuse": {"mode": "reuse", "containers": 1, "prewarm": True},
+        "fork": {"mode": "fork", "containers": 1, "prewarm": True},
     }[mode]
     engine = FakeEngine(name="fake://one")
     async with container(engine, **settings) as ex:
@@ -175,7 +175,7 @@ async def test_pool_gauges_show_idle_and_in_use_containers(otel: Telemetry) -> N
         busy = [p.value for a, p in otel.points("executor.pool.in_use") if a["executor.mode"]]
         return sum(idle), sum(busy)
 
-    async with container(engine, reuse=True, pool_size=2, prewarm=True, timeout=1) as ex:
+    async with container(engine, mode="reuse", containers=2, prewarm=True, timeout=1) as ex:
         assert gauges() == (2, 0)
         attributes = otel.points("executor.pool.idle")[0][0]
         assert attributes == {

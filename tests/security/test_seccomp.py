@@ -34,9 +34,9 @@ GVISOR_ALLOWS = {"clone_newuser", "personality_query", "subprocess"}
 
 MODES: dict[str, dict[str, Any]] = {
     "fresh": {},
-    "pool": {"pool_size": 1},
-    "reuse": {"reuse": True},
-    "fork": {"reuse": "fork"},
+    "pool": {"mode": "pool", "containers": 1},
+    "reuse": {"mode": "reuse", "containers": 1},
+    "fork": {"mode": "fork", "containers": 1},
 }
 
 

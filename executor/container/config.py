@@ -35,6 +35,7 @@ from .._settings import (
     text,
     validate,
 )
+from .requirements import DEFAULT_BUILD_TIMEOUT, check_requirements
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -239,6 +240,17 @@ class ContainerConfig:
     default less io_uring, namespaces, ptrace, bpf, keyrings and the rest: docs/SECURITY.md);
     ``"engine"`` leaves the engine's default; a path loads that JSON profile now (unreadable or
     not a profile: ``ConfigError``).
+
+    Dependencies: ``requirements`` are pip requirement strings for a Python image
+    (``"numpy==2.1.*"``) or npm package specs for a Node one (``"lodash@4"``);
+    ``requirements_file`` is a ``requirements.txt`` or a ``package.json`` (with its
+    ``package-lock.json``) instead. They are fetched on the host with its own installer settings,
+    installed there for the image's platform and placed in a derived image
+    ``executor-deps/<runner>-<hash>:latest``, made once per engine (within ``build_timeout``
+    seconds, before a call's ``start_timeout`` starts counting) and reused by every executor
+    and process; the task's container never has the network. npm install scripts run (on the
+    host) only with ``allow_install_scripts=True``.
+    A malformed requirement is a ``ConfigError`` here; a Go image refuses requirements.
     """
 
     image: str = field(kw_only=False, metadata=ruled(_image))
@@ -292,9 +304,15 @@ class ContainerConfig:
     max_starting: int | None = setting(None, optional(positive_int()))
     labels: Mapping[str, str] = setting(rule=str_map(), default_factory=dict)
     reap_on_start: bool = setting(False, boolean)
+    # -- dependencies (executor.container.requirements) -------------------------------------
+    requirements: Sequence[str] = setting((), str_seq)
+    requirements_file: str | None = setting(None, optional(text))
+    allow_install_scripts: bool = setting(False, boolean)
+    build_timeout: float = setting(DEFAULT_BUILD_TIMEOUT, seconds)
 
     def __post_init__(self) -> None:
         validate(self, _CHECKS)
+        check_requirements(self)
         if self.containers is None:
             object.__setattr__(self, "containers", DEFAULT_CONTAINERS[self.mode])
         object.__setattr__(self, "_seccomp", _seccomp_json(self.seccomp))

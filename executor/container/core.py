@@ -113,6 +113,15 @@ class EngineCore:
 
         ``tap`` (a streamed call) receives the task's stderr as it arrives."""
         source = self.source
+        if self.readiness.building:
+            # The requirements image is made once, bounded by build_timeout: the start clock
+            # (start_timeout) runs from when it is there.
+            began = anyio.current_time()
+            try:
+                await self.readiness.dependencies()
+            except EngineUnavailable as exc:
+                raise NotDelivered(exc) from exc
+            start_by += anyio.current_time() - began
         phase = "the image to be ready on the engine"
         with anyio.CancelScope(deadline=start_by) as start_scope:
             try:

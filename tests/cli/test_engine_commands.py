@@ -244,7 +244,7 @@ async def test_images_prune_removes_derived_images_no_container_uses() -> None:
 
             done = await cli("--base", base)
             assert done.code == 0, done.stderr
-            assert "removed 1 derived files image(s); kept 1 in use" in done.stderr + done.stdout
+            assert "removed 1 derived image(s); kept 1 in use" in done.stderr + done.stdout
             assert len(derived()) == 1
             assert await pooled.execute(1) == 3, "the kept image still serves its pool"
 
@@ -252,7 +252,7 @@ async def test_images_prune_removes_derived_images_no_container_uses() -> None:
             assert await ex.execute(1) == 2, "a pruned image is derived again when needed"
 
         young = await cli("--base", base, "--older-than", "1h")
-        assert "removed 0 derived files image(s)" in young.stderr + young.stdout
+        assert "removed 0 derived image(s)" in young.stderr + young.stdout
         assert len(derived()) == 2
     finally:
         await cli("--base", base)

@@ -27,7 +27,7 @@ import anyio
 
 from ._base import Execution, Executor, resolve_types
 from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout, ExecutorClosed
-from ._observe import instrument
+from ._observe import instrument, observer
 from ._schema import Codec, SchemaSource, codecs
 from ._settings import boolean, checked_keywords, optional, seconds, setting, validate
 
@@ -185,7 +185,7 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         self._timeout = self.config.timeout
         self._invoke = self._invoker()
         self._closed = False
-        instrument(self, kind="local")
+        self._telemetry = instrument(self, kind="local")
 
     @property
     def schema_in(self) -> dict[str, Any] | None:
@@ -228,6 +228,8 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
     async def execute(self, input: A | Any) -> B:
         if self._closed:
             raise ExecutorClosed()
+        if (observe := observer()) is not None:  # OpenTelemetry configured: a span, metrics
+            return (await observe.call(self._telemetry, self._run, input)).output
         value = self._in.coerce(input)
         try:
             result = await self._invoke(value)
@@ -240,6 +242,11 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
     async def run(self, input: A | Any) -> Execution[B]:
         if self._closed:
             raise ExecutorClosed()
+        if (observe := observer()) is not None:
+            return await observe.call(self._telemetry, self._run, input)
+        return await self._run(input)
+
+    async def _run(self, input: A | Any) -> Execution[B]:
         t0 = _perf()
         value = self._in.coerce(input)
         t1 = _perf()

@@ -27,7 +27,7 @@ import msgspec
 
 from .._base import Execution, Executor, resolve_types
 from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
-from .._observe import instrument
+from .._observe import instrument, observer
 from .._schema import Codec, codecs
 from .._settings import checked_keywords
 from .._stream import ExecutionStream
@@ -152,7 +152,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._closed = False
         self._checked_loop = False
         self._pooled = config.mode != "fresh"
-        instrument(self, kind="container", mode=config.mode, image=config.image)
+        self._telemetry = instrument(self, kind="container", mode=config.mode, image=config.image)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -280,12 +280,9 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         return (await self.run(input)).output
 
     async def run(self, input: A | Any) -> Execution[B]:
-        t0, payload = self._begin(input)
-        if self._pooled:
-            # A pool refills in the background: start that even without `async with`.
-            await self._start_background()
-        start_by = anyio.current_time() + self.config.start_timeout
-        return await self._router.call(payload, t0, start_by)
+        if (observe := observer()) is not None:  # OpenTelemetry configured: a span, metrics
+            return await observe.call(self._telemetry, self._call, input)
+        return await self._call(input)
 
     def stream(self, input: A | Any) -> ExecutionStream[B]:
         """Run one call, yielding the task's log lines live, then its :class:`Execution`.
@@ -299,9 +296,17 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         return ExecutionStream(functools.partial(self._streamed, input))
 
     async def _streamed(self, input: A | Any, tap: Tap) -> Execution[B]:
+        if (observe := observer()) is not None:
+            return await observe.call(self._telemetry, self._call, input, tap)
+        return await self._call(input, tap)
+
+    async def _call(self, input: A | Any, tap: Tap | None = None) -> Execution[B]:
+        """One call, unobserved; ``tap`` (a streamed call) gets the task's stderr live."""
         t0, payload = self._begin(input)
-        tap.marker = payload.marker
+        if tap is not None:
+            tap.marker = payload.marker
         if self._pooled:
+            # A pool refills in the background: start that even without `async with`.
             await self._start_background()
         start_by = anyio.current_time() + self.config.start_timeout
         return await self._router.call(payload, t0, start_by, tap)

@@ -117,7 +117,7 @@ class Router:
             core = cores[0] if len(cores) == 1 else choose(cores, tried.__contains__)
             if core is None:
                 error = tried[-1].last_error if tried else None
-                raise error or EngineUnavailable("no engine left to try.")
+                raise error or EngineUnavailable("no engine left to try.", delivered=False)
             core.in_flight += 1
             try:
                 result = await core.call(payload, t0, start_by, tap)
@@ -126,6 +126,7 @@ class Router:
                 tried.append(core)
                 if len(tried) > 1 or len(cores) == 1:
                     undelivered.error.delivered = False  # it never reached a container
+                    undelivered.error.retryable = True
                     raise undelivered.error from None
                 retried(core.name, undelivered.error)
                 continue

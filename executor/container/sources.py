@@ -379,6 +379,12 @@ class Pool(Source):
         await self._remove_later(container)
         self._kick()  # the replacement starts now, not while the call talked to the engine
 
+    def detach(self, container: Container) -> None:
+        """A leased container the caller keeps for good (a session owns it from now on and
+        removes it itself): off the pool's books, and its replacement starts now."""
+        self._busy -= 1
+        self._kick()
+
     async def discard(self, container: Container) -> None:
         self._busy -= 1
         await kill(container)

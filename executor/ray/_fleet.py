@@ -465,9 +465,9 @@ def _actor_class(ray: Any) -> Any:
     return _ACTOR_CLASS
 
 
-def unavailable(message: str) -> EngineUnavailable:
+def unavailable(message: str, *, delivered: bool | None = None) -> EngineUnavailable:
     """EngineUnavailable about the Ray cluster, without the class's hint about Docker."""
-    return EngineUnavailable(message + ".", hint="")
+    return EngineUnavailable(message + ".", hint="", delivered=delivered)
 
 
 def describe(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from .._errors import EngineUnavailable, ExecutorError
+from .._errors import EngineUnavailable, ExecutorError, InfrastructureError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -234,7 +234,7 @@ async def _call(
     except ExecutorError as exc:
         return index, None, exc
     except Exception as exc:  # a bug here must not take the chunk's other results with it
-        return index, None, ExecutorError(f"the Ray worker failed the call: {exc!r}")
+        return index, None, InfrastructureError(f"the Ray worker failed the call: {exc!r}")
     meta = (
         ex.duration,
         ex.timings,

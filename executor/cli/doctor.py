@@ -54,9 +54,9 @@ async def diagnose(smoke: bool = True) -> list[Check]:
                     Check(
                         "podman",
                         "warn",
-                        "Podman's Docker-compatible API (README, section Podman): an OOM kill "
-                        "may show as EXIT_NONZERO 137 (Podman 4.3 with conmon 2.1.6 sets no "
-                        "OOM flag); the runtimes listed are those Podman's configuration names, "
+                        "Podman's Docker-compatible API (README, section Podman): Podman 4.3 "
+                        "sets no OOM flag, so exit status 137 under the memory limit is read as "
+                        "OOM_KILLED; the runtimes listed are those Podman's configuration names, "
                         "installed or not; images loaded with `docker save | podman load` "
                         "are named localhost/..., which the executor finds by their short name",
                     )
@@ -127,6 +127,8 @@ async def diagnose(smoke: bool = True) -> list[Check]:
         return checks
     if smoke and all(c.status != "fail" for c in checks):
         checks.append(await _smoke_check())
+    if smoke and all(c.status != "fail" for c in checks):
+        checks.append(await _seccomp_check())
     return checks
 
 
@@ -188,6 +190,51 @@ async def _smoke_check() -> Check:
         "ok",
         f"a locked-down python runner call took {time.monotonic() - started:.2f} s",
     )
+
+
+#: Run in one short-lived container: the errno names of two calls the profile must refuse.
+_SECCOMP_PROBE = """
+import ctypes, errno, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+unshare = {"x86_64": 272, "aarch64": 97}[os.uname().machine]
+params = ctypes.create_string_buffer(120)
+calls = {
+    "io_uring_setup": (425, 4, ctypes.addressof(params)),
+    "unshare(CLONE_NEWUSER)": (unshare, 0x10000000),
+}
+out = {}
+for name, args in calls.items():
+    if libc.syscall(*args) >= 0:
+        out[name] = "allowed"
+    else:
+        out[name] = "refused (" + errno.errorcode.get(ctypes.get_errno(), "?") + ")"
+print(json.dumps(out))
+"""
+
+
+async def _seccomp_check() -> Check:
+    """The profile in force, and one container showing that it refuses what it must."""
+    from .._code import CodeRun
+    from ..container import CodeExecutor, ContainerConfig
+
+    config = ContainerConfig(RUNNER_IMAGES["python"], timeout=ENGINE_TIMEOUT * 2)
+    profile = "the library's profile (moby's default less io_uring, namespaces, ptrace, ...)"
+    try:
+        async with CodeExecutor("python", config) as ex:
+            result = await ex.run(CodeRun(code=_SECCOMP_PROBE))
+        found: dict[str, str] = json.loads(result.output.stdout)
+    except (ExecutorError, ValueError) as exc:
+        return Check("seccomp", "fail", f"{profile}; the probe call failed: {exc}")
+    said = ", ".join(f"{name} {outcome}" for name, outcome in found.items())
+    if "allowed" in found.values():
+        return Check(
+            "seccomp",
+            "fail",
+            f"{profile}, but in a container {said}: the engine did not apply it",
+            "upgrade the engine (Docker 20.10+, Podman 4+) and check that seccomp is enabled "
+            "(`docker info` lists it under Security Options)",
+        )
+    return Check("seccomp", "ok", f"{profile}: {said}")
 
 
 @click.command()

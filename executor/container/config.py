@@ -9,11 +9,14 @@ are the small ``_check_*`` functions in ``_CHECKS``.
 
 from __future__ import annotations
 
+import functools
+import json
 import posixpath
 import ssl
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import ConfigError
@@ -233,6 +236,11 @@ class ContainerConfig:
     ``max_collect_bytes`` bytes (sizes plus relative path lengths) fails the call with
     ``CollectTooLarge``.
 
+    System calls: ``seccomp="default"`` applies the library's own profile on every engine (moby's
+    default less io_uring, namespaces, ptrace, bpf, keyrings and the rest: docs/SECURITY.md);
+    ``"engine"`` leaves the engine's default; a path loads that JSON profile now (unreadable or
+    not a profile: ``ConfigError``).
+
     Dependencies: ``requirements`` are pip requirement strings for a Python image
     (``"numpy==2.1.*"``) or npm package specs for a Node one (``"lodash@4"``);
     ``requirements_file`` is a ``requirements.txt`` or a ``package.json`` (with its
@@ -271,6 +279,8 @@ class ContainerConfig:
     pids_limit: int = setting(128, positive_int())
     runtime: str | None = setting(None, optional(text))
     init: bool = setting(False, boolean)
+    # -- seccomp (the profile is read once, in __post_init__: see _seccomp_json) -------------
+    seccomp: str = setting("default", text)
     # -- limits ------------------------------------------------------------------------------
     timeout: float | None = setting(30.0, optional(seconds))
     start_timeout: float = setting(60.0, seconds)
@@ -305,8 +315,15 @@ class ContainerConfig:
         check_requirements(self)
         if self.containers is None:
             object.__setattr__(self, "containers", DEFAULT_CONTAINERS[self.mode])
+        object.__setattr__(self, "_seccomp", _seccomp_json(self.seccomp))
 
     # -- derived settings --------------------------------------------------------------------
+
+    @property
+    def seccomp_json(self) -> str | None:
+        """The seccomp profile passed to the engine (compact JSON), or None for the engine's own."""
+        profile: str | None = self.__dict__["_seccomp"]
+        return profile
 
     @property
     def fork(self) -> bool:
@@ -446,6 +463,48 @@ _CHECKS = (
 )
 
 
+#: The library's profile: moby's default less what a locked-down task never needs (SECURITY.md).
+_DEFAULT_PROFILE = "seccomp.json"
+
+
+@functools.cache
+def _default_profile() -> str:
+    text = resources.files(__package__).joinpath(_DEFAULT_PROFILE).read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def _seccomp_json(seccomp: object) -> str | None:
+    """``ContainerConfig.seccomp`` read into the profile it stands for: loaded and checked now.
+
+    ``"default"``: the library's profile; ``"engine"``: None (the engine's own default); any
+    other string: the path of a JSON profile in the Docker/OCI format. Anything unreadable or
+    not a profile is a :class:`ConfigError` before a container exists.
+    """
+    if seccomp == "default":
+        return _default_profile()
+    if seccomp == "engine":
+        return None
+    if not isinstance(seccomp, str) or not seccomp:
+        raise ConfigError(
+            f"ContainerConfig.seccomp must be 'default', 'engine' or the path of a JSON seccomp "
+            f"profile, got {seccomp!r}"
+        )
+    try:
+        with open(seccomp, encoding="utf-8") as fh:
+            profile = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"ContainerConfig.seccomp: cannot read the seccomp profile {seccomp!r}: {exc}; "
+            "give the path of a JSON profile (Docker's format), or 'default' or 'engine'"
+        ) from exc
+    if not isinstance(profile, dict) or not isinstance(profile.get("defaultAction"), str):
+        raise ConfigError(
+            f"ContainerConfig.seccomp: {seccomp!r} is not a seccomp profile (a JSON object with "
+            "a 'defaultAction', as in Docker's default profile)"
+        )
+    return json.dumps(profile, separators=(",", ":"))
+
+
 def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) -> dict[str, Any]:
     """The Engine-API create body for ``config``: built once per engine, reused per call."""
     env = [f"{k}={v}" for k, v in config.env.items()]
@@ -466,7 +525,7 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
         "NanoCpus": int(config.cpus * 1e9),
         "PidsLimit": config.pids_limit,
         "CapDrop": ["ALL"],
-        "SecurityOpt": ["no-new-privileges"],
+        "SecurityOpt": ["no-new-privileges", *_seccomp_option(config)],
         "Tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={config.tmpfs_bytes},mode=1777"},
         "ShmSize": min(config.tmpfs_bytes, 64 * MiB),
         "IpcMode": "private",
@@ -500,3 +559,8 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
     if config.workdir:
         body["WorkingDir"] = config.workdir
     return body
+
+
+def _seccomp_option(config: ContainerConfig) -> list[str]:
+    profile = config.seccomp_json
+    return [] if profile is None else [f"seccomp={profile}"]

@@ -27,6 +27,15 @@ Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled h
   Podman loses a race with the container's own exit ("container state improper");
 * ``POST /commit`` without a body fails ("Decode(): EOF"): :meth:`_DockerImages.derive`
   sends an empty config;
+* a ``seccomp=`` security option is read as a *path* on Podman's host, where Docker takes the
+  profile's JSON itself: :meth:`DockerEngine.create` writes the profile to a file of this user's
+  (:func:`_podman_seccomp`) and passes its path, which Podman can read when it runs on this
+  machine (a unix socket);
+* ``HostConfig.Runtime`` is ignored (the runtime is a setting of the Podman process): a
+  container asking for another runtime than the default is refused with ``ConfigError``
+  rather than silently run under the default (gVisor asked for, runc given);
+* ``State.OOMKilled`` is never set (conmon 2.1.6): :meth:`DockerEngine.state` reads an OOM
+  kill from the exit status and the memory limit instead (:func:`_podman_oom`);
 * ``GET /version`` takes about 1 s (and ``GET /info`` 0.5-1 s): pings use ``/_ping``, whose
   headers also give the API version aiodocker would otherwise ask ``/version`` for, and one
   ``/info`` answer per engine is reused for a minute.
@@ -35,11 +44,13 @@ Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled h
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
 import select
 import tarfile
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -125,6 +136,82 @@ def _merge_ulimits(
         merged[_ulimit_name(str(entry["Name"]))] = dict(entry)
     host["Ulimits"] = [{**entry, "Name": name} for name, entry in merged.items()]
     return {**body, "HostConfig": host}
+
+
+#: Profile files written for Podman, by content hash (see :func:`_podman_seccomp`).
+_seccomp_files: dict[str, str] = {}
+
+
+def _podman_seccomp(body: Mapping[str, Any], engine: str) -> Mapping[str, Any]:
+    """``body`` with an inline ``seccomp=<json>`` option turned into a path for Podman.
+
+    The file lives in a directory only this user may write (a profile someone else could edit
+    would be no profile), named by the content's hash, and is rewritten when it went missing.
+    Podman reads it on its own host: that is this machine only for a unix socket.
+    """
+    host = body.get("HostConfig") or {}
+    options = list(host.get("SecurityOpt") or ())
+    inline = [i for i, option in enumerate(options) if option.startswith("seccomp={")]
+    if not inline:
+        return body
+    if not engine.startswith("unix://"):
+        raise ConfigError(
+            f"the Podman engine at {engine} reads a seccomp profile from a path on its own host, "
+            "so the library's profile cannot reach it over the network; use "
+            "ContainerConfig(seccomp=PATH) with a profile installed on that host (its path "
+            "must exist here too), or seccomp='engine' for Podman's own default"
+        )
+    for i in inline:
+        options[i] = f"seccomp={_profile_file(options[i][len('seccomp=') :])}"
+    return {**body, "HostConfig": {**host, "SecurityOpt": options}}
+
+
+def _profile_file(profile: str) -> str:
+    digest = hashlib.sha256(profile.encode()).hexdigest()[:32]
+    path = _seccomp_files.get(digest)
+    if path is not None and os.path.exists(path):
+        return path
+    folder = os.path.join(tempfile.gettempdir(), f"executor-seccomp-{os.getuid()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    found = os.lstat(folder)
+    if (
+        not os.path.isdir(folder)
+        or os.path.islink(folder)
+        or found.st_uid != os.getuid()
+        or (found.st_mode & 0o022)
+    ):
+        raise ConfigError(
+            f"{folder} (where the seccomp profile for Podman is written) is not a directory "
+            "that only this user may write; remove it and try again"
+        )
+    path = os.path.join(folder, f"{digest}.json")
+    fd, partial = tempfile.mkstemp(dir=folder, suffix=".part")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(profile)
+    os.chmod(partial, 0o644)
+    os.replace(partial, path)
+    _seccomp_files[digest] = path
+    return path
+
+
+def _podman_oom(info: Mapping[str, Any]) -> bool:
+    """Whether a Podman container's end was an OOM kill, read from its exit status and limit.
+
+    Podman 4.3 never sets ``OOMKilled`` here (conmon 2.1.6 writes its OOM marker into the
+    service's working directory), and the container's memory cgroup, whose counters would
+    say, is gone once it exited. What is left: PID 1 ended by SIGKILL (status 137) under a
+    memory limit. Nothing inside the container can send its PID 1 a SIGKILL (the kernel drops
+    signals to a namespace's init that it has no handler for), so that is the kernel's OOM
+    killer, or a kill from outside: ``podman kill``/``stop`` or a removal while it ran (this
+    executor's own kills, at a timeout or cancellation, never ask why). Not read as one when an
+    init process is PID 1: there a task's own SIGKILL also ends the container with 137.
+    """
+    state, host = info.get("State") or {}, info.get("HostConfig") or {}
+    if state.get("Running") or state.get("ExitCode") != 137 or not host.get("Memory"):
+        return False
+    pid1 = str(info.get("Path") or "").rsplit("/", 1)[-1]
+    return not (host.get("Init") or pid1 in ("catatonit", "tini") or pid1.endswith("-init"))
 
 
 def translate(
@@ -507,6 +594,16 @@ class DockerEngine(Engine):
         return self._kind
 
     async def create(self, body: Mapping[str, Any]) -> str:
+        if await self.kind() == "podman":
+            body = _podman_seccomp(body, self._discovered or self._url or self.name)
+            runtime = (body.get("HostConfig") or {}).get("Runtime")
+            if runtime and runtime != (await self.info()).default_runtime:
+                raise ConfigError(
+                    f"runtime={runtime!r} cannot be chosen through Podman's Docker API: Podman "
+                    "4.3 ignores HostConfig.Runtime and would run the container under its "
+                    "default runtime; start the Podman service with `podman --runtime "
+                    f"{runtime} system service` and leave runtime unset, or use Docker"
+                )
         if await self.kind() == "podman" and (body.get("HostConfig") or {}).get("Ulimits"):
             body = _merge_ulimits(await self._default_ulimits(str(body["Image"])), body)
         with self.errors(image=str(body.get("Image"))):
@@ -579,10 +676,11 @@ class DockerEngine(Engine):
                 raise
         state = info.get("State", {})
         running = bool(state.get("Running"))
+        oom = bool(state.get("OOMKilled")) or (self._kind == "podman" and _podman_oom(info))
         return ExitState(
             running=running,
             exit_code=None if running else state.get("ExitCode"),
-            oom_killed=bool(state.get("OOMKilled")),
+            oom_killed=oom,
         )
 
     async def wait(self, container_id: str) -> None:

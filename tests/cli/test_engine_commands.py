@@ -43,6 +43,18 @@ def test_doctor_json() -> None:
     assert all(c["status"] in ("ok", "warn") for c in checks)
 
 
+@pytest.mark.docker
+def test_doctor_shows_the_seccomp_profile_and_that_it_refuses() -> None:
+    """doctor names the profile in force and shows io_uring and user namespaces refused."""
+    result = executor_cli("doctor", "--json")
+    checks = {c["name"]: c for c in map(json.loads, result.stdout.splitlines())}
+    seccomp = checks["seccomp"]
+    assert seccomp["status"] == "ok", seccomp
+    assert "the library's profile" in seccomp["detail"]
+    assert "io_uring_setup refused (EPERM)" in seccomp["detail"]
+    assert "unshare(CLONE_NEWUSER) refused (EPERM)" in seccomp["detail"]
+
+
 def test_doctor_without_an_engine_is_clear_and_quick() -> None:
     """DOCKER_HOST pointing nowhere: non-zero exit, the fix is printed, no hang."""
     started = time.monotonic()

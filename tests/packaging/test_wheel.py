@@ -62,12 +62,12 @@ def tracked(*paths: str) -> set[str]:
 
 
 def test_wheel_carries_the_bake_file_and_every_build_context(wheel: Path) -> None:
-    """Every tracked file of runners/ and generators/, and the bake file, are in executor/_data/."""
+    """runners/, generators/ and the bake file are in executor/_data/; the seccomp profile ships."""
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     expected = {f"executor/_data/{path}" for path in tracked("runners", "generators")}
     assert expected, "git ls-files found nothing: not a checkout?"
-    assert expected | {"executor/_data/docker-bake.hcl"} <= names
+    assert expected | {"executor/_data/docker-bake.hcl", "executor/container/seccomp.json"} <= names
     junk = [n for n in names if re.search(r"node_modules|__pycache__|\.py[co]$", n)]
     assert junk == []
 

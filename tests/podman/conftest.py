@@ -20,21 +20,11 @@ from ..container.conftest import make_executor as make_executor  # the same fact
 
 #: Container tests that cannot pass on Podman 4.3, by node id: the reason.
 DIFFERENCES: dict[str, str] = {
-    "tests/container/test_defaults.py::test_memory_limit_stops_a_memory_bomb": (
-        "Podman never sets State.OOMKilled here: conmon (2.1.6) writes its OOM marker file into "
-        "the Podman process's working directory, not the container's, so Podman 4.3 never sees "
-        "it (`podman run --memory 64m` of a memory bomb reports OOMKilled=false too). The call "
-        "ends EXIT_NONZERO with exit_code 137: "
-        "tests/podman/test_podman.py::test_memory_bomb_is_killed_with_137 pins that"
+    "tests/container/test_failures.py::test_exit_137_without_oom_is_not_called_an_oom": (
+        "Podman 4.3 never sets State.OOMKilled, so the engine seam reads exit status 137 under a "
+        "memory limit as an OOM kill (DockerEngine.state, _podman_oom): a task that itself "
+        "exits with status 137 is the case that reading gets wrong"
     ),
-    **{
-        f"tests/container/test_load.py::test_storm_outcomes_mean_what_they_say[{mode}]": (
-            "its memory bombs end EXIT_NONZERO 137, not OOM_KILLED: Podman never sets "
-            "State.OOMKilled here (see test_memory_limit_stops_a_memory_bomb); the fork-mode "
-            "storm passes, since there the runner reads the cgroup's OOM counter itself"
-        )
-        for mode in ("fresh", "pool", "reuse")
-    },
     "tests/container/test_load.py::test_start_timeout_is_raised_and_the_request_never_delivered": (
         "its start_timeout of 0.5 s is shorter than one container start on Podman 4.3 (runc "
         "create runs inside the attach request: 0.5-0.7 s here), so the warm-up call "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 
-from executor import ContainerFailed, ExecutionTimeout, InputValidationError
+from executor import ConfigError, ContainerFailed, ExecutionTimeout, InputValidationError
 from executor.engine.docker import DockerEngine
 
 from ..container._support import case, containers
@@ -104,6 +104,7 @@ def test_doctor_recognizes_podman_and_says_what_differs() -> None:
     assert "Podman" in checks["engine"]["detail"]
     assert checks["podman"]["status"] == "warn"
     assert "localhost/" in checks["podman"]["detail"]
+    assert checks["seccomp"]["status"] == "ok", checks["seccomp"]
 
 
 def test_images_loaded_as_localhost_are_listed_by_their_short_name() -> None:
@@ -147,12 +148,23 @@ async def test_timeout_kills_without_podmans_stop_grace(make_executor: MakeExecu
     assert containers(labels) == []
 
 
-async def test_memory_bomb_is_killed_with_137(make_executor: MakeExecutor) -> None:
-    """The memory limit holds on Podman; without an OOM flag the call is EXIT_NONZERO 137."""
+async def test_memory_bomb_is_oom_killed(make_executor: MakeExecutor) -> None:
+    """The memory limit holds on Podman, and its kill is OOM_KILLED though Podman sets no flag."""
     ex = make_executor(files=FILES, memory_bytes=64 * 1024 * 1024)
     with pytest.raises(ContainerFailed) as info:
         await ex.execute("bomb")
-    assert (info.value.code, info.value.exit_code) == ("EXIT_NONZERO", 137)
+    assert (info.value.code, info.value.exit_code) == ("OOM_KILLED", 137)
+    assert info.value.oom_killed is True
+
+
+async def test_a_runtime_podman_would_ignore_is_refused(make_executor: MakeExecutor) -> None:
+    """runtime='runsc' is a ConfigError on Podman (it ignores HostConfig.Runtime), none left."""
+    labels = case()
+    ex = make_executor(files=FILES, labels=labels, runtime="runsc")
+    with pytest.raises(ConfigError, match=r"ignores HostConfig\.Runtime"):
+        await ex.execute("x")
+    await ex.aclose()
+    assert containers(labels) == []
 
 
 async def test_invalid_input_creates_no_container(make_executor: MakeExecutor) -> None:

@@ -41,7 +41,11 @@ IMAGES = {
     for lang in LANGUAGES
 }
 #: The lockdown the container executor applies; every image check runs under it.
+#: The executor's seccomp profile applies too: the runners' own calls (fork mode's prctl, kill,
+#: wait, System V IPC removal) must pass it.
+SECCOMP = ROOT / "executor" / "container" / "seccomp.json"
 LOCKDOWN = ("--read-only", "--network", "none", "--cap-drop", "ALL", "--tmpfs", "/tmp")
+LOCKDOWN += ("--security-opt", f"seccomp={SECCOMP}")
 #: Where each image looks for the user module.
 MODULE_MOUNT = {"python": "/app/execute.py", "node": "/app/execute.mjs"}
 SUFFIX = {"python": ".py", "node": ".mjs"}

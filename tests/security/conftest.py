@@ -1,9 +1,11 @@
 """Fixtures for the hostile-code suite: the container fixtures, a runtime parameter, a sandbox.
 
 Every test runs once per runtime: the engine's default (runc) and gVisor (``runsc``) when it
-is registered. ``sandbox`` builds executors running :data:`hostile.FILES` with the default
-settings plus the overrides a test passes, labels them with a per-test label, closes them in
-``finally`` and then fails the test if any of its containers remain.
+is registered (never on Podman, whose Docker API cannot choose a runtime per container). The
+whole suite also runs on Podman: ``make test-podman``. ``sandbox`` builds executors running
+:data:`hostile.FILES` with the default settings plus the overrides a test passes, labels them
+with a per-test label, closes them in ``finally`` and then fails the test if any of its
+containers remain.
 """
 
 from __future__ import annotations

@@ -292,6 +292,171 @@ def ptrace(input):
     }
 
 
+# -- system calls the seccomp profile refuses (tests/security/test_seccomp.py) -----------------
+
+# Numbers by machine: the generic table (aarch64) differs from x86_64 below 424.
+_NR = {
+    "x86_64": {"io_uring_setup": 425, "io_uring_enter": 426, "bpf": 321, "userfaultfd": 323,
+               "perf_event_open": 298, "keyctl": 250, "add_key": 248, "kexec_load": 246,
+               "clone3": 435, "clone": 56, "open_by_handle_at": 304, "name_to_handle_at": 303,
+               "setns": 308, "unshare": 272, "personality": 135, "ptrace": 101},
+    "aarch64": {"io_uring_setup": 425, "io_uring_enter": 426, "bpf": 280, "userfaultfd": 282,
+                "perf_event_open": 241, "keyctl": 219, "add_key": 217, "kexec_load": 104,
+                "clone3": 435, "clone": 220, "open_by_handle_at": 265, "name_to_handle_at": 264,
+                "setns": 268, "unshare": 97, "personality": 92, "ptrace": 117},
+}[os.uname().machine]
+CLONE_NEWUSER, CLONE_NEWNS, SIGCHLD = 0x10000000, 0x00020000, 17
+libc.syscall.restype = ctypes.c_long
+
+
+def _sys(name, *args):
+    """The raw system call ``name``; OSError on failure, else its result."""
+    result = libc.syscall(ctypes.c_long(_NR[name]), *[ctypes.c_long(a) for a in args])
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+def _address(buffer):
+    return ctypes.addressof(buffer)
+
+
+def _io_uring_read():
+    """Set up an io_uring, then read /etc/hostname through it (IORING_OP_READ)."""
+    import mmap
+    import struct
+
+    params = ctypes.create_string_buffer(120)
+    ring = _sys("io_uring_setup", 4, _address(params))
+    sq_entries, cq_entries = struct.unpack_from("II", params, 0)
+    sq_off = struct.unpack_from("IIIIIII", params, 40)  # head tail mask entries flags dropped array
+    cq_off = struct.unpack_from("IIIIII", params, 80)  # head tail mask entries overflow cqes
+    shared = mmap.MAP_SHARED
+    rw = mmap.PROT_READ | mmap.PROT_WRITE
+    sq = mmap.mmap(ring, sq_off[6] + sq_entries * 4, shared, rw, offset=0)
+    cq = mmap.mmap(ring, cq_off[5] + cq_entries * 16, shared, rw, offset=0x8000000)
+    sqes = mmap.mmap(ring, sq_entries * 64, shared, rw, offset=0x10000000)
+    target = os.open("/etc/hostname", os.O_RDONLY)
+    data = ctypes.create_string_buffer(256)
+    # One IORING_OP_READ (22) entry: fd, offset 0, into data, 256 bytes.
+    struct.pack_into("BBHiQQII", sqes, 0, 22, 0, 0, target, 0, _address(data), 256, 0)
+    tail = struct.unpack_from("I", sq, sq_off[1])[0]
+    mask = struct.unpack_from("I", sq, sq_off[2])[0]
+    struct.pack_into("I", sq, sq_off[6] + (tail & mask) * 4, 0)
+    struct.pack_into("I", sq, sq_off[1], tail + 1)
+    _sys("io_uring_enter", ring, 1, 1, 1, 0, 0)  # submit 1, wait for 1 (GETEVENTS)
+    result = struct.unpack_from("i", cq, cq_off[5] + 8)[0]
+    if result < 0:
+        raise OSError(-result, os.strerror(-result))
+    if not data.raw[:result].strip():
+        raise RuntimeError("io_uring read nothing")
+
+
+def _userns_mount():
+    _sys("unshare", CLONE_NEWUSER | CLONE_NEWNS)
+    _syscall(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None))
+
+
+def _setns(kind):
+    fd = os.open(f"/proc/1/ns/{kind}", os.O_RDONLY)
+    _sys("setns", fd, 0)
+
+
+def _bpf_prog_load():
+    import struct
+
+    insns = ctypes.create_string_buffer(struct.pack("<BBhiBBhi", 0xB7, 0, 0, 0, 0x95, 0, 0, 0))
+    license = ctypes.create_string_buffer(b"GPL")
+    # union bpf_attr for BPF_PROG_LOAD: a socket filter "r0 = 0; exit".
+    fields = struct.pack("<IIQQ", 1, 2, _address(insns), _address(license))
+    attr = ctypes.create_string_buffer(fields, 128)
+    os.close(_sys("bpf", 5, _address(attr), 128))
+
+
+def _perf_event_open():
+    import struct
+
+    attr = ctypes.create_string_buffer(struct.pack("<IIQ", 1, 128, 0), 128)  # software, cpu-clock
+    os.close(_sys("perf_event_open", _address(attr), 0, -1, -1, 0))
+
+
+def _keyring():
+    _sys("keyctl", 1, 0)  # KEYCTL_JOIN_SESSION_KEYRING, an anonymous one
+
+
+def _add_key():
+    kind, description, payload = (ctypes.create_string_buffer(v) for v in (b"user", b"x", b"y"))
+    # Into KEY_SPEC_PROCESS_KEYRING (-2).
+    _sys("add_key", _address(kind), _address(description), _address(payload), 1, -2)
+
+
+def _clone_raw(name, args):
+    """A raw clone or clone3: the child, if any, leaves at once (no Python runs in it)."""
+    pid = _sys(name, *args)
+    if pid == 0:
+        libc._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _clone3_newuser():
+    import struct
+
+    fields = struct.pack("<QQQQQ", CLONE_NEWUSER, 0, 0, 0, SIGCHLD)  # flags ... exit_signal
+    clone_args = ctypes.create_string_buffer(fields, 88)
+    _clone_raw("clone3", (_address(clone_args), 88))
+
+
+def _open_by_handle():
+    import struct
+
+    # The "shocker" handle: ext4's root inode (2) as a FILEID_INO32_GEN handle.
+    handle = ctypes.create_string_buffer(struct.pack("<Ii", 8, 1) + struct.pack("<II", 2, 0))
+    root = os.open("/", os.O_RDONLY)
+    os.close(_sys("open_by_handle_at", root, _address(handle), os.O_RDONLY))
+
+
+def _name_to_handle():
+    path = ctypes.create_string_buffer(b"/etc/passwd")
+    handle = ctypes.create_string_buffer(b"\x80" + b"\0" * 135)  # handle_bytes = 128
+    mount_id = ctypes.c_int()
+    _sys("name_to_handle_at", -100, _address(path), _address(handle), _address(mount_id), 0)
+
+
+def _ptrace_sibling():
+    """Seize a sibling process (another child of the task) with ptrace."""
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        return _isolated(lambda: _sys("ptrace", 0x4206, victim.pid, 0, 0))  # PTRACE_SEIZE
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def syscalls(input):
+    """Each attack in its own child: "ok" or the errno name that refused it."""
+    return {
+        "io_uring_read": _isolated(_io_uring_read),
+        "userns_mount": _isolated(_userns_mount),
+        "clone_newuser": _isolated(lambda: _clone_raw("clone", (CLONE_NEWUSER | SIGCHLD, 0, 0, 0))),
+        "clone3_newuser": _isolated(_clone3_newuser),
+        **{f"setns_{k}": _isolated(lambda k=k: _setns(k)) for k in ("user", "mnt", "pid", "net")},
+        "bpf_prog_load": _isolated(_bpf_prog_load),
+        "userfaultfd": _isolated(lambda: os.close(_sys("userfaultfd", os.O_CLOEXEC))),
+        "perf_event_open": _isolated(_perf_event_open),
+        "keyctl": _isolated(_keyring),
+        "add_key": _isolated(_add_key),
+        "kexec_load": _isolated(lambda: _sys("kexec_load", 0, 0, 0, 0)),
+        "personality_query": _isolated(lambda: _sys("personality", 0xFFFFFFFF)),
+        "personality_no_aslr": _isolated(lambda: _sys("personality", 0x0040000)),
+        "personality_exec": _isolated(lambda: _sys("personality", 0x0400000)),
+        "ptrace_sibling": _ptrace_sibling(),
+        "open_by_handle_at": _isolated(_open_by_handle),
+        "name_to_handle_at": _isolated(_name_to_handle),
+        "subprocess": _run(["true"])["rc"],
+    }
+
+
 def length(input):
     return len(input["blob"])
 

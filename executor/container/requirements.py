@@ -34,14 +34,6 @@ __all__ = [
 #: Seconds a derived dependencies image may take to fetch and build.
 DEFAULT_BUILD_TIMEOUT = 600.0
 
-# PEP 508 names; the rest of a requirement is checked by ``packaging`` when it is installed.
-_PY_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?")
-_PY_REST = re.compile(
-    r"(\[[A-Za-z0-9._,\s-]*\])?\s*"  # extras
-    r"(\(?\s*(~=|==|!=|<=|>=|<|>|===)\s*[A-Za-z0-9.*+!_-]+"
-    r"(\s*,\s*(~=|==|!=|<=|>=|<|>|===)\s*[A-Za-z0-9.*+!_-]+)*\s*\)?)?\s*"  # versions
-    r"(;.*)?"  # environment markers
-)
 # npm package names (scoped or not) and an optional version, range, tag or alias after '@'.
 _NPM_SPEC = re.compile(r"(@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*(@\S+)?")
 
@@ -62,17 +54,8 @@ def wanted(config: ContainerConfig) -> bool:
 
 def _python_requirement(text: str) -> str:
     """The requirement in canonical form, or ConfigError."""
-    try:
-        from packaging.requirements import InvalidRequirement, Requirement
-    except ImportError:  # pragma: no cover - packaging is nearly always there
-        stripped = text.strip()
-        match = _PY_NAME.match(stripped)
-        if not match or not _PY_REST.fullmatch(stripped[match.end() :].strip()):
-            raise ConfigError(
-                f"ContainerConfig.requirements: {text!r} is not a pip requirement "
-                "(e.g. 'numpy', 'attrs>=23', 'numpy==2.1.*')"
-            ) from None
-        return " ".join(stripped.split())
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         return str(Requirement(text))
     except InvalidRequirement as exc:

@@ -112,7 +112,8 @@ def _json_encoder(ensure_ascii: bool):
 
 _ENCODE_TEXT = _json_encoder(ensure_ascii=False)
 _ENCODE_ASCII = _json_encoder(ensure_ascii=True)
-_DECODE = json.JSONDecoder().decode
+_RAW_DECODE = json.JSONDecoder().raw_decode
+_BLANK_JSON = json.decoder.WHITESPACE.match
 _DETECT_ENCODING = json.detect_encoding
 
 
@@ -128,7 +129,12 @@ def _decode(raw):
     """``json.loads(raw)`` through references taken before user code is imported."""
     if not isinstance(raw, str):
         raw = bytes(raw).decode(_DETECT_ENCODING(raw), "surrogatepass")
-    return _DECODE(raw)
+    # JSONDecoder.decode itself, after raw_decode, compares with len(): done here instead.
+    value, end = _RAW_DECODE(raw, _BLANK_JSON(raw, 0).end())
+    end = _BLANK_JSON(raw, end).end()
+    if end != len(raw):
+        raise json.JSONDecodeError("Extra data", raw, end)
+    return value
 
 
 def _user_traceback(exc: BaseException) -> str:

@@ -43,6 +43,7 @@ def _take_protocol_fds() -> tuple[int, int]:
 
 _PROTOCOL_IN_FD, _PROTOCOL_FD = _take_protocol_fds()
 
+import _signal  # noqa: E402  (the C functions: no enum conversions in a task process)
 import array  # noqa: E402
 import contextlib  # noqa: E402
 import errno  # noqa: E402
@@ -56,11 +57,12 @@ import mmap  # noqa: E402
 import re  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
-import _signal  # noqa: E402  (the C functions: no enum conversions in a task process)
 import socket  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
-from builtins import isinstance, len  # noqa: E402  (a task replacing builtins' changes nothing here)
+
+# Bound here, so that a task replacing them in builtins changes nothing in the runner's code.
+from builtins import isinstance, len  # noqa: E402, UP029
 
 DEFAULT_MODULE = "/app/execute.py"
 FUNCTION_NAME = "execute"
@@ -459,7 +461,7 @@ def _after_fork_in_child() -> None:
     fds = _CHILD_CLOSES[:]
     _CHILD_CLOSES.clear()
     for fd in fds:
-        try:
+        try:  # noqa: SIM105  (a context manager is one more object to allocate)
             os.close(fd)
         except OSError:
             pass
@@ -467,7 +469,7 @@ def _after_fork_in_child() -> None:
 
 def _flush_stdio() -> None:
     for stream in (sys.stdout, sys.stderr):
-        try:
+        try:  # noqa: SIM105  (as in _after_fork_in_child)
             stream.flush()
         except Exception:  # closed, broken or replaced by user code
             pass
@@ -908,7 +910,9 @@ class _ForkServer:
         watched = (*_IGNORED_SIGNALS, signal.SIGCHLD)
         # As plain ints and handlers for _signal.signal: signal.signal's enum conversions
         # cost a task process ~60 copy-on-write faults (ten calls) on its way to the request.
-        self.task_signals = tuple((int(sig), _raw_handler(signal.getsignal(sig))) for sig in watched)
+        self.task_signals = tuple(
+            (int(sig), _raw_handler(signal.getsignal(sig))) for sig in watched
+        )
         for sig in _IGNORED_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         if self.libc.available and not self.libc.prctl(_PR_SET_DUMPABLE, 0):

@@ -948,16 +948,18 @@ class _ForkServer:
     def serve(self) -> int:
         try:
             self.cleanup()  # the import may have left processes or files: every call starts alike
-            self.fork_spare()
+            # Ready first, then the spare: the fork overlaps the host's next write, and the
+            # write runs while no other process shares (and copy-on-write faults) its pages.
             self.send([_READY])
+            self.fork_spare()
             while (length := self.read_request()) is not None:
                 if length == 0:
                     continue
                 self.park()
                 answer = self.call(length)
                 self.cleanup(answer)
-                self.fork_spare()
                 self.send([_READY])
+                self.fork_spare()
         except BrokenPipeError:  # the host closed our stdout: nobody to answer
             pass
         except _Unclean as exc:

@@ -1029,7 +1029,6 @@ class _ForkServer:
         self.drain_wakeup()
         _flush_stdio()
         _CHILD_CLOSES[:] = [*self.protocol, *self.private, go_write, channel_read]
-        gc.freeze()  # what the parent allocated since: not scanned by the task's collections
         pid = os.fork()
         if pid == 0:
             self.task_process(go_read, channel_write)  # never returns

@@ -387,15 +387,20 @@ async def main(args: argparse.Namespace) -> int:
         differing += await compare(programs, args.rounds, args.single_use, args.way)
     if args.way is None:
         rows = []
-        runners = [("python", {"reuse": "fork"}, PYTHON_IMAGE)]
+        # Echo tasks shipped with files=: a stock runner image need not carry a task.
+        echo_py = {"/app/execute.py": "def execute(input):\n    return input\n"}
+        echo_js = {"/app/execute.mjs": "export function executeFunction(input) { return input; }\n"}
+        runners = [("python", {"reuse": "fork", "files": echo_py}, PYTHON_IMAGE)]
         if REFERENCE.is_file():
             ref = {**reference_settings(), "files": {
-                "/app/execute.py": "def execute(input):\n    return input\n",
-                "/app/forkserver.py": REFERENCE.read_text()}}  # fmt: skip
+                **echo_py, "/app/forkserver.py": REFERENCE.read_text()}}  # fmt: skip
             ref.pop("pool_size")
             ref.pop("max_uses")
             runners.append(("python, reference fork server", ref, PYTHON_IMAGE))
-        runners += [("node", {"reuse": "fork"}, NODE_IMAGE), ("go", {"reuse": "fork"}, GO_IMAGE)]
+        runners += [
+            ("node", {"reuse": "fork", "files": echo_js}, NODE_IMAGE),
+            ("go", {"reuse": "fork"}, GO_IMAGE),  # its echo function is compiled in
+        ]
         for language, settings, image in runners:
             calls = 20 if language == "node" and args.quick else 50 if args.quick else 200
             rows.append([language, *await trivial(settings, image, calls)])

@@ -200,11 +200,12 @@ class Way:
 
     def __init__(
         self,
+        key: str,
         name: str,
         run: Callable[[list[str]], Awaitable[tuple[list[str], float, float | None]]],
         limit: int | None = None,
     ):
-        self.name, self.run, self.limit = name, run, limit
+        self.key, self.name, self.run, self.limit = key, name, run, limit
 
 
 async def through(
@@ -270,20 +271,18 @@ def ways(single_use: int) -> list[Way]:
     def container(settings: dict[str, Any], concurrency: int = 8) -> Any:
         return lambda programs: through(settings, programs, concurrency)
 
+    reference = container(reference_settings()) if REFERENCE.is_file() else None
+    fork = {"reuse": "fork", "pool_size": 4, "max_uses": 100_000}
+    reuse = {"reuse": True, "pool_size": 4, "max_uses": 100_000}
     found = [
-        Way("unsandboxed, human-eval-shaped harness (4 workers)", human_eval),
-        Way("unsandboxed, light multiprocessing harness (4 workers)", light),
-    ]
-    if REFERENCE.is_file():
-        found.append(
-            Way("reference fork server (reuse=True entrypoint, 4)", container(reference_settings()))
-        )
-    found += [
-        Way("single-use warm pool (pool_size=4)", container({"pool_size": 4}, 4), single_use),
-        Way("fork mode (reuse='fork', pool_size=4)", container(
-            {"reuse": "fork", "pool_size": 4, "max_uses": 100_000})),
-        Way("reuse=True (pool_size=4)", container(
-            {"reuse": True, "pool_size": 4, "max_uses": 100_000})),
+        Way("human-eval", "unsandboxed, human-eval-shaped harness (4 workers)", human_eval),
+        Way("light", "unsandboxed, light multiprocessing harness (4 workers)", light),
+        *([Way("reference", "reference fork server (reuse=True entrypoint, 4)", reference)]
+          if reference is not None else []),
+        Way("single-use", "single-use warm pool (pool_size=4)", container({"pool_size": 4}, 4),
+            single_use),
+        Way("fork", "fork mode (reuse='fork', pool_size=4)", container(fork)),
+        Way("reuse", "reuse=True (pool_size=4)", container(reuse)),
     ]  # fmt: skip
     return found
 
@@ -291,7 +290,7 @@ def ways(single_use: int) -> list[Way]:
 async def compare(programs: list[str], rounds: int, single_use: int, only: str | None) -> int:
     """Every way on ``programs``, ``rounds`` times in alternated order; print the table and
     return how many verdicts differ from the first way's."""
-    chosen = [w for w in ways(single_use) if only is None or only in w.name]
+    chosen = [w for w in ways(single_use) if only is None or only == w.key]
     runs: dict[str, list[tuple[list[str], float, float | None]]] = {w.name: [] for w in chosen}
     for r in range(rounds):
         for way in chosen if r % 2 == 0 else chosen[::-1]:
@@ -419,7 +418,11 @@ if __name__ == "__main__":
     parser.add_argument("--loops", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--single-use", type=int, default=40, help="programs for the warm pool")
-    parser.add_argument("--way", help="run only the ways whose name contains this (for cpusplit)")
+    parser.add_argument(
+        "--way",
+        choices=["human-eval", "light", "reference", "single-use", "fork", "reuse"],
+        help="run only this way, and no trivial calls (for cpusplit)",
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:

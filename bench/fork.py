@@ -321,7 +321,7 @@ async def compare(programs: list[str], rounds: int, single_use: int, only: str |
         "way",
         "programs",
         "programs/s (median)",
-        f"vs {chosen[0].name.split(',')[0]}",
+        f"vs {chosen[0].key}",
         "vs reference",
         "container CPU ms/call",
         "verdicts differing",

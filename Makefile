@@ -58,7 +58,7 @@ engine:
 PODMAN_SOCKET ?= /run/podman/podman.sock
 PODMAN_TESTS := tests/podman tests/container/test_defaults.py tests/container/test_failures.py \
         tests/container/test_pool.py tests/container/test_load.py tests/container/test_files.py \
-        tests/container/test_reap.py \
+        tests/container/test_reap.py tests/container/test_deps.py \
         tests/cli/test_engine_commands.py::test_images_prune_removes_derived_images_no_container_uses
 test-podman: venv images
 	PODMAN_SOCKET=$(PODMAN_SOCKET) scripts/podman.sh

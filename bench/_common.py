@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import platform
 import statistics
 import subprocess
+import tarfile
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +18,43 @@ if TYPE_CHECKING:
     import aiodocker
 
 BENCH_LABEL = "executor.bench"
-PYTHON_IMAGE = os.environ.get("EXECUTOR_PYTHON_IMAGE", "executor/runner-python:latest")
-NODE_IMAGE = os.environ.get("EXECUTOR_NODE_IMAGE", "executor/runner-node:latest")
+#: The stock runner images: the Python and Node ones have no task of their own (NO_TASK).
+STOCK_PYTHON_IMAGE = os.environ.get("EXECUTOR_PYTHON_IMAGE", "executor/runner-python:latest")
+STOCK_NODE_IMAGE = os.environ.get("EXECUTOR_NODE_IMAGE", "executor/runner-node:latest")
 GO_IMAGE = os.environ.get("EXECUTOR_GO_IMAGE", "executor/runner-go:latest")
+#: Where the stock images look for the task module, and an echo task for each.
+ECHO_TASKS = {
+    "/app/execute.py": b"def execute(input):\n    return input\n",
+    "/app/execute.mjs": b"export function executeFunction(input) {\n  return input;\n}\n",
+}
+
+
+def echo_image(stock: str, module: str) -> str:
+    """``stock`` with the echo task at ``module``: what every benchmark calls (built once,
+    then cached by the engine; the stock image itself is returned when no engine answers)."""
+    tag = f"executor-bench/echo-{stock.rpartition('/')[2].replace(':', '-')}:latest"
+    dockerfile = f"FROM {stock}\nCOPY execute {module}\n".encode()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", dockerfile), ("execute", ECHO_TASKS[module])):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    try:
+        done = subprocess.run(
+            ["docker", "build", "-q", "-t", tag, "-"],
+            input=context.getvalue(),
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return stock
+    return tag if done.returncode == 0 else stock
+
+
+PYTHON_IMAGE = echo_image(STOCK_PYTHON_IMAGE, "/app/execute.py")
+NODE_IMAGE = echo_image(STOCK_NODE_IMAGE, "/app/execute.mjs")
 ECHO_INPUT = {"values": [1.0, 2.0, 3.0, 4.0, 5.0]}
 REQUEST = b'{"schema_in":null,"schema_out":null,"input":{"values":[1.0,2.0,3.0,4.0,5.0]}}\n'
 

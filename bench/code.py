@@ -3,8 +3,8 @@
 Run: ``.venv/bin/python bench/code.py [--calls N]`` (engine + runner images; the images may
 be pointed elsewhere with ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``).
 
-Rows, each in fork mode (``reuse="fork"``: a fresh process per call) and reuse mode
-(``reuse=True``: one long-lived process), one warm container, calls one after another:
+Rows, each in fork mode (``mode="fork"``: a fresh process per call) and reuse mode
+(``mode="reuse"``: one long-lived process), one warm container, calls one after another:
 
 * a typed call of the image's echo task (``ContainerExecutor``), the baseline;
 * the same with ``collect="/tmp/out"``, the task writing three small files (files back);
@@ -64,9 +64,8 @@ async def measure(ex: Executor[Any, Any], value: Any, calls: int, *, stream: boo
 async def main(calls: int) -> None:
     rows: list[list[Any]] = []
     echo = {"values": [1.0, 2.0, 3.0]}
-    for mode in ("fork", True):
-        name = "fork" if mode == "fork" else "reuse"
-        base = {"reuse": mode, "labels": LABELS, "timeout": 10}
+    for name in ("fork", "reuse"):
+        base = {"mode": name, "containers": 1, "labels": LABELS, "timeout": 10}
         cases: list[tuple[str, Executor[Any, Any], Any, bool]] = [
             (
                 "typed call (echo)",

@@ -13,11 +13,11 @@ process, in alternated rounds:
   ``reliability_guard``, a timeout), 4 at a time;
 * a lighter unsandboxed harness: one ``multiprocessing.Process`` per program and a pipe;
 * the reference fork server (``../shared/reference/forkserver.py``, a 45-line floor without
-  fork mode's guarantees) as a ``reuse=True`` entrypoint, when present;
+  fork mode's guarantees) as a ``mode="reuse"`` entrypoint, when present;
 * ``ContainerExecutor`` with a single-use warm pool (a fresh container per program; on the
   first ``--single-use`` programs only: it is 20-80x slower);
-* fork mode (``reuse="fork"``: a fresh process per program in wiped containers);
-* ``reuse=True`` (one long-lived process per container: fast, not isolated).
+* fork mode (``mode="fork"``: a fresh process per program in wiped containers);
+* reuse mode (``mode="reuse"``: one long-lived process per container: fast, not isolated).
 
 Every way must give every program the same verdict (``pass``, ``fail`` for an
 AssertionError, ``error:<type>``, ``timeout``); the script exits 1 otherwise. Container CPU
@@ -235,7 +235,7 @@ async def through(
             deadline = time.monotonic() + 60
             while ex._pool.idle < ex._pool.size and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        ids = container_ids(label) if settings.get("reuse") else []
+        ids = container_ids(label) if settings.get("mode") in ("reuse", "fork") else []
         cpu_before = container_cpu(ids) if ids else None
         started = time.perf_counter()
         results = await ex.execute_many(
@@ -250,13 +250,13 @@ async def through(
 
 
 def reference_settings() -> dict[str, Any]:
-    """The reference fork server as a reuse=True entrypoint, as its README shows."""
+    """The reference fork server as a reuse-mode entrypoint, as its README shows."""
     return {
         "files": {"/app/execute.py": TASK, "/app/forkserver.py": REFERENCE.read_text()},
         "entrypoint": ["python3", "/app/forkserver.py"],
         "workdir": "/app",
-        "reuse": True,
-        "pool_size": 4,
+        "mode": "reuse",
+        "containers": 4,
         "max_uses": 100_000,
     }
 
@@ -272,17 +272,18 @@ def ways(single_use: int) -> list[Way]:
         return lambda programs: through(settings, programs, concurrency)
 
     reference = container(reference_settings()) if REFERENCE.is_file() else None
-    fork = {"reuse": "fork", "pool_size": 4, "max_uses": 100_000}
-    reuse = {"reuse": True, "pool_size": 4, "max_uses": 100_000}
+    fork = {"mode": "fork", "containers": 4, "max_uses": 100_000}
+    reuse = {"mode": "reuse", "containers": 4, "max_uses": 100_000}
     found = [
         Way("human-eval", "unsandboxed, human-eval-shaped harness (4 workers)", human_eval),
         Way("light", "unsandboxed, light multiprocessing harness (4 workers)", light),
-        *([Way("reference", "reference fork server (reuse=True entrypoint, 4)", reference)]
+        *([Way("reference", "reference fork server (mode='reuse' entrypoint, 4)", reference)]
           if reference is not None else []),
-        Way("single-use", "single-use warm pool (pool_size=4)", container({"pool_size": 4}, 4),
+        Way("single-use", "single-use warm pool (containers=4)", container(
+            {"mode": "pool", "containers": 4}, 4),
             single_use),
-        Way("fork", "fork mode (reuse='fork', pool_size=4)", container(fork)),
-        Way("reuse", "reuse=True (pool_size=4)", container(reuse)),
+        Way("fork", "fork mode (mode='fork', containers=4)", container(fork)),
+        Way("reuse", "mode='reuse' (containers=4)", container(reuse)),
     ]  # fmt: skip
     return found
 
@@ -338,7 +339,8 @@ async def trivial(settings: dict[str, Any], image: str, calls: int) -> list[str]
     """One container: trivial-call p50 back to back and 5 ms apart, p95 (apart); then 4
     containers at concurrency 8: calls/s and container CPU per call."""
     base = {"labels": {BENCH_LABEL: "1"}, "timeout": 30, "start_timeout": 600}
-    async with ContainerExecutor(ContainerConfig(image, **base, **settings)) as ex:
+    one = {**base, **settings, "containers": 1}
+    async with ContainerExecutor(ContainerConfig(image, **one)) as ex:
         for _ in range(5):
             await ex.execute({"n": 0})
         spaced, back = [], []
@@ -351,7 +353,7 @@ async def trivial(settings: dict[str, Any], image: str, calls: int) -> list[str]
             spaced.append(t1 - t0)
             back.append(time.perf_counter() - t1)
     label = uuid.uuid4().hex[:12]
-    many = {**base, **settings, "pool_size": 4, "max_uses": 100_000}
+    many = {**base, **settings, "containers": 4, "max_uses": 100_000}
     many["labels"] = {BENCH_LABEL: "1", "executor.bench-way": label}
     async with ContainerExecutor(ContainerConfig(image, **many)) as ex:
         await ex.execute_many([{"n": i} for i in range(16)], concurrency=8)
@@ -389,21 +391,20 @@ async def main(args: argparse.Namespace) -> int:
         # Echo tasks shipped with files=: a stock runner image need not carry a task.
         echo_py = {"/app/execute.py": "def execute(input):\n    return input\n"}
         echo_js = {"/app/execute.mjs": "export function executeFunction(input) { return input; }\n"}
-        runners = [("python", {"reuse": "fork", "files": echo_py}, PYTHON_IMAGE)]
+        runners = [("python", {"mode": "fork", "files": echo_py}, PYTHON_IMAGE)]
         if REFERENCE.is_file():
             ref = {**reference_settings(), "files": {
                 **echo_py, "/app/forkserver.py": REFERENCE.read_text()}}  # fmt: skip
-            ref.pop("pool_size")
             ref.pop("max_uses")
             runners.append(("python, reference fork server", ref, PYTHON_IMAGE))
         runners += [
-            ("node", {"reuse": "fork", "files": echo_js}, NODE_IMAGE),
-            ("go", {"reuse": "fork"}, GO_IMAGE),  # its echo function is compiled in
+            ("node", {"mode": "fork", "files": echo_js}, NODE_IMAGE),
+            ("go", {"mode": "fork"}, GO_IMAGE),  # its echo function is compiled in
         ]
         for language, settings, image in runners:
             calls = 20 if language == "node" and args.quick else 50 if args.quick else 200
             rows.append([language, *await trivial(settings, image, calls)])
-        print("trivial calls in fork mode (reference: its reuse=True entrypoint):\n")
+        print("trivial calls in fork mode (reference: its reuse-mode entrypoint):\n")
         headers = ["runner", "p50 ms back to back", "p50 ms 5 ms apart", "p95 ms 5 ms apart"]
         headers += ["calls/s, 4 containers, concurrency 8", "container CPU ms/call"]
         print(table(headers, rows))

@@ -43,7 +43,7 @@ async def batch(settings: dict[str, Any], calls: int, concurrency: int) -> dict[
     latencies: list[float] = []
     failures: collections.Counter[str] = collections.Counter()
     async with ContainerExecutor(config) as ex:
-        if settings.get("pool_size"):
+        if settings.get("mode") == "pool":
             await ex.execute({"warm": True})
         limiter = asyncio.Semaphore(concurrency)
 
@@ -72,7 +72,7 @@ async def main(calls: int, quick: bool) -> None:
     concurrencies = (4, 24) if quick else CONCURRENCY
     modes = {
         "fresh": {},
-        "warm pool (pool_size=8)": {"pool_size": 8},
+        "warm pool (containers=8)": {"mode": "pool", "containers": 8},
     }
     print(f"machine: {machine()}")
     print(f"image: {PYTHON_IMAGE}; {calls} trivial calls per row\n")

@@ -1,17 +1,23 @@
-"""What OpenTelemetry costs a call: the same executors with and without a configured SDK.
+"""What OpenTelemetry costs a call: the hook on the call path, without and with an SDK.
 
 Run: ``.venv/bin/python bench/observe.py [--calls N] [--container-calls N]`` (the container
 rows need an engine and the Python runner image; they are skipped without one).
 
-Everything runs in one process, interleaved. An executor decides at construction whether it
-is observed, so the executors made before the SDK is configured stay unobserved after it:
+Everything runs in one process, with the same executors, all made before OpenTelemetry was
+imported (as an executor made at import time is). Whether a call is observed is decided when
+it starts (``executor._observe.observer()``, the hook), so the process goes through three
+states, one way:
 
-* ``no OTel``: made before OpenTelemetry was imported at all;
-* ``OTel API, no SDK``: made after ``import opentelemetry`` with no provider set (the case
-  of an app that has the ``otel`` extra but configured nothing);
-* ``SDK configured``: made after a real tracer provider (batch processor, exporter that
-  drops the spans) and meter provider (in-memory reader) were set: a span and three metric
-  records per call.
+* ``no OTel``: OpenTelemetry not imported at all;
+* ``OTel API, no SDK``: ``import opentelemetry`` with no provider set (an app that has the
+  ``otel`` extra but configured nothing);
+* ``SDK configured``: a real tracer provider (batch processor, exporter that drops the spans)
+  and meter provider (in-memory reader) set: a span and three metric records per call.
+
+Local rows, per state, best of 20 interleaved rounds: ``execute`` and ``run`` (both call the
+hook), ``run`` without the hook (``_run``, the call the hook leads to when nothing is
+configured) and the hook alone. Container rows: p50 of the same executors before
+OpenTelemetry and after the SDK is configured.
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BENCH_LABEL, ECHO_INPUT, PYTHON_IMAGE, bench_leftovers, machine, table
 
-from executor import ContainerConfig, ContainerExecutor, Executor, LocalConfig, LocalExecutor
+from executor import ContainerConfig, ContainerExecutor, LocalConfig, LocalExecutor
+from executor._observe import observer
 
+#: Rounds per local cell: the best one counts (a shared machine's load comes in bursts).
+ROUNDS = 20
 STATS = (Path(__file__).resolve().parents[1] / "examples" / "stats.py").read_text()
 
 
@@ -58,7 +67,8 @@ def pooled() -> ContainerExecutor[Any, Any]:
     config = ContainerConfig(
         PYTHON_IMAGE,
         files={"/app/execute.py": STATS},
-        pool_size=2,
+        mode="pool",
+        containers=2,
         prewarm=True,
         labels={BENCH_LABEL: "1"},
     )
@@ -69,8 +79,8 @@ def reused() -> ContainerExecutor[Any, Any]:
     config = ContainerConfig(
         PYTHON_IMAGE,
         files={"/app/execute.py": STATS},
-        reuse=True,
-        pool_size=1,
+        mode="reuse",
+        containers=1,
         prewarm=True,
         labels={BENCH_LABEL: "1"},
     )
@@ -98,11 +108,11 @@ def configure_sdk() -> None:
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
 
 
-def observed(ex: Executor[Any, Any]) -> str:
-    return "yes" if "execute" in vars(ex) else "no"
+def observed() -> str:
+    return "no" if observer() is None else "yes"
 
 
-async def empty_span(x: Any) -> None:
+async def empty_span() -> None:
     """The reference: what the configured SDK charges for one span, with nothing in it."""
     from opentelemetry import trace
 
@@ -110,59 +120,53 @@ async def empty_span(x: Any) -> None:
         pass
 
 
-async def local_rows(variants: dict[str, LocalExecutor[Input, Output]], calls: int) -> list[Any]:
-    """Best µs/op of 5 interleaved rounds per variant (and for an empty SDK span)."""
+async def local_row(state: str, ex: LocalExecutor[Input, Output], calls: int) -> list[Any]:
+    """Best µs/op of ROUNDS interleaved rounds of each way of calling, in the current state."""
     x = Input(values=[1.0, 2.0, 3.0, 4.0, 5.0])
-    calls_of: dict[str, Any] = {name: ex.execute for name, ex in variants.items()}
-    calls_of["(reference: an empty SDK span)"] = empty_span
-    best = dict.fromkeys(calls_of, float("inf"))
-    per_round = calls // 5
-    for _ in range(5):
-        for name, execute in calls_of.items():
+    ways: dict[str, Any] = {
+        "execute": lambda: ex.execute(x),
+        "run": lambda: ex.run(x),
+        "run without the hook": lambda: ex._run(x),
+    }
+    best = dict.fromkeys([*ways, "the hook alone"], float("inf"))
+    per_round = calls // ROUNDS
+    for _ in range(ROUNDS):
+        for name, call in ways.items():
             t0 = time.perf_counter_ns()
             for _ in range(per_round):
-                await execute(x)
+                await call()
             best[name] = min(best[name], (time.perf_counter_ns() - t0) / per_round / 1e3)
-    base = best["no OTel"]
-    return [
-        [
-            name,
-            observed(variants[name]) if name in variants else "",
-            best[name],
-            f"{best[name] - base:+.2f}",
-        ]
-        for name in calls_of
-    ]
+        t0 = time.perf_counter_ns()
+        for _ in range(per_round):
+            observer()
+        alone = (time.perf_counter_ns() - t0) / per_round / 1e3
+        best["the hook alone"] = min(best["the hook alone"], alone)
+    *per_call, alone = best.values()
+    return [state, observed(), *per_call, f"{alone * 1e3:.0f} ns"]
 
 
-async def container_rows(
-    pairs: dict[str, tuple[ContainerExecutor[Any, Any], ContainerExecutor[Any, Any]]], calls: int
-) -> list[Any]:
-    """p50 ms per mode, without and with the SDK, calls interleaved; pool calls each start
-    with the pool refilled (the latency a service sees while its pool keeps up)."""
-    rows: list[Any] = []
-    for mode, (plain, traced) in pairs.items():
-        samples: dict[str, list[float]] = {"no OTel": [], "SDK configured": []}
-        executors = {"no OTel": plain, "SDK configured": traced}
-        try:
-            for ex in executors.values():
-                await ex.__aenter__()
-                await ex.execute(ECHO_INPUT)  # warm-up
-            for _ in range(calls):
-                for name, ex in executors.items():
-                    if mode == "pool":
-                        await settle(ex)
-                    t0 = time.perf_counter()
-                    await ex.execute(ECHO_INPUT)
-                    samples[name].append(time.perf_counter() - t0)
-        finally:
-            for ex in executors.values():
-                await ex.aclose()
-        base = statistics.median(samples["no OTel"]) * 1e3
-        for name, ex in executors.items():
-            p50 = statistics.median(samples[name]) * 1e3
-            rows.append([f"{mode}, {name}", observed(ex), p50, f"{p50 - base:+.3f}"])
-    return rows
+async def reference_row(calls: int) -> list[Any]:
+    per_round, best = calls // ROUNDS, float("inf")
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter_ns()
+        for _ in range(per_round):
+            await empty_span()
+        best = min(best, (time.perf_counter_ns() - t0) / per_round / 1e3)
+    return ["(reference: an empty SDK span)", "", best, "", "", ""]
+
+
+async def container_p50(ex: ContainerExecutor[Any, Any], mode: str, calls: int) -> float:
+    """p50 ms of ``calls`` calls; pool calls each start with the pool refilled (the latency a
+    service sees while its pool keeps up)."""
+    samples = []
+    await ex.execute(ECHO_INPUT)  # warm-up
+    for _ in range(calls):
+        if mode == "pool":
+            await settle(ex)
+        t0 = time.perf_counter()
+        await ex.execute(ECHO_INPUT)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e3
 
 
 async def settle(ex: ContainerExecutor[Any, Any]) -> None:
@@ -192,27 +196,46 @@ def main() -> None:
     parser.add_argument("--container-calls", type=int, default=100)
     args = parser.parse_args()
     assert "opentelemetry" not in sys.modules
-    variants = {"no OTel": local()}
-    plain = {"pool": pooled(), "reuse": reused()}  # made now: they stay unobserved
-    import opentelemetry.metrics
-    import opentelemetry.trace  # noqa: F401 - the API imported, nothing configured
-
-    variants["OTel API, no SDK"] = local()
-    configure_sdk()
-    variants["SDK configured"] = local()
-    pairs = {mode: (ex, pooled() if mode == "pool" else reused()) for mode, ex in plain.items()}
-
+    ex = local()
     print(f"machine: {machine()}")
-    print(f"\nlocal: {args.calls} calls per row, best of 5 interleaved rounds\n")
-    rows = asyncio.run(local_rows(variants, args.calls))
-    print(table(["LocalExecutor.execute", "observed", "µs/op", "vs no OTel"], rows))
+    containers = args.container_calls > 0 and asyncio.run(engine_answers())
+    asyncio.run(run_all(ex, containers, args.calls, args.container_calls))
 
-    if args.container_calls < 1 or not asyncio.run(engine_answers()):
+
+async def run_all(
+    ex: LocalExecutor[Input, Output], containers: bool, calls: int, container_calls: int
+) -> None:
+    executors = {"pool": pooled(), "reuse": reused()} if containers else {}
+    try:
+        for remote in executors.values():
+            await remote.__aenter__()
+        rows = [await local_row("no OTel", ex, calls)]
+        before = {m: await container_p50(r, m, container_calls) for m, r in executors.items()}
+        import opentelemetry.metrics
+        import opentelemetry.trace  # noqa: F401 - the API imported, nothing configured
+
+        rows.append(await local_row("OTel API, no SDK", ex, calls))
+        configure_sdk()
+        rows.append(await local_row("SDK configured", ex, calls))
+        rows.append(await reference_row(calls))
+        after = {m: await container_p50(r, m, container_calls) for m, r in executors.items()}
+    finally:
+        for remote in executors.values():
+            await remote.aclose()
+    print(f"\nlocal: {calls} calls per cell, best of {ROUNDS} interleaved rounds, µs/op\n")
+    headers = ["LocalExecutor", "observed", "execute", "run", "run without the hook"]
+    print(table([*headers, "the hook alone"], rows))
+    if not containers:
         print(f"\ncontainer rows skipped: no engine answers, no {PYTHON_IMAGE}, or no calls")
         return
-    print(f"\ncontainer: {args.container_calls} calls per row, interleaved\n")
-    rows = asyncio.run(container_rows(pairs, args.container_calls))
-    print(table(["ContainerExecutor.execute", "observed", "p50 ms", "vs no OTel"], rows))
+    print(f"\ncontainer: {container_calls} calls per row, the same executors\n")
+    crows = []
+    for mode in executors:
+        crows.append([f"{mode}, no OTel", "no", before[mode], "+0.000"])
+        crows.append(
+            [f"{mode}, SDK configured", "yes", after[mode], f"{after[mode] - before[mode]:+.3f}"]
+        )
+    print(table(["ContainerExecutor.execute", "observed", "p50 ms", "vs no OTel"], crows))
     print(f"\ncontainers left behind: {len(bench_leftovers())}")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import statistics
@@ -50,18 +49,12 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def fork_available() -> bool:
-    """Whether this tree's ContainerConfig has the fork mode (``reuse="fork"``)."""
-    field = {f.name: f for f in dataclasses.fields(ContainerConfig)}["reuse"]
-    return "fork" in str(field.type)
-
-
-def make_config(workers: int, reuse: Any = True) -> ContainerConfig:
+def make_config(workers: int, mode: str = "reuse") -> ContainerConfig:
     return ContainerConfig(
         PYTHON_IMAGE,
         labels={BENCH_LABEL: "1"},
-        reuse=reuse,
-        pool_size=workers,
+        mode=mode,
+        containers=workers,
         prewarm=True,
         on_empty="wait",  # exactly `workers` containers, however many calls are in flight
         max_uses=1_000_000,
@@ -138,12 +131,11 @@ class Row:
         ]
 
 
-async def one_node(args: argparse.Namespace, mode: Any) -> tuple[list[list[Any]], list[Row]]:
+async def one_node(args: argparse.Namespace, mode: str) -> tuple[list[list[Any]], list[Row]]:
     """Direct vs RayExecutor (one actor, on the head node): latency, then map throughput."""
     from executor.ray import RayExecutor
 
     config = make_config(args.workers, mode)
-    mode = "reuse" if mode is True else mode
     direct = ContainerExecutor(config)
     default = RayExecutor(config)
     wide = RayExecutor(config, max_in_flight_per_actor=args.window)
@@ -227,7 +219,7 @@ def main() -> None:
     try:
         cluster.start_head()
         ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
-        modes: list[Any] = [True, "fork"] if fork_available() else [True]
+        modes = ["reuse", "fork"]
         for mode in modes:
             lat, tput = asyncio.run(one_node(args, mode))
             latency_rows += lat
@@ -244,13 +236,11 @@ def main() -> None:
 
     print(f"machine: {machine()}, Ray {ray.__version__}")
     print(
-        f"reuse (True: serve-mode workers) and fork modes, {args.workers} workers per executor, "
+        f"reuse (serve-mode workers) and fork modes, {args.workers} workers per executor, "
         f"a trivial task; map of {args.calls} inputs (chunk_size=1: {args.calls // 4}), median of "
         f"{args.rounds} interleaved rounds. Both Ray nodes share this machine's 2 cores.\n"
     )
     print(table(["one call, sequential", "p50 ms", "p95 ms", "Ray cost p50 ms"], latency_rows))
-    if not fork_available():
-        print('\nfork mode: reuse="fork" is not in this tree; rerun when it lands')
     print()
     # Each row against the direct executor of its own mode: the first row of that mode.
     direct: dict[str, float] = {}

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import ECHO_TASKS, GO_IMAGE, NODE_IMAGE, PYTHON_IMAGE
+
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST = json.dumps({"schema_in": None, "schema_out": None, "input": {"hello": "world"}}).encode()
 LOCKDOWN = ["--read-only", "--network", "none", "--cap-drop", "ALL", "--tmpfs", "/tmp"]
@@ -77,28 +79,39 @@ def main() -> None:
     )
     print(f"| {'runner':<40} | {'size MB':>8} | {'median ms':>8} | {'min':>6} | {'max':>6} |")
     print(f"|{'-' * 42}|{'-' * 10}|{'-' * 11}|{'-' * 8}|{'-' * 8}|")
-    for name in ("runner-python", "runner-node", "runner-go", "generator-orval"):
-        image = f"executor/{name}:latest"
-        argv = ["docker", "run", "-i", "--rm", *extra, image]
-        if name == "generator-orval":
-            # Its execute needs a spec; time the runner start-up with the echo module instead.
-            argv = [
-                "docker", "run", "-i", "--rm", *extra,
-                "-v", f"{ROOT}/runners/node/execute.mjs:/app/execute.mjs:ro", image,
-            ]  # fmt: skip
-        timed(argv)  # warm the page cache; cold start means a new container, not a cold disk
-        print(row(f"docker run {name}", size_mb(image), [timed(argv) for _ in range(args.runs)]))
-
-    host: list[tuple[str, list[str], dict[str, str]]] = [
-        ("host python3 runner.py", [sys.executable, str(ROOT / "runners/python/runner.py")],
-         {"EXECUTOR_MODULE": str(ROOT / "runners/python/execute.py")}),
-    ]  # fmt: skip
-    if shutil.which("node"):
-        host.append(
-            ("host node (run.sh)", [str(ROOT / "runners/node/run.sh")],
-             {"EXECUTOR_MODULE": str(ROOT / "runners/node/execute.mjs")})
-        )  # fmt: skip
+    # The stock Python and Node images have no task: the echo images add one (bench/_common.py).
+    images = {
+        "runner-python": PYTHON_IMAGE,
+        "runner-node": NODE_IMAGE,
+        "runner-go": GO_IMAGE,
+        "generator-orval": "executor/generator-orval:latest",
+    }
     with tempfile.TemporaryDirectory() as tmp:
+        echo_py, echo_mjs = Path(tmp) / "echo.py", Path(tmp) / "echo.mjs"
+        echo_py.write_bytes(ECHO_TASKS["/app/execute.py"])
+        echo_mjs.write_bytes(ECHO_TASKS["/app/execute.mjs"])
+        Path(tmp).chmod(0o755)
+        for name, image in images.items():
+            argv = ["docker", "run", "-i", "--rm", *extra, image]
+            if name == "generator-orval":
+                # Its execute needs a spec; time the runner start-up with an echo module instead.
+                argv = [
+                    "docker", "run", "-i", "--rm", *extra,
+                    "-v", f"{echo_mjs}:/app/execute.mjs:ro", image,
+                ]  # fmt: skip
+            timed(argv)  # warm the page cache; cold start means a new container, not a cold disk
+            samples = [timed(argv) for _ in range(args.runs)]
+            print(row(f"docker run {name}", size_mb(image), samples))
+
+        host: list[tuple[str, list[str], dict[str, str]]] = [
+            ("host python3 runner.py", [sys.executable, str(ROOT / "runners/python/runner.py")],
+             {"EXECUTOR_MODULE": str(echo_py)}),
+        ]  # fmt: skip
+        if shutil.which("node"):
+            host.append(
+                ("host node (run.sh)", [str(ROOT / "runners/node/run.sh")],
+                 {"EXECUTOR_MODULE": str(echo_mjs)})
+            )  # fmt: skip
         if shutil.which("go"):
             binary = Path(tmp) / "runner"
             subprocess.run(

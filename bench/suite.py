@@ -96,11 +96,11 @@ async def latency_modes(
                     await timed(lambda: handwritten_call(docker, image))
                 )
             out["fresh container"].append(await timed(lambda: fresh.execute(ECHO_INPUT)))
-    async with ContainerExecutor(cfg(image, pool_size=2, prewarm=True)) as pooled:
+    async with ContainerExecutor(cfg(image, mode="pool", containers=2, prewarm=True)) as pooled:
         for _ in range(calls):
             await settle(pooled, size=2)
             out["warm pool"].append(await timed(lambda: pooled.execute(ECHO_INPUT)))
-    async with ContainerExecutor(cfg(image, reuse=True, max_uses=10_000)) as reused:
+    async with ContainerExecutor(cfg(image, mode="reuse", containers=1, max_uses=10_000)) as reused:
         await reused.execute(ECHO_INPUT)
         for _ in range(calls):
             out["reuse (serve mode)"].append(await timed(lambda: reused.execute(ECHO_INPUT)))
@@ -126,11 +126,11 @@ async def throughput(calls: int) -> list[list[Any]]:
     rows = []
     modes = {
         "fresh": {},
-        "warm pool (pool_size=8)": {"pool_size": 8, "prewarm": True},
+        "warm pool (containers=8)": {"mode": "pool", "containers": 8, "prewarm": True},
         "reuse (8 prewarmed workers)": {
-            "reuse": True,
+            "mode": "reuse",
             "max_uses": 10_000,
-            "pool_size": 8,
+            "containers": 8,
             "prewarm": True,
         },
     }
@@ -156,7 +156,7 @@ async def throughput(calls: int) -> list[list[Any]]:
 
 async def idle_memory(size: int = 20) -> tuple[float, float]:
     """Python-heap KiB per idle pooled container (tracemalloc) and RSS KiB per container."""
-    ex = ContainerExecutor(cfg(pool_size=size))
+    ex = ContainerExecutor(cfg(mode="pool", containers=size))
     async with ex:
         await ex.execute(ECHO_INPUT)  # engine client, API version, image check: not per container
         await pool_ready(ex, size)  # the first call's refill

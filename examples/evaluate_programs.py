@@ -15,7 +15,7 @@ line, written as soon as its program finishes (so in completion order, with its 
 * ``timeout``: the program ran past ``--timeout`` seconds;
 * ``failed:<CODE>``: the run itself failed (for example ``COLLECT_TOO_LARGE``).
 
-Every program runs as its own process in fork mode (``reuse="fork"``): a fresh process in a
+Every program runs as its own process in fork mode (``mode="fork"``): a fresh process in a
 container wiped between programs, so nothing one program does reaches the next, at a few
 milliseconds per program. ``CodeExecutor.map`` keeps ``--concurrency`` programs running and
 reads the input lazily, so a file of any size runs in bounded memory. A progress bar (rich)
@@ -90,8 +90,8 @@ def verdict(result: CodeResult | ExecutorError, expected: str | None) -> dict[st
 async def evaluate(args: argparse.Namespace) -> Counter[str]:
     config = ContainerConfig(
         args.image or CodeExecutor.image_for(args.language),
-        reuse="fork",
-        pool_size=args.concurrency,
+        mode="fork",
+        containers=args.concurrency,
         timeout=args.timeout,
         memory_bytes=256 * 1024 * 1024,
     )

@@ -83,8 +83,8 @@ def make_executor() -> Executor[Input, Output]:
     config = ContainerConfig(
         "executor/runner-python:latest",
         files={"/app/execute.py": (HERE / "stats.py").read_text()},
-        reuse=True,  # trusted code: one process serves many calls (0.3 ms each)
-        pool_size=2,  # two such workers...
+        mode="reuse",  # trusted code: one process serves many calls (0.3 ms each)
+        containers=2,  # two such workers...
         prewarm=True,  # ...started before the first request
         timeout=10,
         labels=labels,

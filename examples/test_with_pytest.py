@@ -102,8 +102,8 @@ async def reused_stats(executor_engine: Engine) -> AsyncIterator[ContainerExecut
     config = ContainerConfig(
         "executor/runner-python:latest",
         files={"/app/execute.py": TASK.read_text()},
-        reuse=True,
-        pool_size=1,
+        mode="reuse",
+        containers=1,
         prewarm=True,
     )
     async with ContainerExecutor[Input, Output](config, engine=executor_engine) as ex:

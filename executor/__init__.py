@@ -23,16 +23,23 @@ from ._errors import ExecutorClosed as ExecutorClosed
 from ._errors import ExecutorError as ExecutorError
 from ._errors import ImageBuildFailed as ImageBuildFailed
 from ._errors import ImageNotFound as ImageNotFound
+from ._errors import InfrastructureError as InfrastructureError
 from ._errors import InputValidationError as InputValidationError
 from ._errors import OutputTooLarge as OutputTooLarge
 from ._errors import OutputValidationError as OutputValidationError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import SchemaError as SchemaError
+from ._errors import SessionFileError as SessionFileError
+from ._errors import SessionLost as SessionLost
 from ._errors import StartTimeout as StartTimeout
+from ._errors import TaskError as TaskError
 from ._errors import ValidationError as ValidationError
 from ._errors import WorkerLost as WorkerLost
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
+from ._session import CellError as CellError
+from ._session import CellResult as CellResult
+from ._session import Display as Display
 from ._stream import ExecutionStream as ExecutionStream
 from ._stream import LogLine as LogLine
 
@@ -41,6 +48,8 @@ if _typing.TYPE_CHECKING:
     from .container import ContainerConfig as ContainerConfig
     from .container import ContainerExecutor as ContainerExecutor
     from .container import EngineEndpoint as EngineEndpoint
+    from .container import Session as Session
+    from .container import SessionPool as SessionPool
     from .container import reap as reap
 
 # The container side pulls in aiodocker/aiohttp (~0.2 s): loaded on first use, so that
@@ -50,6 +59,8 @@ _LAZY = {
     "ContainerConfig": ".container",
     "ContainerExecutor": ".container",
     "EngineEndpoint": ".container",
+    "Session": ".container",
+    "SessionPool": ".container",
     "reap": ".container",
 }
 
@@ -61,8 +72,41 @@ def __getattr__(name: str) -> _typing.Any:
     import importlib
 
     value = getattr(importlib.import_module(module, __name__), name)
+    _show_as_public(value)
     globals()[name] = value
     return value
+
+
+def _show_as_public(value: _typing.Any) -> None:
+    """Name a re-exported class or function ``executor.X`` in tracebacks and reprs, as anyio
+    and httpx do. Pickle finds it there too (the lazy names through ``__getattr__``).
+
+    A class's postponed annotations (strings, ``from __future__ import annotations``) are
+    evaluated first, in the module that defined them: msgspec, pydantic and
+    ``typing.get_type_hints`` look them up in ``sys.modules[cls.__module__]``, which is about
+    to be this package. One that cannot be evaluated (a name imported for type checking
+    only) stays a string.
+    """
+    import inspect
+    import sys
+
+    home = getattr(value, "__module__", None) or ""
+    if not home.startswith(__name__ + "."):
+        return
+    if isinstance(value, type):
+        annotations = inspect.get_annotations(value)  # a copy
+        namespace = vars(sys.modules[home])
+        resolved = 0
+        for field, annotation in annotations.items():
+            if isinstance(annotation, str):
+                try:
+                    annotations[field] = eval(annotation, namespace, dict(vars(value)))
+                except Exception:
+                    continue  # left as a string, as before
+                resolved += 1
+        if resolved:
+            value.__annotations__ = annotations
+    value.__module__ = __name__
 
 
 def __dir__() -> list[str]:
@@ -82,6 +126,8 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = (
+    "CellError",
+    "CellResult",
     "CodeExecutor",
     "CodeResult",
     "CodeRun",
@@ -90,6 +136,7 @@ __all__ = (
     "ContainerConfig",
     "ContainerExecutor",
     "ContainerFailed",
+    "Display",
     "EngineEndpoint",
     "EngineError",
     "EngineUnavailable",
@@ -102,6 +149,7 @@ __all__ = (
     "ExecutorError",
     "ImageBuildFailed",
     "ImageNotFound",
+    "InfrastructureError",
     "InputValidationError",
     "LocalConfig",
     "LocalExecutor",
@@ -111,8 +159,18 @@ __all__ = (
     "ProtocolError",
     "ResultStream",
     "SchemaError",
+    "Session",
+    "SessionFileError",
+    "SessionLost",
+    "SessionPool",
     "StartTimeout",
+    "TaskError",
     "ValidationError",
     "WorkerLost",
     "reap",
 )
+
+for _name in __all__:
+    if _name in globals():  # the lazy names: when first loaded (__getattr__)
+        _show_as_public(globals()[_name])
+del _name

@@ -39,12 +39,16 @@ class CodeRun(msgspec.Struct, frozen=True):
     ``files`` maps relative paths (``data/in.csv``) to contents (text is written as UTF-8);
     they are written into the program's fresh working directory, next to the program itself
     (``main.py``, ``main.sh``, ``main.mjs``/``main.cjs``: see :class:`~executor.CodeExecutor`).
+    ``timeout``: this program's own limit in seconds (``None``: the executor's); it may not
+    exceed the executor's ``config.timeout``, the bound its operator set: a larger one is
+    refused (:class:`InputValidationError` at ``$.timeout``), never silently cut.
     """
 
     code: str
     stdin: str = ""
     argv: list[str] = []
     files: dict[str, str | bytes] = {}
+    timeout: float | None = None
 
 
 class CodeResult(msgspec.Struct, frozen=True):
@@ -188,6 +192,13 @@ def _check_run(value: CodeRun) -> None:
     for index, arg in enumerate(value.argv):
         if not isinstance(arg, str):
             raise _fail("expected a string", f"$.argv[{index}]")
+    timeout = value.timeout
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout < float("inf")
+    ):
+        raise _fail(f"expected a positive number of seconds or null, got {timeout!r}", "$.timeout")
     if not isinstance(value.files, dict):
         raise _fail("expected an object of file contents", "$.files")
     for name, content in value.files.items():

@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 
 from ._base import Execution, Executor, resolve_types
-from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout
-from ._observe import instrument
+from ._errors import ConfigError, ExecutionFailed, ExecutionTimeout, ExecutorClosed
+from ._observe import instrument, observer
 from ._schema import Codec, SchemaSource, codecs
+from ._settings import boolean, checked_keywords, optional, seconds, setting, validate
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -40,6 +41,7 @@ T = TypeVar("T")
 _perf = time.perf_counter
 
 
+@checked_keywords()
 @dataclass(frozen=True, slots=True)
 class LocalConfig:
     """Settings of a :class:`LocalExecutor`.
@@ -50,19 +52,13 @@ class LocalConfig:
     schemas.
     """
 
-    timeout: float | None = 30.0
+    timeout: float | None = setting(30.0, optional(seconds))
     schema_in: SchemaSource = None
     schema_out: SchemaSource = None
-    validate: bool = True
+    validate: bool = setting(True, boolean)
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and (
-            isinstance(self.timeout, bool)
-            or not (isinstance(self.timeout, int | float) and self.timeout > 0)
-        ):
-            raise ConfigError(
-                f"timeout must be a positive number of seconds or None, got {self.timeout!r}"
-            )
+        validate(self)
 
 
 #: Where frames that are not the user's come from: this package, anyio, and the backends'
@@ -151,13 +147,15 @@ def _run_with_deadline(coro: Coroutine[Any, Any, T], timeout: float) -> Generato
     raise _Expired
 
 
+@checked_keywords()
 class LocalExecutor(Executor[A, B], Generic[A, B]):
     """Run ``fn`` in-process: an async function in the caller's task, a plain one in a thread.
 
     Types come from the subscription (``LocalExecutor[In, Out](fn)``), then from
     ``input_type``/``output_type``, then from ``fn``'s annotations. A sync function that
     overruns its timeout cannot be stopped: ``ExecutionTimeout`` is raised on time and its
-    worker thread is abandoned to finish on its own.
+    worker thread is abandoned to finish on its own. After :meth:`aclose` every call raises
+    :class:`ExecutorClosed`.
     """
 
     def __init__(
@@ -186,7 +184,8 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         )
         self._timeout = self.config.timeout
         self._invoke = self._invoker()
-        instrument(self, kind="local")
+        self._closed = False
+        self._telemetry = instrument(self, kind="local")
 
     @property
     def schema_in(self) -> dict[str, Any] | None:
@@ -217,7 +216,20 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
 
         return in_thread
 
+    async def __aenter__(self) -> LocalExecutor[A, B]:
+        if self._closed:
+            raise ExecutorClosed()
+        return self
+
+    async def aclose(self) -> None:
+        """Refuse further calls (:class:`ExecutorClosed`); a call in flight runs to its end."""
+        self._closed = True
+
     async def execute(self, input: A | Any) -> B:
+        if self._closed:
+            raise ExecutorClosed()
+        if (observe := observer()) is not None:  # OpenTelemetry configured: a span, metrics
+            return (await observe.call(self._telemetry, self._run, input)).output
         value = self._in.coerce(input)
         try:
             result = await self._invoke(value)
@@ -228,6 +240,13 @@ class LocalExecutor(Executor[A, B], Generic[A, B]):
         return self._out.coerce(result)
 
     async def run(self, input: A | Any) -> Execution[B]:
+        if self._closed:
+            raise ExecutorClosed()
+        if (observe := observer()) is not None:
+            return await observe.call(self._telemetry, self._run, input)
+        return await self._run(input)
+
+    async def _run(self, input: A | Any) -> Execution[B]:
         t0 = _perf()
         value = self._in.coerce(input)
         t1 = _perf()

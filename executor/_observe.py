@@ -19,26 +19,34 @@ structured fields as attributes (``extra``): ``event`` (a stable name such as
 handler but the :class:`logging.NullHandler` the logging docs ask libraries for, so an
 application that configures nothing sees nothing.
 
-OpenTelemetry (``pip install 'typed-executor[otel]'``, the API only): :func:`instrument`
-runs once per executor, at construction. When the application has imported OpenTelemetry
-and configured a real tracer or meter provider (an SDK), it puts an observed ``run`` and
-``execute`` on the instance: a span ``executor.run`` per call (kind, image, engine, mode,
-outcome; the phases of ``Execution.timings`` as events), nested under the caller's current
-span, and the metrics ``executor.calls``, ``executor.failures``, ``executor.call.duration``,
-``executor.pool.idle`` and ``executor.pool.in_use``. Otherwise it does nothing: calls go to
-the class's own methods, with no added call at all. OpenTelemetry is never imported here:
-an application that did not import it cannot have configured it.
+OpenTelemetry (``pip install 'typed-executor[otel]'``, the API only): a hook on the call path,
+as httpcore's ``trace`` extension and trio's ``Instrument`` are, never a patched method.
+:func:`instrument` gives each executor, at construction, its :class:`CallTelemetry` (the
+attributes of its calls); its call path (``run``, a local ``execute``, a container's
+streamed call) asks :func:`observer` when a call starts, and a subclass's override of
+``execute`` or ``run`` runs as written, around it. When the application has configured a
+real tracer or meter provider (an SDK), at any time before or after the executor was made,
+the call runs inside :meth:`Observer.call`: a span ``executor.run`` (kind, image, engine,
+mode, outcome; the phases of ``Execution.timings`` as events), nested under the caller's
+current span, and the metrics ``executor.calls``, ``executor.failures``,
+``executor.call.duration``; the gauges ``executor.pool.idle`` and ``executor.pool.in_use``
+count every open container executor (registered with a meter provider when the first
+container executor is made, or the first call starts, after it was set). Otherwise the call
+runs as it is, after a check that costs tens of nanoseconds (``bench/observe.py``).
+OpenTelemetry is never imported here: an application that did not import it cannot have
+configured it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -49,6 +57,8 @@ if TYPE_CHECKING:
 
     from ._base import Execution
 
+B = TypeVar("B")
+
 __all__ = [
     "CLI",
     "CONTAINER",
@@ -56,8 +66,11 @@ __all__ = [
     "POOL",
     "RAY",
     "ROUTING",
+    "CallTelemetry",
+    "Observer",
     "event",
     "instrument",
+    "observer",
 ]
 
 logging.getLogger("executor").addHandler(logging.NullHandler())
@@ -296,13 +309,19 @@ def swept(engine: str, instance: str, count: int) -> None:
 
 def _real(provider: object) -> bool:
     """A configured provider, not the API's no-op or proxy stand-in."""
-    return not type(provider).__module__.startswith(
+    return provider is not None and not type(provider).__module__.startswith(
         ("opentelemetry.trace", "opentelemetry.metrics")
     )
 
 
+#: Every container executor made (and not yet collected): what the pool gauges count.
+_containers: weakref.WeakSet[Any] = weakref.WeakSet()
+# Gauges are read in the metric reader's thread while executors are being made.
+_containers_lock = threading.Lock()
+
+
 class _Meters:
-    """The instruments of one meter provider, and the executors its pool gauges watch."""
+    """The instruments of one meter provider."""
 
     def __init__(self, meter: Any) -> None:
         self.calls = meter.create_counter(
@@ -314,9 +333,6 @@ class _Meters:
         self.duration = meter.create_histogram(
             "executor.call.duration", unit="s", description="Duration of a call"
         )
-        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
-        # Gauges are read in the metric reader's thread while executors are being made.
-        self._lock = threading.Lock()
         meter.create_observable_gauge(
             "executor.pool.idle",
             callbacks=[self._idle],
@@ -330,16 +346,12 @@ class _Meters:
             description="Containers serving a call",
         )
 
-    def watch(self, executor: Any) -> None:
-        """Count ``executor``'s containers in the pool gauges while it is open."""
-        with self._lock:
-            self._watched.add(executor)
-
-    def _pools(self) -> dict[tuple[str, str, str], list[int]]:
+    @staticmethod
+    def _pools() -> dict[tuple[str, str, str], list[int]]:
         """``(image, engine, mode) -> [idle, in use]`` summed over the open executors."""
         totals: dict[tuple[str, str, str], list[int]] = {}
-        with self._lock:
-            watched = list(self._watched)
+        with _containers_lock:
+            watched = list(_containers)
         for executor in watched:
             if executor.closed:
                 continue
@@ -366,105 +378,172 @@ class _Meters:
 _meters: weakref.WeakKeyDictionary[Any, _Meters] = weakref.WeakKeyDictionary()
 
 
-def _telemetry() -> tuple[Any, _Meters | None]:
-    """``(tracer or None, meters or None)`` from the application's configured providers."""
-    tracer = meters = None
-    trace = sys.modules.get("opentelemetry.trace")
-    if trace is not None:
-        provider = trace.get_tracer_provider()
-        if _real(provider):
-            tracer = provider.get_tracer("executor", _version())
-    metrics = sys.modules.get("opentelemetry.metrics")
-    if metrics is not None:
-        provider = metrics.get_meter_provider()
-        if _real(provider):
-            meters = _meters.get(provider)
-            if meters is None:
-                meters = _meters[provider] = _Meters(provider.get_meter("executor", _version()))
-    return tracer, meters
-
-
 def _version() -> str:
     from . import __version__
 
     return __version__
 
 
+class CallTelemetry:
+    """One executor's side of call telemetry: the attributes of its calls' spans and metrics."""
+
+    __slots__ = ("attributes", "engine")
+
+    def __init__(self, attributes: dict[str, str], engine: Callable[[], str] | None) -> None:
+        self.attributes = attributes
+        #: The engine a failed call names when its error does not (one-engine executors).
+        self.engine = engine
+
+
 def instrument(
     executor: Any, *, kind: str, mode: str | None = None, image: str | None = None
-) -> bool:
-    """Observe ``executor``'s calls when OpenTelemetry is configured; returns whether it does.
+) -> CallTelemetry:
+    """``executor``'s :class:`CallTelemetry`; called once, in its ``__init__``.
 
-    Called once, at the end of an executor's ``__init__``. Unobserved executors are left
-    untouched. ``kind`` is ``local`` or ``container``; container executors (which have
-    ``engines``, ``config`` and ``closed``) also feed the pool gauges.
+    Costs no OpenTelemetry call: whether a call is observed is decided when it starts
+    (:func:`observer`). ``kind`` is ``local`` or ``container``; container executors (which
+    have ``engines``, ``config`` and ``closed``) are also counted by the pool gauges.
     """
-    tracer, meters = _telemetry()
-    if tracer is None and meters is None:
-        return False
     attributes: dict[str, str] = {KIND: kind}
     if mode is not None:
         attributes[MODE] = mode
     if image is not None:
         attributes[IMAGE] = image
-    only_engine = None
+    engine = None
     if kind == "container":
-        if meters is not None:
-            meters.watch(executor)
+        with _containers_lock:
+            _containers.add(executor)
         if len(executor.engines) == 1:
             # A failed call names its engine too (read late: a name may follow discovery).
-            only_engine = lambda: executor.engine.name  # noqa: E731
-    run = _observed(executor.run, attributes, tracer, meters, only_engine)
-
-    async def execute(input: Any) -> Any:
-        return (await run(input)).output
-
-    # Instance attributes shadow the class's methods: only observed executors pay for it.
-    executor.__dict__["run"] = run
-    executor.__dict__["execute"] = execute
-    streamed = getattr(executor, "_streamed", None)
-    if streamed is not None:  # a container's stream(): the same span, in the stream's task
-        observed_stream = _observed(
-            lambda call: streamed(*call), attributes, tracer, meters, only_engine
-        )
-
-        async def observed_streamed(input: Any, tap: Any) -> Execution[Any]:
-            return await observed_stream((input, tap))
-
-        executor.__dict__["_streamed"] = observed_streamed
-    return True
+            engine = lambda: executor.engine.name  # noqa: E731
+        observer()  # a configured meter provider gets the pool gauges now, before any call
+    return CallTelemetry(attributes, engine)
 
 
-def _observed(
-    run: Callable[[Any], Awaitable[Execution[Any]]],
-    attributes: dict[str, str],
-    tracer: Any,
-    meters: _Meters | None,
-    only_engine: Callable[[], str] | None,
-) -> Callable[[Any], Awaitable[Execution[Any]]]:
-    trace = sys.modules["opentelemetry.trace"] if tracer is not None else None
-    perf = time.perf_counter
+# What the last look saw (see observer()): module globals, the cheapest reads there are.
+_trace: Any = None  # opentelemetry.trace, once imported
+_metrics: Any = None  # opentelemetry.metrics._internal, once imported
+_direct = False  # both imported, their provider globals readable
+_tracer_provider: object = None
+_meter_provider: object = None
+_current: Observer | None = None
+_look_lock = threading.Lock()
+_modules = sys.modules
+_MISSING = object()
+_TRACE, _METRICS = "opentelemetry.trace", "opentelemetry.metrics._internal"
+#: A provider named by the environment is loaded (and set) by the API's getter on first use.
+_FROM_ENVIRONMENT = any(
+    name in os.environ for name in ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
+)
 
-    def span() -> contextlib.AbstractContextManager[Any]:
-        if tracer is None:
+
+def observer() -> Observer | None:
+    """The observer of a call starting now, or None when no SDK is configured: the hook.
+
+    Called at the start of every call, so it is cheap (``bench/observe.py``): without
+    OpenTelemetry imported, one dict lookup; with its API imported, the API's two provider
+    globals read and compared with the last ones seen. (The public getters look at
+    ``os.environ`` on every call, ~0.9 µs each: :func:`_look` uses them only for a provider
+    named by the environment, or an API version without those globals.)
+    """
+    if "opentelemetry" not in _modules:
+        return None
+    if (
+        _direct
+        and _trace._TRACER_PROVIDER is _tracer_provider
+        and _metrics._METER_PROVIDER is _meter_provider
+    ):
+        return _current
+    return _look()
+
+
+class _NotImported:
+    """Stands for an API module not imported (yet): its provider reads as None until it is,
+    then as a value no provider is, which sends :func:`observer` to :func:`_look` again."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    @property
+    def _TRACER_PROVIDER(self) -> object:
+        return _MISSING if self.module in _modules else None
+
+    _METER_PROVIDER = _TRACER_PROVIDER
+
+
+def _provider(module: Any, name: str, getter: str) -> tuple[object, bool]:
+    """A module's global provider (None while unset) and whether it can be read directly."""
+    if module is None:
+        return None, True
+    value = getattr(module, name, _MISSING)
+    if value is _MISSING:
+        return getattr(module, getter)(), False
+    if value is None and _FROM_ENVIRONMENT:
+        getattr(module, getter)()  # loads and sets the provider the environment names
+        value = getattr(module, name)
+    return value, True
+
+
+def _look() -> Observer | None:
+    """The slow path of :func:`observer`: find the modules, read the providers, and make the
+    observer when they changed (once per provider)."""
+    global _trace, _metrics, _direct, _tracer_provider, _meter_provider, _current
+    trace = _modules.get(_TRACE)
+    metrics = _modules.get(_METRICS)
+    tracing, trace_direct = _provider(trace, "_TRACER_PROVIDER", "get_tracer_provider")
+    metering, metrics_direct = _provider(metrics, "_METER_PROVIDER", "get_meter_provider")
+    if tracing is not _tracer_provider or metering is not _meter_provider:
+        with _look_lock:
+            tracer = tracing.get_tracer("executor", _version()) if _real(tracing) else None  # type: ignore[attr-defined]
+            meters = None
+            if _real(metering):
+                meters = _meters.get(metering)
+                if meters is None:
+                    meter = metering.get_meter("executor", _version())  # type: ignore[attr-defined]
+                    meters = _meters[metering] = _Meters(meter)
+            _current = None if tracer is None and meters is None else Observer(tracer, meters)
+            _tracer_provider, _meter_provider = tracing, metering
+    _trace = trace or _NotImported(_TRACE)
+    _metrics = metrics or _NotImported(_METRICS)
+    _direct = trace_direct and metrics_direct
+    return _current
+
+
+class Observer:
+    """A call's span and metrics, for the tracer and meters configured when it started."""
+
+    def __init__(self, tracer: Any, meters: _Meters | None) -> None:
+        self.tracer = tracer
+        self.meters = meters
+        self._trace = sys.modules["opentelemetry.trace"] if tracer is not None else None
+
+    def _span(self, attributes: dict[str, str]) -> contextlib.AbstractContextManager[Any]:
+        if self.tracer is None:
             return contextlib.nullcontext()
-        return tracer.start_as_current_span(  # type: ignore[no-any-return]
+        return self.tracer.start_as_current_span(  # type: ignore[no-any-return]
             "executor.run",
             attributes=attributes,
             record_exception=False,
             set_status_on_exception=False,
         )
 
-    async def observed_run(input: Any) -> Execution[Any]:
+    async def call(
+        self,
+        telemetry: CallTelemetry,
+        run: Callable[..., Awaitable[Execution[B]]],
+        *args: Any,
+    ) -> Execution[B]:
+        """``await run(*args)`` inside the call's span, recording its metrics."""
+        attributes, meters, perf = telemetry.attributes, self.meters, time.perf_counter
         t0 = perf()
-        with span() as current:
+        with self._span(attributes) as current:
             started_ns = time.time_ns()
             try:
-                execution = await run(input)
+                execution = await run(*args)
             except BaseException as exc:
                 outcome, engine = _failure(exc)
-                if engine is None and only_engine is not None:
-                    engine = only_engine()
+                if engine is None and telemetry.engine is not None:
+                    engine = telemetry.engine()
                 if current is not None:
                     current.set_attribute(OUTCOME, outcome)
                     if engine:
@@ -472,7 +551,9 @@ def _observed(
                     if container_id := getattr(exc, "container_id", None):
                         current.set_attribute(CONTAINER_ID, container_id)
                     if outcome != CANCELLED:
-                        current.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))  # type: ignore[union-attr]
+                        trace = self._trace
+                        assert trace is not None
+                        current.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
                         current.record_exception(exc)
                 if meters is not None:
                     labels = {**attributes, OUTCOME: outcome}
@@ -500,8 +581,6 @@ def _observed(
                 meters.calls.add(1, labels)
                 meters.duration.record(perf() - t0, labels)
             return execution
-
-    return observed_run
 
 
 def _failure(exc: BaseException) -> tuple[str, str | None]:

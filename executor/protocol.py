@@ -54,7 +54,8 @@ __all__ = [
 #: Codes a conforming runner reports in ``error.code``.
 RUNNER_ERROR_CODES = (
     "BAD_REQUEST",  # the request could not be parsed
-    "NO_EXECUTE",  # the user module or its function is missing
+    "NO_TASK",  # no user module where the runner looks (a stock image has none of its own)
+    "NO_EXECUTE",  # the user module lacks its function (or cannot be loaded as a module)
     "USER_ERROR",  # the user function raised; details hold the stack trace
     "OUTPUT_NOT_SERIALIZABLE",  # the function returned something JSON cannot carry
     "COLLECT_TOO_LARGE",  # files back: more than collect.max_bytes / max_files were left
@@ -94,12 +95,17 @@ class Collect(msgspec.Struct, frozen=True):
     max_files: int
 
 
-class Request(msgspec.Struct, frozen=True):
-    """One call: the schemas (for the runner's information) and the input."""
+class Request(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One call: the schemas (for the runner's information) and the input, always written;
+    the optional fields only when set.
 
-    schema_in: Any = None
-    schema_out: Any = None
-    input: Any = None
+    The host encodes every request from this Struct, its schemas pre-encoded as
+    ``msgspec.Raw`` once per executor.
+    """
+
+    schema_in: Any
+    schema_out: Any
+    input: Any
     log_marker: str | None = None
     timeout: float | None = None
     max_output_bytes: int | None = None
@@ -166,23 +172,14 @@ def decode_response(data: bytes | str) -> Response:
     return response
 
 
-def decode_response_raw(data: bytes) -> tuple[bool, msgspec.Raw, ErrorInfo | None]:
-    """Decode a response keeping ``output`` as undecoded JSON (for typed decoding later)."""
-    try:
-        response = _raw_response_decoder.decode(data)
-    except _UNDECODABLE as exc:
-        raise ProtocolError(
-            f"the runner's stdout is not a protocol response: {exc}", received=bytes(data)
-        ) from exc
-    _check(response.ok, response.error, data)
-    return response.ok, response.output, response.error
-
-
 def decode_response_files(
     data: bytes,
 ) -> tuple[bool, msgspec.Raw, ErrorInfo | None, dict[str, bytes] | None]:
-    """:func:`decode_response_raw` plus the collected ``files`` (decoded from base64; ``None``
-    when the response has none)."""
+    """Decode a response keeping ``output`` as undecoded JSON (for typed decoding later), with
+    the collected ``files`` (decoded from base64; ``None`` when the response has none).
+
+    Raises :class:`ProtocolError` when it is not one.
+    """
     try:
         response = _raw_response_decoder.decode(data)
     except _UNDECODABLE as exc:

@@ -7,10 +7,11 @@ pytest-asyncio and work in its ``auto`` and ``strict`` modes:
   pinged; closed after the test. Without an engine the test is skipped with the reason, or
   fails under ``--executor-require-engine`` or ``EXECUTOR_REQUIRE_DOCKER=1``.
 * ``container_executor``: an async factory, ``ex = await container_executor(config,
-  input_type=..., output_type=..., engine=...)``, returning an entered
+  input_type=..., output_type=..., engine=..., engines=[...])``, returning an entered
   :class:`~executor.ContainerExecutor`. Each one is closed after the test, and the test then
   errors if a container of it is still on its engine (the leftovers are removed). Without
-  ``engine=`` or ``config.engines`` it needs the default engine, and skips or fails as above.
+  ``engine=``, ``engines=`` or ``config.engines`` it needs the default engine, and skips or
+  fails as above.
 * ``local_executor``: the same for :class:`~executor.LocalExecutor`,
   ``await local_executor(fn, config, input_type=..., output_type=...)``.
 
@@ -30,9 +31,9 @@ from ._errors import ExecutorError
 from ._local import LocalConfig, LocalExecutor
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
-    from .container import ContainerConfig, ContainerExecutor
+    from .container import ContainerConfig, ContainerExecutor, EngineEndpoint
     from .engine import Engine
 
 __all__ = ["ContainerExecutorFactory", "LocalExecutorFactory"]
@@ -54,6 +55,7 @@ class ContainerExecutorFactory(Protocol):
         input_type: Any = None,
         output_type: Any = None,
         engine: Engine | None = None,
+        engines: Sequence[str | EngineEndpoint | Engine] | None = None,
     ) -> ContainerExecutor[Any, Any]: ...
 
 
@@ -124,7 +126,11 @@ async def _default_engine(config: pytest.Config) -> Engine:
     pytest.skip(f"no Docker engine: {reason}")
 
 
-async def _leftovers(executor: ContainerExecutor[Any, Any], given: Engine | None) -> list[str]:
+async def _leftovers(
+    executor: ContainerExecutor[Any, Any],
+    given: Engine | None,
+    given_list: Sequence[str | EngineEndpoint | Engine] | None,
+) -> list[str]:
     """Containers of a closed executor still on its engines; removed now, ids returned."""
     from .container.routing import make_engines
     from .engine import INSTANCE_LABEL, cleanup
@@ -133,7 +139,7 @@ async def _leftovers(executor: ContainerExecutor[Any, Any], given: Engine | None
     instance = executor.labels[INSTANCE_LABEL]
     # The executor closed the clients it made: look again through clients of our own.
     engines = make_engines(
-        config.engines, docker_url=config.docker_url, docker=config.docker, engine=given
+        config.engines, docker_url=config.docker_url, engine=given, engines=given_list
     )
     left: list[str] = []
     for engine, owned in engines:
@@ -184,7 +190,13 @@ async def container_executor(
     checked for leftover containers after the test."""
     from .container import ContainerExecutor
 
-    made: list[tuple[ContainerExecutor[Any, Any], Engine | None]] = []
+    made: list[
+        tuple[
+            ContainerExecutor[Any, Any],
+            Engine | None,
+            Sequence[str | EngineEndpoint | Engine] | None,
+        ]
+    ] = []
 
     async def make(
         config: ContainerConfig,
@@ -192,13 +204,14 @@ async def container_executor(
         input_type: Any = None,
         output_type: Any = None,
         engine: Engine | None = None,
+        engines: Sequence[str | EngineEndpoint | Engine] | None = None,
     ) -> ContainerExecutor[Any, Any]:
-        if engine is None and not config.engines:
+        if engine is None and engines is None and not config.engines:
             await (await _default_engine(request.config)).aclose()
         executor: ContainerExecutor[Any, Any] = ContainerExecutor(
-            config, input_type=input_type, output_type=output_type, engine=engine
+            config, input_type=input_type, output_type=output_type, engine=engine, engines=engines
         )
-        made.append((executor, engine))
+        made.append((executor, engine, engines))
         return await executor.__aenter__()
 
     try:
@@ -206,11 +219,11 @@ async def container_executor(
     finally:
         left: list[str] = []
         try:
-            for executor, _ in made:
+            for executor, _, _ in made:
                 await executor.aclose()
         finally:
-            for executor, engine in made:
-                left += await _leftovers(executor, engine)
+            for executor, engine, engines in made:
+                left += await _leftovers(executor, engine, engines)
         if left:
             pytest.fail(
                 f"the test left {len(left)} container(s) behind after aclose(): "

@@ -12,8 +12,8 @@ httpcore ships its mock backend::
     assert engine.live() == []   # every container was removed
 
 A fake container speaks the runner protocol around ``handler(input)`` (sync or async): one
-request (fresh and pooled containers), serve mode (``reuse=True``) or fork mode
-(``reuse="fork"``: ready lines, the request's ``timeout`` enforced, a crash answered and
+request (fresh and pooled containers), serve mode (``mode="reuse"``) or fork mode
+(``mode="fork"``: ready lines, the request's ``timeout`` enforced, a crash answered and
 survived). Inside a handler, :func:`log` writes to the container's stderr and raising
 :class:`Crash` makes the container (fork mode: the task's process) die without answering.
 Any other exception is the task failing (``USER_ERROR``).

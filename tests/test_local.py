@@ -29,6 +29,7 @@ from executor import (
     ExecutionFailed,
     ExecutionTimeout,
     Executor,
+    ExecutorClosed,
     ExecutorError,
     ImageNotFound,
     InputValidationError,
@@ -1445,3 +1446,40 @@ async def test_stream_yields_the_execution_and_raises_failures() -> None:
         with anyio.fail_after(5):
             async with ex.stream(0):
                 pass  # left at once: the hanging call is cancelled, not awaited
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_calls_after_aclose_raise_executor_closed(kind: str) -> None:
+    """After aclose(), run, execute, stream, execute_many, map and `async with` raise
+    ExecutorClosed (`CLOSED`), as the README promises, and the task is never called."""
+    calls: list[int] = []
+
+    async def async_task(n: int) -> int:
+        calls.append(n)
+        return n
+
+    def sync_task(n: int) -> int:
+        calls.append(n)
+        return n
+
+    ex = LocalExecutor[int, int](async_task if kind == "async" else sync_task)
+    assert await ex.execute(1) == 1
+    await ex.aclose()
+    await ex.aclose()  # safe twice
+    with pytest.raises(ExecutorClosed) as info:
+        await ex.execute(2)
+    assert info.value.code == "CLOSED"
+    with pytest.raises(ExecutorClosed):
+        await ex.run(2)
+    with pytest.raises(ExecutorClosed):
+        async with ex.stream(2) as events:
+            async for _ in events:
+                pass
+    with pytest.raises(ExecutorClosed):
+        await ex.execute_many([2, 3])
+    assert [type(r) for r in await ex.execute_many([2], return_exceptions=True)] == [ExecutorClosed]
+    assert [type(r) for _, r in [pair async for pair in ex.map([2, 3])]] == [ExecutorClosed] * 2
+    with pytest.raises(ExecutorClosed):
+        async with ex:
+            pass
+    assert calls == [1]

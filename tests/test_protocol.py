@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from executor import ProtocolError
+from executor.container.exchange import Encoder
 from executor.protocol import (
     ErrorInfo,
     Request,
@@ -123,3 +125,24 @@ def test_decode_response_fuzz(data: bytes) -> None:
     else:
         assert isinstance(response, Response)
         assert response.ok or response.error is not None
+
+
+def test_a_request_carries_its_input_always_and_optional_fields_only_when_set() -> None:
+    """The one request Struct writes schema_in, schema_out and input (a null input too) and
+    leaves out the optional fields that are unset, as the executor's encoder sends it."""
+    assert json.loads(encode_request(Request(None, None, None))) == {
+        "schema_in": None,
+        "schema_out": None,
+        "input": None,
+    }
+    sent = Encoder(msgspec.Raw(b'{"type":"integer"}'), msgspec.Raw(b"null"), timeout=2.5)(None)
+    assert json.loads(sent.data) == {
+        "schema_in": {"type": "integer"},
+        "schema_out": None,
+        "input": None,
+        "log_marker": sent.marker.decode(),
+        "timeout": 2.5,
+    }
+    assert decode_request(sent.data) == Request(
+        {"type": "integer"}, None, None, log_marker=sent.marker.decode(), timeout=2.5
+    )

@@ -29,7 +29,7 @@ RUNNABLE = {"python", "bash", "console", "sh"}
 #: Blocks mentioning these need a Docker engine (and carry the docker marker).
 NEEDS_ENGINE = re.compile(
     r"ContainerExecutor|CodeExecutor|evaluate_programs|--runner|--image"
-    r"|executor (doctor|images|reap)|runner-python"
+    r"|executor (doctor|images|reap|session)|runner-python|Session"
 )
 IMAGES = {
     f"executor/runner-{lang}:latest": os.environ.get(f"EXECUTOR_{lang.upper()}_IMAGE")

@@ -1,10 +1,10 @@
 """The ``executor`` command line (also ``python -m executor``).
 
 Commands: ``run`` (one call), ``batch`` (a JSON-lines file of inputs), ``images build|list``,
-``doctor`` and ``reap``, one module each; ``options`` and ``targets`` hold what ``run`` and
-``batch`` share, ``output`` the exit statuses and error reports, ``engine`` the bounded engine
-access of the others. The package root never imports this package, so ``import executor``
-stays light.
+``doctor``, ``reap`` and ``session`` (an interactive prompt on a session), one module each;
+``options`` and ``targets`` hold what ``run`` and ``batch`` share, ``output`` the exit
+statuses and error reports, ``engine`` the bounded engine access of the others. The package
+root never imports this package, so ``import executor`` stays light.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .images import images
 from .output import EXIT_CODES, EXIT_INTERRUPTED, exit_code_for, report_error, say
 from .reap import reap_command
 from .run import run
+from .session import session_command
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,7 +47,7 @@ def cli() -> None:
     """Run typed tasks in-process or in locked-down Docker containers."""
 
 
-for _command in (run, batch, images, doctor, reap_command):
+for _command in (run, batch, images, doctor, reap_command, session_command):
     cli.add_command(_command)
 
 

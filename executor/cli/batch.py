@@ -24,6 +24,7 @@ from .output import (
     encode_output,
     say,
     stderr_is_tty,
+    task_stdout_to_stderr,
 )
 from .targets import parse_target
 
@@ -203,18 +204,18 @@ def batch(
     """
     opts = run_options(kwargs)
     parsed = parse_target(target) if target is not None else None
-    executor = build_executor(parsed, opts)
     show = stderr_is_tty() if progress is None else progress
     total = _count_lines(inputs) if show else None
     state = BatchState()
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
+        # Stdout is the result lines' alone: an in-process task's own output goes to stderr.
+        stdout = stack.enter_context(task_stdout_to_stderr())
+        executor = build_executor(parsed, opts)
         source: IO[bytes] = (
             sys.stdin.buffer if inputs == "-" else stack.enter_context(open(inputs, "rb"))
         )
-        sink: IO[bytes] = (
-            sys.stdout.buffer if output == "-" else stack.enter_context(open(output, "wb"))
-        )
+        sink: IO[bytes] = stdout if output == "-" else stack.enter_context(open(output, "wb"))
         bar = stack.enter_context(_Progress(show, total))
         anyio.run(_batch, executor, source, sink, concurrency, bar, state)
     elapsed = time.monotonic() - started

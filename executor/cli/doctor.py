@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import click
 
-from .._errors import EngineUnavailable, ExecutorError
+from .._errors import EngineError, EngineUnavailable, ExecutorError
 from .engine import ENGINE_TIMEOUT, bounded, connect
 from .images import version_of
 from .output import EXIT_FAILED
@@ -40,9 +40,11 @@ async def diagnose(smoke: bool = True) -> list[Check]:
     from .. import __version__
 
     checks: list[Check] = []
+    answered = False
     try:
         async with connect() as engine:
             info = await bounded(engine.info(), "an info request", engine.name)
+            answered = True
             product = "Podman" if info.kind == "podman" else "Docker"
             checks.append(
                 Check("engine", "ok", f"{info.name}: {product} {info.version} ({info.os})")
@@ -107,6 +109,22 @@ async def diagnose(smoke: bool = True) -> list[Check]:
             )
         )
         return checks
+    except EngineError as exc:
+        where = exc.engine or "DOCKER_HOST"
+        if answered:
+            checks.append(Check("engine", "fail", exc.message, "see the message"))
+        else:
+            checks.append(
+                Check(
+                    "engine",
+                    "fail",
+                    f"the server at {where} answered but is not a Docker Engine API (HTTP "
+                    f"{exc.status} to an info request), or one that refuses this client",
+                    "check DOCKER_HOST (and `docker context ls`): it must name a Docker engine "
+                    "or Podman's API service, e.g. unix:///var/run/docker.sock",
+                )
+            )
+        return checks
     if smoke and all(c.status != "fail" for c in checks):
         checks.append(await _smoke_check())
     return checks
@@ -131,7 +149,12 @@ async def _image_check(engine: Engine, language: str, ref: str, version: str) ->
 async def _smoke_check() -> Check:
     from ..container import ContainerConfig, ContainerExecutor
 
-    config = ContainerConfig(RUNNER_IMAGES["python"], timeout=ENGINE_TIMEOUT * 2)
+    # The stock image has no task of its own (NO_TASK): give it an echo one.
+    config = ContainerConfig(
+        RUNNER_IMAGES["python"],
+        files={"/app/execute.py": "def execute(input):\n    return input\n"},
+        timeout=ENGINE_TIMEOUT * 2,
+    )
     started = time.monotonic()
     try:
         async with ContainerExecutor[Any, Any](config) as ex:

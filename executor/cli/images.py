@@ -34,10 +34,13 @@ def version_of(image: dict[str, Any]) -> str | None:
 
 
 async def list_images(include_all: bool = False) -> list[dict[str, Any]]:
-    """Runner and generator images on the engine: repository, tags, version, id, size."""
+    """Runner and generator images on the engine: repository, tags, version, id, size; and
+    the dependencies images with their requirements."""
+    from ..container.deps import DEPS_LABEL
+
     async with connect() as engine:
         found = await bounded(engine.images.list(), "a request to list images", engine.name)
-    prefixes = ("executor/",) if not include_all else ("executor/", "executor-")
+    prefixes = ("executor/", "executor-deps/") if not include_all else ("executor/", "executor-")
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for image in found:
         for ref in image.get("RepoTags") or []:
@@ -62,12 +65,23 @@ async def list_images(include_all: bool = False) -> list[dict[str, Any]]:
                 },
             )
             row["tags"].append(tag)
+            if requirements := (image.get("Labels") or {}).get(DEPS_LABEL):
+                row["requirements"] = _requirements(requirements)
     return sorted(rows.values(), key=lambda r: (r["repository"], r["tags"]))
+
+
+def _requirements(label: str) -> str:
+    """A dependencies image's requirements, from its label, as one line."""
+    try:
+        data = json.loads(label)
+        return " ".join(data.get("requirements") or []) or str(data.get("file") or "")
+    except (ValueError, AttributeError):
+        return label
 
 
 @click.group()
 def images() -> None:
-    """Build and list the runner images; prune the images derived for files."""
+    """Build and list the runner images; build dependency images; prune derived images."""
 
 
 @images.command("build")
@@ -110,7 +124,8 @@ def images_build(
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 @click.option("--all", "include_all", is_flag=True, help="Also base and derived images.")
 def images_list(as_json: bool, include_all: bool) -> None:
-    """List the executor images on the engine with their versions."""
+    """List the executor images on the engine with their versions (dependencies images: their
+    requirements)."""
     rows = anyio.run(list_images, include_all)
     if as_json:
         for row in rows:
@@ -120,11 +135,12 @@ def images_list(as_json: bool, include_all: bool) -> None:
         say("no executor images on this engine; build them with `executor images build`")
         return
     header = ("REPOSITORY", "TAGS", "VERSION", "IMAGE ID", "SIZE", "CREATED (UTC)")
+    # A dependencies image shows its requirements in the VERSION column.
     table = [
         (
             r["repository"],
             ",".join(r["tags"]),
-            r["version"] or "-",
+            r.get("requirements") or r["version"] or "-",
             r["id"],
             f"{r['size_mb']} MB",
             r["created"],
@@ -159,7 +175,8 @@ def images_list(as_json: bool, include_all: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image.")
 def images_prune(older_than: str, base: str | None, dry_run: bool, as_json: bool) -> None:
-    """Remove the images derived for ContainerConfig.files (one per content and base image).
+    """Remove the images derived for ContainerConfig.files and .requirements (one per content
+    and base image).
 
     Nothing else removes them. Images a container uses are kept (never forced); an executor
     whose image is removed between calls derives it again on its next call.
@@ -189,6 +206,69 @@ def images_prune(older_than: str, base: str | None, dry_run: bool, as_json: bool
     for image in removed:
         click.echo(f"{verb} {image.ref} ({image.id}, from {image.base})")
     say(
-        f"images prune: {verb} {len(removed)} derived files image(s)"
+        f"images prune: {verb} {len(removed)} derived image(s)"
         + (f"; kept {kept} in use by a container" if kept else "")
     )
+
+
+@images.command("deps")
+@click.argument("requirements", nargs=-1)
+@click.option(
+    "--runner",
+    type=click.Choice(["python", "node"]),
+    default="python",
+    show_default=True,
+    help="The runner whose image gets the requirements.",
+)
+@click.option("--image", metavar="IMAGE", help="The base image (default: the runner's).")
+@click.option(
+    "--file",
+    "-r",
+    "requirements_file",
+    metavar="PATH",
+    help="A requirements.txt (Python) or package.json with its lock file (Node).",
+)
+@click.option("--allow-install-scripts", is_flag=True, help="Run npm install scripts.")
+@click.option("--build-timeout", default="600s", metavar="DURATION", show_default=True)
+def images_deps(
+    requirements: tuple[str, ...],
+    runner: str,
+    image: str | None,
+    requirements_file: str | None,
+    allow_install_scripts: bool,
+    build_timeout: str,
+) -> None:
+    """Build (or find) the image with REQUIREMENTS installed and print its tag.
+
+    The same image ContainerConfig(requirements=[...]) uses: build it ahead of time, e.g. on
+    each node of a cluster. Packages are fetched on this host with its pip/npm settings.
+    """
+    from .._code import default_image
+    from ..container.config import ContainerConfig
+    from ..container.deps import deps_image
+    from ..engine import MANAGED_LABEL, OWNER_LABEL
+    from ..engine.labels import owner_id
+
+    if not requirements and requirements_file is None:
+        raise click.UsageError("name requirements, or a file with --file")
+    config = ContainerConfig(
+        image or default_image(runner),
+        requirements=list(requirements),
+        requirements_file=requirements_file,
+        allow_install_scripts=allow_install_scripts,
+        build_timeout=parse_duration(build_timeout, "--build-timeout"),
+    )
+    labels = {MANAGED_LABEL: "true", OWNER_LABEL: owner_id()}
+
+    async def go() -> str:
+        async with connect() as engine:
+            base = config.image
+            await bounded(engine.images.inspect(base), "a request to inspect an image", engine.name)
+            return await deps_image(engine, config, base, labels)
+
+    try:
+        tag = anyio.run(go)
+    except ImageBuildFailed as exc:
+        say(f"images deps: {exc}\n--- installer output tail ---\n{exc.logs}")
+        sys.exit(EXIT_FAILED)
+    click.echo(tag)

@@ -21,7 +21,14 @@ import msgspec
 
 from .._errors import InputValidationError
 from .output import say
-from .targets import GO_NOTE, RUNNER_IMAGES, Target, container_files, load_function
+from .targets import (
+    GO_NOTE,
+    RUNNER_IMAGES,
+    RUNNER_MODULES,
+    Target,
+    container_files,
+    load_function,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -91,9 +98,11 @@ class RunOptions:
     cpus: float | None = None
     network: bool | None = None
     runtime: str | None = None
-    pool_size: int | None = None
-    reuse: bool = False
+    mode: str | None = None
+    containers: int | None = None
     fork: bool = False
+    pool_size: int | None = None  # deprecated: --containers
+    reuse: bool = False  # deprecated: --mode reuse
     labels: tuple[str, ...] = ()
 
     @property
@@ -106,12 +115,21 @@ class RunOptions:
         return self.timeout if self.timeout is not None else default
 
 
+class _RunnerChoice(click.Choice):  # type: ignore[type-arg]
+    """The runners that take a TARGET; ``go`` gets the note on how Go code runs instead."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "go":
+            self.fail(GO_NOTE, param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The flags of :class:`RunOptions` as click options."""
     options = [
         click.option(
             "--runner",
-            type=click.Choice(sorted(RUNNER_IMAGES)),
+            type=_RunnerChoice(sorted(RUNNER_MODULES)),
             help="Run in a container of this runner image (TARGET becomes its execute module).",
         ),
         click.option("--image", metavar="IMAGE", help="Run in a container of this image."),
@@ -139,20 +157,21 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--runtime", metavar="NAME", help="Engine runtime, e.g. runsc (gVisor)."),
         click.option(
-            "--pool-size",
+            "--mode",
+            type=click.Choice(["fresh", "pool", "reuse", "fork"]),
+            help="fresh: a new container per call (default); pool: single-use containers "
+            "started ahead; fork: a fresh process per call in containers wiped between calls "
+            "(fast, isolated); reuse: one process serves many calls (trusted code only).",
+        ),
+        click.option(
+            "--containers",
             type=click.IntRange(min=0),
-            help="Keep this many containers started ahead of calls.",
+            metavar="N",
+            help="How many containers the mode keeps (default 4 in pool, reuse and fork).",
         ),
-        click.option(
-            "--reuse",
-            is_flag=True,
-            help="Let one process serve many calls (trusted code only).",
-        ),
-        click.option(
-            "--fork",
-            is_flag=True,
-            help="A fresh process per call in containers wiped between calls (fast, isolated).",
-        ),
+        click.option("--fork", is_flag=True, help="Short for --mode fork."),
+        click.option("--pool-size", type=click.IntRange(min=0), hidden=True),
+        click.option("--reuse", is_flag=True, hidden=True),
         click.option(
             "--label",
             "labels",
@@ -170,8 +189,7 @@ def run_options(kwargs: dict[str, Any]) -> RunOptions:
     """Take the :class:`RunOptions` flags out of a command's keyword arguments and check them."""
     names = RunOptions.__dataclass_fields__
     opts = RunOptions(**{k: kwargs.pop(k) for k in list(kwargs) if k in names})
-    if opts.reuse and opts.fork:
-        raise click.UsageError("--reuse and --fork are different modes: choose one")
+    _resolve_mode(opts)
     if not opts.in_container:
         container_only = {
             "--start-timeout": opts.start_timeout,
@@ -179,9 +197,8 @@ def run_options(kwargs: dict[str, Any]) -> RunOptions:
             "--cpus": opts.cpus,
             "--network/--no-network": opts.network,
             "--runtime": opts.runtime,
-            "--pool-size": opts.pool_size,
-            "--reuse": opts.reuse or None,
-            "--fork": opts.fork or None,
+            "--mode": opts.mode,
+            "--containers": opts.containers,
             "--label": opts.labels or None,
         }
         given = [name for name, value in container_only.items() if value is not None]
@@ -191,6 +208,50 @@ def run_options(kwargs: dict[str, Any]) -> RunOptions:
                 "(local runs are not isolated)"
             )
     return opts
+
+
+def _resolve_mode(opts: RunOptions) -> None:
+    """Fold ``--fork`` and the deprecated ``--reuse``/``--pool-size`` into ``--mode`` and
+    ``--containers`` (the old flags say so on stderr)."""
+    implied = [
+        (flag, mode)
+        for flag, mode, given in (
+            ("--fork", "fork", opts.fork),
+            ("--reuse", "reuse", opts.reuse),
+        )
+        if given
+    ]
+    if opts.mode is not None:
+        implied.insert(0, (f"--mode {opts.mode}", opts.mode))
+    if len({mode for _, mode in implied}) > 1:
+        raise click.UsageError(
+            f"{' and '.join(flag for flag, _ in implied)} are different modes: choose one"
+        )
+    if implied:
+        opts.mode = implied[0][1]
+    if opts.reuse:
+        say("executor: --reuse is deprecated since 0.3: use --mode reuse", style="yellow")
+    if opts.pool_size is not None:
+        if opts.containers is not None and opts.containers != opts.pool_size:
+            raise click.UsageError(
+                "--pool-size and --containers disagree: give --containers only "
+                "(--pool-size is deprecated)"
+            )
+        opts.containers = opts.pool_size
+        if opts.mode is None:
+            opts.mode = "pool" if opts.pool_size else "fresh"
+        say(
+            f"executor: --pool-size is deprecated since 0.3: use --mode {opts.mode} "
+            f"--containers {opts.pool_size}",
+            style="yellow",
+        )
+    if opts.mode == "fresh" and opts.containers:
+        raise click.UsageError(
+            f"--containers {opts.containers} does not apply to --mode fresh (a new container "
+            "per call): use --mode pool to keep containers started ahead of calls"
+        )
+    if opts.containers is not None and opts.mode is None:
+        raise click.UsageError("--containers needs a --mode (pool, reuse or fork)")
 
 
 def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any]:
@@ -205,8 +266,11 @@ def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any
 
     from ..container import ContainerConfig, ContainerExecutor
 
-    if opts.runner == "go" and target is not None:
-        raise click.UsageError(GO_NOTE)
+    if target is None and opts.runner is not None and opts.image is None:
+        raise click.UsageError(
+            f"--runner {opts.runner} needs a TARGET, the file to run: the stock runner images "
+            "have no task of their own (use --image IMAGE to run an image's own task)"
+        )
     if target is not None and target.path is None:
         raise click.UsageError(
             f"in a container TARGET must be a file (the runner's execute module), got "
@@ -225,12 +289,10 @@ def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any
         settings["network"] = opts.network
     if opts.runtime:
         settings["runtime"] = opts.runtime
-    if opts.pool_size is not None:
-        settings["pool_size"] = opts.pool_size
-    if opts.reuse:
-        settings["reuse"] = True
-    if opts.fork:
-        settings["reuse"] = "fork"
+    if opts.mode is not None:
+        settings["mode"] = opts.mode
+    if opts.containers is not None:
+        settings["containers"] = opts.containers
     if opts.labels:
         settings["labels"] = parse_pairs(opts.labels, "--label")
     executor: ContainerExecutor[Any, Any] = ContainerExecutor(ContainerConfig(image, **settings))

@@ -9,8 +9,8 @@ Exit status (``run``; ``batch`` uses it for errors before any input runs)::
     3   INPUT_INVALID           the input is not JSON or does not match the schema
     4   OUTPUT_INVALID          the task returned a value that does not match / is not JSON
     5   TIMEOUT, START_TIMEOUT  the task overran --timeout; no container within --start-timeout
-    6   EXECUTION_FAILED        the task raised; in a container also USER_ERROR, NO_EXECUTE,
-                                BAD_REQUEST, OUTPUT_NOT_SERIALIZABLE
+    6   EXECUTION_FAILED        the task raised; in a container also USER_ERROR, NO_TASK,
+                                NO_EXECUTE, BAD_REQUEST, OUTPUT_NOT_SERIALIZABLE
     7   OOM_KILLED, EXIT_NONZERO   the container (or the task's process) died without answering
     8   PROTOCOL_ERROR, OUTPUT_TOO_LARGE, COLLECT_TOO_LARGE
     9   ENGINE_UNAVAILABLE, IMAGE_NOT_FOUND
@@ -23,8 +23,10 @@ readable line when stderr is a terminal.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
@@ -45,6 +47,9 @@ from .._errors import (
     StartTimeout,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 __all__ = [
     "EXIT_CODES",
     "EXIT_FAILED",
@@ -57,6 +62,7 @@ __all__ = [
     "report_error",
     "say",
     "stderr_is_tty",
+    "task_stdout_to_stderr",
 ]
 
 EXIT_FAILED = 1
@@ -75,20 +81,6 @@ EXIT_CODES: tuple[tuple[tuple[type[ExecutorError], ...], int], ...] = (
     ((ConfigError, SchemaError), 10),
 )
 
-RUNNER_IMAGES = {
-    "python": "executor/runner-python:latest",
-    "node": "executor/runner-node:latest",
-    "go": "executor/runner-go:latest",
-}
-#: Where each runner loads the user's module from, and the function it calls.
-RUNNER_MODULES = {"python": "/app/execute.py", "node": "/app/execute.mjs"}
-RUNNER_FUNCTIONS = {"python": "execute", "node": "executeFunction"}
-GO_NOTE = (
-    "Go code is compiled into the runner image, it cannot be injected at run time: build an "
-    "image with your package (see examples/stats/ and the GO_FUNCTION_DIR build arg of "
-    "docker-bake.hcl), then run it with `executor run --image YOUR_IMAGE --input ...` "
-    "(no TARGET)."
-)
 #: Engine calls made by doctor/images/reap give up after this many seconds.
 ENGINE_TIMEOUT = 10.0
 
@@ -142,3 +134,35 @@ def say(message: str, *, style: str | None = None) -> None:
     else:
         sys.stderr.write(message + "\n")
         sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def task_stdout_to_stderr() -> Iterator[IO[bytes]]:
+    """While inside, whatever writes to stdout lands on stderr; yields the real stdout.
+
+    For the in-process target of ``run`` and ``batch``, whose stdout carries only results:
+    the task's ``print()`` (in any thread), a C extension's write to fd 1 and a child process
+    inheriting it all go to stderr, as the runners do in a container. Swapped at both levels,
+    for the whole command (the target's import included, since calls run concurrently with
+    result lines): fd 1 becomes a copy of fd 2 and ``sys.stdout`` is ``sys.stderr``; results
+    go to a private copy of the original fd 1. Both are restored on exit.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 at all: nothing can reach stdout anyway
+        yield sys.stdout.buffer
+        return
+    real = os.fdopen(saved, "wb")
+    previous = sys.stdout
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    try:
+        yield real
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+            previous.flush()  # what the task wrote through sys.__stdout__ goes to stderr too
+        os.dup2(saved, 1)
+        sys.stdout = previous
+        real.close()  # flushes the results; a closed pipe raises here, as a plain write would

@@ -12,7 +12,7 @@ import msgspec
 from .._errors import OutputValidationError
 from .._stream import LogLine
 from .options import StopOnSignal, build_executor, executor_options, read_input, run_options
-from .output import encode_output
+from .output import encode_output, task_stdout_to_stderr
 from .targets import parse_target
 
 if TYPE_CHECKING:
@@ -44,16 +44,17 @@ def run(
     """
     opts = run_options(kwargs)
     parsed = parse_target(target) if target is not None else None
-    executor = build_executor(parsed, opts)
-    value = read_input(input_spec)
-    result = anyio.run(_run_once, executor, value, follow)
-    payload = msgspec.structs.asdict(result) if details else result.output
-    try:
-        data = encode_output(payload)
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise OutputValidationError(f"cannot be encoded as JSON: {exc}") from exc
-    sys.stdout.buffer.write(data + b"\n")
-    sys.stdout.flush()
+    # Stdout is the result's alone: an in-process task's own output goes to stderr.
+    with task_stdout_to_stderr() as stdout:
+        executor = build_executor(parsed, opts)
+        value = read_input(input_spec)
+        result = anyio.run(_run_once, executor, value, follow)
+        payload = msgspec.structs.asdict(result) if details else result.output
+        try:
+            data = encode_output(payload)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise OutputValidationError(f"cannot be encoded as JSON: {exc}") from exc
+        stdout.write(data + b"\n")
 
 
 async def _run_once(executor: Executor[Any, Any], value: Any, follow: bool) -> Execution[Any]:

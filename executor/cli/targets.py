@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .._code import default_image
 from .._errors import ConfigError, ExecutorError
 
 if TYPE_CHECKING:
@@ -28,11 +29,9 @@ __all__ = [
     "parse_target",
 ]
 
-RUNNER_IMAGES = {
-    "python": "executor/runner-python:latest",
-    "node": "executor/runner-node:latest",
-    "go": "executor/runner-go:latest",
-}
+#: Each runner's image: the stock one, or what ``EXECUTOR_<RUNNER>_IMAGE`` names (read when the
+#: command starts; the one definition is :func:`executor._code.default_image`).
+RUNNER_IMAGES = {runner: default_image(runner) for runner in ("python", "node", "go")}
 #: Where each runner loads the user's module from, and the function it calls.
 RUNNER_MODULES = {"python": "/app/execute.py", "node": "/app/execute.mjs"}
 RUNNER_FUNCTIONS = {"python": "execute", "node": "executeFunction"}

@@ -28,7 +28,13 @@ from .._code import (
     default_image,
     language_of,
 )
-from .._errors import CollectTooLarge, ConfigError, ExecutionFailed, ExecutionTimeout
+from .._errors import (
+    CollectTooLarge,
+    ConfigError,
+    ExecutionFailed,
+    ExecutionTimeout,
+    InputValidationError,
+)
 from .._stream import ExecutionStream
 from .config import ContainerConfig
 from .executor import ContainerExecutor
@@ -77,15 +83,17 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
     may extend the stock one); without it, the stock image of the language
     (``executor/runner-python:latest``, ``executor/runner-node:latest``, or
     ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``) with the default settings. Every mode
-    applies: fresh, ``pool_size``, ``reuse="fork"`` (a fresh process per program, the
-    container wiped between them), ``reuse=True``.
+    applies: ``mode="fresh"``, ``"pool"``, ``"fork"`` (a fresh process per program, the
+    container wiped between them), ``"reuse"``.
 
     Per run the program gets a fresh working directory under ``/tmp`` holding it and the
     input files, its stdin, and ``argv``; stdout is kept up to ``config.max_output_bytes``,
     stderr up to ``config.max_log_bytes`` (flagged in the result when cut), files back up to
     ``max_collect_bytes``/``max_collect_files`` (:class:`CollectTooLarge` past them). The
-    program's own time limit is just under ``config.timeout``; passing it raises
-    :class:`ExecutionTimeout`. A non-zero exit status is a result.
+    program's own time limit is just under ``config.timeout``, or under the run's own
+    ``CodeRun.timeout`` (at most ``config.timeout``: a larger one is
+    :class:`InputValidationError`); passing it raises :class:`ExecutionTimeout`. A non-zero
+    exit status is a result.
     """
 
     def __init__(self, language: str = "python", config: ContainerConfig | None = None) -> None:
@@ -130,7 +138,7 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         """The stock runner image for ``language`` (``executor/runner-python:latest`` for
         Python and bash, ``executor/runner-node:latest`` for Node), or the one named by
         ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``: the start of a config of your own,
-        ``ContainerConfig(CodeExecutor.image_for("python"), reuse="fork")``."""
+        ``ContainerConfig(CodeExecutor.image_for("python"), mode="fork")``."""
         return default_image(language_of(language)[0])
 
     def __repr__(self) -> str:
@@ -154,31 +162,47 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def _task(self, value: CodeRun | Any, *, forward: bool = False) -> CodeTask:
+    def _task(
+        self, value: CodeRun | Any, *, forward: bool = False
+    ) -> tuple[CodeTask, float | None]:
+        """The code runner's input, and the limit a timeout of this run names."""
         run = code_run(value)
         files = {
             name: content.encode() if isinstance(content, str) else bytes(content)
             for name, content in run.files.items()
         }
         max_stdout, max_stderr, max_bytes, max_files = self._limits
-        return CodeTask(
+        timeout, limit = self._timeout, self.config.timeout
+        if run.timeout is not None:
+            bound = self.config.timeout
+            if bound is not None and run.timeout > bound:
+                raise InputValidationError(
+                    f"{run.timeout:g} s is over the executor's config's timeout of {bound:g} s; "
+                    "ask for less, or raise ContainerConfig(timeout=...)",
+                    path="$.timeout",
+                )
+            timeout, limit = program_timeout(run.timeout), run.timeout
+        task = CodeTask(
             language=self.language,
             code=run.code,
             stdin=run.stdin,
             argv=list(run.argv),
             files=files,
-            timeout=self._timeout,
+            timeout=timeout,
             max_stdout=max_stdout,
             max_stderr=max_stderr,
             max_collect_bytes=max_bytes,
             max_collect_files=max_files,
             forward=forward,
         )
+        return task, limit
 
-    def _result(self, execution: Execution[CodeOutput]) -> Execution[CodeResult]:
+    def _result(
+        self, execution: Execution[CodeOutput], limit: float | None
+    ) -> Execution[CodeResult]:
         out = execution.output
         if out.timed_out:
-            raise ExecutionTimeout(self.config.timeout or 0.0, what="the program")
+            raise ExecutionTimeout(limit or 0.0, what="the program")
         if out.files_error is not None:
             error = out.files_error
             if error.code == "COLLECT_TOO_LARGE":
@@ -206,7 +230,7 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         return cast("Execution[CodeResult]", msgspec.structs.replace(execution, output=result))
 
     def _no_code_runner(self, exc: ExecutionFailed) -> ExecutionFailed:
-        if exc.code != "NO_EXECUTE":
+        if exc.code not in ("NO_EXECUTE", "NO_TASK"):
             return exc
         return ExecutionFailed(
             f"the image {self.config.image} has no code runner at {self._module}: use a runner "
@@ -221,12 +245,12 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
 
         ``input`` is a :class:`CodeRun`, a dict of its fields, or the source alone.
         """
-        task = self._task(input)
+        task, limit = self._task(input)
         try:
             execution = await self._inner.run(task)
         except ExecutionFailed as exc:
             raise self._no_code_runner(exc) from exc.__cause__
-        return self._result(execution)
+        return self._result(execution, limit)
 
     def stream(self, input: CodeRun | Any) -> ExecutionStream[CodeResult]:
         """Run one program, yielding its stdout and stderr lines live, then the Execution.
@@ -238,9 +262,10 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         return ExecutionStream(functools.partial(self._streamed, input), classify=classify_line)
 
     async def _streamed(self, input: CodeRun | Any, tap: Tap) -> Execution[CodeResult]:
-        task = self._task(input, forward=True)
+        task, limit = self._task(input, forward=True)
         try:
             execution = await self._inner._streamed(task, tap)
         except ExecutionFailed as exc:
             raise self._no_code_runner(exc) from exc.__cause__
-        return self._result(msgspec.structs.replace(execution, logs=untagged(execution.logs)))
+        logs = untagged(execution.logs)
+        return self._result(msgspec.structs.replace(execution, logs=logs), limit)

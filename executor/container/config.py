@@ -1,49 +1,219 @@
-"""``ContainerConfig``, secure by default, and the Engine-API create body it stands for."""
+"""``ContainerConfig``, secure by default, and the Engine-API create body it stands for.
+
+The config is plain data (strings, numbers, mappings, :class:`EngineEndpoint`): it can be
+copied, compared, pickled and sent to another node. Live objects (engine clients) go to the
+executor: ``ContainerExecutor(config, engine=...)`` or ``engines=[...]``. Each field carries
+its rule (``setting(default, rule)``, :mod:`executor._settings`); rules that relate fields
+are the small ``_check_*`` functions in ``_CHECKS``.
+"""
 
 from __future__ import annotations
 
-import math
 import posixpath
+import ssl
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import ConfigError
+from .._settings import (
+    boolean,
+    checked_keywords,
+    number,
+    one_of,
+    optional,
+    positive_int,
+    ruled,
+    seconds,
+    setting,
+    str_map,
+    str_seq,
+    text,
+    validate,
+)
+from .requirements import DEFAULT_BUILD_TIMEOUT, check_requirements
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
-    import aiodocker
+    from collections.abc import Mapping
 
     from .._schema import SchemaSource
     from ..engine import Engine
-    from .routing import EngineEndpoint
 
-__all__ = ["FORK_WIPE", "ContainerConfig", "MiB", "create_body"]
+__all__ = [
+    "DEFAULT_CONTAINERS",
+    "FORK_WIPE",
+    "MODES",
+    "ContainerConfig",
+    "EngineEndpoint",
+    "MiB",
+    "create_body",
+]
 
 MiB = 1024 * 1024
 #: What a fork-mode runner empties between calls: every writable path of the container.
 FORK_WIPE = "/tmp:/dev/shm"
+#: The modes, in order of isolation given up for speed.
+MODES = ("fresh", "pool", "reuse", "fork")
+#: ``containers`` when not given, by mode.
+DEFAULT_CONTAINERS = {"fresh": 0, "pool": 4, "reuse": 4, "fork": 4}
 #: Calls per container before it is replaced, by mode (see ``max_uses``).
 _DEFAULT_MAX_USES = {"reuse": 100, "fork": 1000}
 
 
 @dataclass(frozen=True, kw_only=True)
+class EngineEndpoint:
+    """One Docker engine: its URL, a capacity weight and optional TLS material (plain data).
+
+    ``url`` is ``unix:///path/docker.sock``, ``tcp://host:2376`` or ``ssh://...`` as Docker
+    understands it. ``capacity`` weighs routing: an engine with capacity 2 gets twice the
+    calls in flight of one with capacity 1. ``tls_ca``/``tls_cert``/``tls_key`` are file paths
+    for a TLS-protected TCP engine.
+    """
+
+    url: str
+    capacity: float = 1.0
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.url or not isinstance(self.url, str):
+            raise ConfigError("EngineEndpoint.url must be a Docker host URL")
+        if not (isinstance(self.capacity, int | float) and self.capacity > 0):
+            raise ConfigError(f"EngineEndpoint.capacity must be positive, got {self.capacity!r}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("EngineEndpoint.tls_cert and tls_key go together")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The client TLS context for this endpoint, or ``None`` without TLS material."""
+        if not (self.tls_ca or self.tls_cert):
+            return None
+        try:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if self.tls_cert and self.tls_key:
+                context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load TLS material for engine {self.url}: {exc}") from exc
+        return context
+
+    def engine(self) -> Engine:
+        """A Docker engine client for this endpoint."""
+        from ..engine.docker import DockerEngine
+
+        return DockerEngine(
+            self.url, ssl_context=self.ssl_context(), name=self.name, capacity=self.capacity
+        )
+
+
+def _endpoints(value: Any) -> str | None:
+    ok = (
+        isinstance(value, Sequence)
+        and not isinstance(value, str | bytes)
+        and all(isinstance(v, str | EngineEndpoint) for v in value)
+    )
+    return (
+        None
+        if ok
+        else "a list of engine URLs or EngineEndpoints (plain data: Engine objects go to the "
+        "executor, ContainerExecutor(config, engines=[...]))"
+    )
+
+
+def _old_names(kwargs: dict[str, Any]) -> None:
+    """``reuse=``/``pool_size=`` (before 0.3) become ``mode=``/``containers=``, with a warning;
+    ``docker=`` (a live client) is refused with what to write instead."""
+    if "docker" in kwargs:
+        raise ConfigError(
+            "ContainerConfig(docker=...) was removed in 0.3: a config is plain data (it is "
+            "copied, compared and sent to other nodes). Pass the client to the executor: "
+            "ContainerExecutor(config, engine=DockerEngine(docker=client)) with "
+            "`from executor.engine import DockerEngine`, or give docker_url='unix:///...'"
+        )
+    given = {name: kwargs.pop(name) for name in ("reuse", "pool_size") if name in kwargs}
+    if not given:
+        return
+    old = ", ".join(f"{name}={value!r}" for name, value in given.items())
+    reuse = given.get("reuse", False)
+    pool_size = given.get("pool_size")
+    if reuse not in (False, True, "fork"):
+        raise ConfigError(f"ContainerConfig.reuse must be False, True or 'fork', got {reuse!r}")
+    if pool_size is not None and (
+        isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 0
+    ):
+        raise ConfigError(
+            f"ContainerConfig.pool_size must be a non-negative integer, got {pool_size!r}"
+        )
+    if "reuse" in given:
+        mode = "fork" if reuse == "fork" else "reuse" if reuse else "pool" if pool_size else "fresh"
+    else:
+        mode = kwargs.get("mode") or ("pool" if pool_size else "fresh")
+    # What the old names meant: fork alone kept one container; reuse alone, no cap (0).
+    legacy = {"fork": 1, "reuse": 0}.get(mode)
+    if pool_size is not None:
+        containers = pool_size or legacy if mode in ("fork", "reuse") else pool_size
+    else:
+        containers = None if kwargs.get("containers") is not None else legacy
+    new = f"mode={mode!r}" + (f", containers={containers}" if containers is not None else "")
+    if mode == "reuse" and containers == 0:
+        new += " (0: no cap, a worker per concurrent call)"
+    for name, value in (("mode", mode), ("containers", containers)):
+        stated = kwargs.get(name)
+        if stated is not None and value is not None and stated != value:
+            raise ConfigError(
+                f"ContainerConfig({old}, {name}={stated!r}) contradicts itself: {old} means "
+                f"{new}. Give mode= and containers= only ({old} is deprecated)"
+            )
+    warnings.warn(
+        f"ContainerConfig({old}) is deprecated since 0.3: use {new}",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    kwargs["mode"] = mode
+    if containers is not None:
+        kwargs["containers"] = containers
+
+
+def _image(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty image name"
+
+
+@checked_keywords(_old_names)
+@dataclass(frozen=True, kw_only=True)
 class ContainerConfig:
     """Settings of a :class:`ContainerExecutor`: secure by default, every relaxation opt-in.
+
+    Plain data: copy it, compare it, pickle it, send it to a Ray node. Engine clients go to
+    the executor (``ContainerExecutor(config, engine=...)`` or ``engines=[...]``).
+    A misspelled or unknown keyword raises :class:`ConfigError` ("did you mean"), and so does
+    a value of the wrong type or range, naming the field.
 
     Sizes are bytes, times seconds. ``files`` maps absolute container paths to contents placed
     in the image before any call (a derived image is built once and cached by content hash;
     the root filesystem stays read-only). ``mounts`` are bind mounts ``"host:container"``
     (read-only unless ``":rw"`` is appended).
 
-    Modes: by default every call gets a fresh container. ``pool_size > 0`` keeps that many
-    started and waiting (each still serves one call). ``reuse="fork"`` keeps ``pool_size``
-    containers (1 when unset) and runs each call in a brand-new process of one of them, forked
-    (Python) or pre-started (Node, Go) with the module loaded; between calls the container is
-    wiped clean (processes, ``/tmp``, ``/dev/shm``, IPC). ``reuse=True`` runs every call in
-    the same long-lived process (state leaks between calls: trusted code only). Reused and
-    fork containers serve up to ``max_uses`` calls each (default 100 for ``reuse=True``, 1000
-    for fork mode) before they are replaced.
+    Modes (``mode``), and ``containers``, how many containers the mode keeps per engine:
+
+    * ``"fresh"`` (default): a new container per call, removed after it. It keeps none
+      (``containers`` is 0; a positive value is a ``ConfigError``: that is ``"pool"``).
+    * ``"pool"``: ``containers`` (default 4) are kept created, started and waiting; each
+      still serves **one** call and a replacement starts after it. Not a cap: a call finding
+      none idle starts one (``on_empty="start"``) or waits (``"wait"``).
+    * ``"fork"``: ``containers`` (default 4) workers; each call runs in a brand-new process
+      of one of them, forked (Python) or pre-started (Node, Go) with the module loaded; the
+      container is wiped between calls (processes, ``/tmp``, ``/dev/shm``, IPC). The workers
+      are a cap: calls beyond them wait for one.
+    * ``"reuse"``: ``containers`` (default 4) workers running every call in the same
+      long-lived process (state leaks between calls: trusted code only); a cap like fork's,
+      except ``containers=0``: no cap, a worker per concurrent call, kept for the next.
+
+    Reused and fork containers serve up to ``max_uses`` calls each (default 100 for reuse,
+    1000 for fork) before they are replaced. ``prewarm=True`` starts the kept containers on
+    ``async with``; ``max_idle`` retires one idle that long.
+    Before 0.3 the mode was ``reuse=True | "fork"`` and ``pool_size=N``: both still work in
+    0.3 with a ``DeprecationWarning`` (``reuse="fork"`` alone meant one container).
 
     Time: ``timeout`` bounds the task itself, from the moment its request reaches a container
     to its answer (``ExecutionTimeout``); ``start_timeout`` bounds getting a container for it
@@ -53,201 +223,227 @@ class ContainerConfig:
     first remove the containers of dead processes that carry ``labels`` (see
     :func:`executor.reap`).
 
+    Engines: ``docker_url`` (one engine) or ``engines`` (URLs or :class:`EngineEndpoint`,
+    calls spread over them); neither: ``DOCKER_HOST``, the Docker context, the usual sockets.
+
     Files back: with ``collect="/tmp/out"`` (a directory inside a writable mount: ``/tmp``,
     ``/dev/shm``, a ``":rw"`` mount, or anywhere with ``read_only=False``) the runner empties
     that directory before each call and returns the regular files the task left there as
     ``Execution.files`` (relative path to bytes). More than ``max_collect_files`` files or
     ``max_collect_bytes`` bytes (sizes plus relative path lengths) fails the call with
     ``CollectTooLarge``.
+
+    Dependencies: ``requirements`` are pip requirement strings for a Python image
+    (``"numpy==2.1.*"``) or npm package specs for a Node one (``"lodash@4"``);
+    ``requirements_file`` is a ``requirements.txt`` or a ``package.json`` (with its
+    ``package-lock.json``) instead. They are fetched on the host with its own installer settings,
+    installed there for the image's platform and placed in a derived image
+    ``executor-deps/<runner>-<hash>:latest``, made once per engine (within ``build_timeout``
+    seconds, before a call's ``start_timeout`` starts counting) and reused by every executor
+    and process; the task's container never has the network. npm install scripts run (on the
+    host) only with ``allow_install_scripts=True``.
+    A malformed requirement is a ``ConfigError`` here; a Go image refuses requirements.
     """
 
-    image: str = field(kw_only=False)
-    command: Sequence[str] | None = None
-    entrypoint: Sequence[str] | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    workdir: str | None = None
-    files: Mapping[str, str | bytes] = field(default_factory=dict)
-    mounts: Sequence[str] = ()
+    image: str = field(kw_only=False, metadata=ruled(_image))
+    command: Sequence[str] | None = setting(None, optional(str_seq))
+    entrypoint: Sequence[str] | None = setting(None, optional(str_seq))
+    env: Mapping[str, str] = setting(rule=str_map(), default_factory=dict)
+    workdir: str | None = setting(None, optional(text))
+    files: Mapping[str, str | bytes] = setting(
+        rule=str_map((str, bytes), "str or bytes"), default_factory=dict
+    )
+    mounts: Sequence[str] = setting((), str_seq)
+    # -- mode --------------------------------------------------------------------------------
+    mode: Literal["fresh", "pool", "reuse", "fork"] = setting("fresh", one_of(*MODES))
+    containers: int | None = setting(None, optional(positive_int(0, "a non-negative integer")))
+    prewarm: bool = setting(False, boolean)
+    max_idle: float | None = setting(300.0, optional(seconds))
+    on_empty: Literal["start", "wait"] = setting("start", one_of("start", "wait"))
+    max_uses: int | None = setting(None, optional(positive_int()))
     # -- isolation --------------------------------------------------------------------------
-    network: bool = False
-    read_only: bool = True
-    tmpfs_bytes: int = 64 * MiB
-    user: str = "1000:1000"
-    memory_bytes: int = 256 * MiB
-    cpus: float = 1.0
-    pids_limit: int = 128
-    runtime: str | None = None
-    init: bool = False
+    network: bool = setting(False, boolean)
+    read_only: bool = setting(True, boolean)
+    tmpfs_bytes: int = setting(64 * MiB, positive_int())
+    user: str = setting("1000:1000", text)
+    memory_bytes: int = setting(256 * MiB, positive_int(6 * MiB, "an integer of at least 6 MiB"))
+    cpus: float = setting(1.0, number(0, 1024))
+    pids_limit: int = setting(128, positive_int())
+    runtime: str | None = setting(None, optional(text))
+    init: bool = setting(False, boolean)
     # -- limits ------------------------------------------------------------------------------
-    timeout: float | None = 30.0
-    start_timeout: float = 60.0
-    max_output_bytes: int = 16 * MiB
-    max_log_bytes: int = 1 * MiB
+    timeout: float | None = setting(30.0, optional(seconds))
+    start_timeout: float = setting(60.0, seconds)
+    max_output_bytes: int = setting(16 * MiB, positive_int())
+    max_log_bytes: int = setting(1 * MiB, positive_int())
     # -- files back --------------------------------------------------------------------------
-    collect: str | None = None
-    max_collect_bytes: int = 16 * MiB
-    max_collect_files: int = 1000
+    collect: str | None = setting(None, optional(text))
+    max_collect_bytes: int = setting(16 * MiB, positive_int())
+    max_collect_files: int = setting(1000, positive_int())
     # -- schemas -----------------------------------------------------------------------------
     schema_in: SchemaSource = None
     schema_out: SchemaSource = None
-    validate: bool = True
+    validate: bool = setting(True, boolean)
     # -- engine ------------------------------------------------------------------------------
-    docker: aiodocker.Docker | None = field(default=None, compare=False, repr=False)
-    docker_url: str | None = None
-    engines: Sequence[str | EngineEndpoint | Engine] = field(default=(), compare=False)
-    missing_image: Literal["error", "copy", "build"] = "error"
-    health_interval: float = 2.0
-    max_starting: int | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-    reap_on_start: bool = False
-    # -- pool and reuse ----------------------------------------------------------------------
-    pool_size: int = 0
-    prewarm: bool = False
-    max_idle: float | None = 300.0
-    on_empty: Literal["start", "wait"] = "start"
-    reuse: bool | Literal["fork"] = False
-    max_uses: int | None = None
+    docker_url: str | None = setting(None, optional(text))
+    engines: Sequence[str | EngineEndpoint] = setting((), _endpoints)
+    missing_image: Literal["error", "copy", "build"] = setting(
+        "error", one_of("error", "copy", "build")
+    )
+    health_interval: float = setting(2.0, seconds)
+    max_starting: int | None = setting(None, optional(positive_int()))
+    labels: Mapping[str, str] = setting(rule=str_map(), default_factory=dict)
+    reap_on_start: bool = setting(False, boolean)
+    # -- dependencies (executor.container.requirements) -------------------------------------
+    requirements: Sequence[str] = setting((), str_seq)
+    requirements_file: str | None = setting(None, optional(text))
+    allow_install_scripts: bool = setting(False, boolean)
+    build_timeout: float = setting(DEFAULT_BUILD_TIMEOUT, seconds)
 
     def __post_init__(self) -> None:
-        def bad(what: str) -> ConfigError:
-            return ConfigError(f"ContainerConfig.{what}")
-
-        if not isinstance(self.image, str) or not self.image:
-            raise bad(f"image must be a non-empty image name, got {self.image!r}")
-        for name in (
-            "memory_bytes",
-            "pids_limit",
-            "max_output_bytes",
-            "max_log_bytes",
-            "tmpfs_bytes",
-            "max_collect_bytes",
-            "max_collect_files",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise bad(f"{name} must be a positive integer, got {value!r}")
-        if self.memory_bytes < 6 * MiB:
-            raise bad(f"memory_bytes must be at least 6 MiB, got {self.memory_bytes}")
-        if not (isinstance(self.cpus, int | float) and 0 < self.cpus <= 1024):
-            raise bad(f"cpus must be a positive number, got {self.cpus!r}")
-        if self.timeout is not None and not _seconds(self.timeout):
-            raise bad(f"timeout must be a positive number of seconds or None, got {self.timeout!r}")
-        if not _seconds(self.start_timeout):
-            raise bad(
-                f"start_timeout must be a positive number of seconds, got {self.start_timeout!r}"
-            )
-        if not isinstance(self.pool_size, int) or self.pool_size < 0:
-            raise bad(f"pool_size must be a non-negative integer, got {self.pool_size!r}")
-        if self.reuse not in (False, True, "fork"):
-            raise bad(f"reuse must be False, True or 'fork', got {self.reuse!r}")
-        if self.max_uses is not None and not _positive_int(self.max_uses):
-            raise bad(f"max_uses must be a positive integer or None, got {self.max_uses!r}")
-        if self.max_starting is not None and not _positive_int(self.max_starting):
-            raise bad(f"max_starting must be a positive integer or None, got {self.max_starting!r}")
-        if self.missing_image not in ("error", "copy", "build"):
-            raise bad(
-                f"missing_image must be 'error', 'copy' or 'build', got {self.missing_image!r}"
-            )
-        if not _seconds(self.health_interval):
-            raise bad(f"health_interval must be positive seconds, got {self.health_interval!r}")
-        if self.on_empty not in ("start", "wait"):
-            raise bad(f"on_empty must be 'start' or 'wait', got {self.on_empty!r}")
-        if self.max_idle is not None and not _seconds(self.max_idle):
-            raise bad(f"max_idle must be positive seconds or None, got {self.max_idle!r}")
-        for path in self.files:
-            if not path.startswith("/") or path.endswith("/"):
-                raise bad(f"files keys must be absolute file paths, got {path!r}")
-        for mount in self.mounts:
-            parts = mount.split(":")
-            if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
-                raise bad(f"mounts entries must be 'host:/container[:ro|rw]', got {mount!r}")
-            if len(parts) == 3 and parts[2] not in ("ro", "rw"):
-                raise bad(f"mount mode must be 'ro' or 'rw', got {mount!r}")
-        if self.collect is not None:
-            self._check_collect(bad)
-        if self.fork:
-            self._check_fork(bad)
-
-    def _check_collect(self, bad: Any) -> None:
-        """``collect`` must be a directory the task can write and the runner may empty."""
-        path = self.collect
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise bad(f"collect must be an absolute directory path, got {path!r}")
-        clean = posixpath.normpath(path)
-        if clean != path.rstrip("/") or "//" in path:
-            raise bad(f"collect must be a normalised path (no '..', '.' or '//'), got {path!r}")
-        writable = ["/tmp", "/dev/shm"]
-        writable += [m.split(":")[1] for m in self.mounts if m.endswith(":rw")]
-        inside = [w for w in writable if clean.startswith(w.rstrip("/") + "/")]
-        if not inside and not (not self.read_only and clean != "/"):
-            raise bad(
-                f"collect={path!r} is not inside a writable mount: use a directory under /tmp "
-                "(or /dev/shm, or a ':rw' mount); the runner empties it before every call, so "
-                "it must not be the mount itself"
-            )
-
-    def _check_fork(self, bad: Any) -> None:
-        """Fork mode wipes every writable path between calls: refuse what it could not wipe."""
-        if not self.read_only:
-            raise bad(
-                "read_only=False cannot be used with reuse='fork': a call's writes to the root "
-                "filesystem could not be wiped before the next call"
-            )
-        writable = [m for m in self.mounts if m.endswith(":rw")]
-        if writable:
-            raise bad(
-                f"read-write mounts ({', '.join(writable)}) cannot be used with reuse='fork': "
-                "they would carry state from one call to the next (fork mode never deletes "
-                "your files); write under /tmp instead"
-            )
-        if self.init:
-            raise bad(
-                "init=True cannot be used with reuse='fork': the fork-mode runner must be the "
-                "container's init (PID 1) to reap and clean up, and so that no task can kill it"
-            )
+        validate(self, _CHECKS)
+        check_requirements(self)
+        if self.containers is None:
+            object.__setattr__(self, "containers", DEFAULT_CONTAINERS[self.mode])
 
     # -- derived settings --------------------------------------------------------------------
 
     @property
     def fork(self) -> bool:
         """Fork mode: a fresh process per call in a recycled, wiped container."""
-        return self.reuse == "fork"
+        return self.mode == "fork"
 
     @property
-    def mode(self) -> str:
-        """``fresh``, ``pool``, ``reuse`` or ``fork``."""
-        if self.fork:
-            return "fork"
-        if self.reuse:
-            return "reuse"
-        return "pool" if self.pool_size else "fresh"
+    def workers(self) -> bool:
+        """Reuse or fork mode: containers serve many calls each and come back."""
+        return self.mode in ("reuse", "fork")
 
     @property
     def uses_per_container(self) -> int:
         """How many calls one container serves before it is replaced."""
-        if self.max_uses is not None and self.reuse:
-            return self.max_uses
-        return _DEFAULT_MAX_USES["fork" if self.fork else "reuse"] if self.reuse else 1
+        if not self.workers:
+            return 1
+        return self.max_uses if self.max_uses is not None else _DEFAULT_MAX_USES[self.mode]
 
     @property
-    def containers(self) -> int:
-        """How many containers the pool keeps (0: a fresh container per call)."""
-        if self.fork and not self.pool_size:
-            return 1
-        return self.pool_size
+    def reuse(self) -> bool | str:
+        """Deprecated (0.3): ``mode``. ``True`` in reuse mode, ``"fork"`` in fork mode."""
+        warnings.warn(
+            "ContainerConfig.reuse is deprecated since 0.3: read config.mode",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return "fork" if self.fork else self.mode == "reuse"
+
+    @property
+    def pool_size(self) -> int:
+        """Deprecated (0.3): ``containers``."""
+        warnings.warn(
+            "ContainerConfig.pool_size is deprecated since 0.3: read config.containers",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.containers or 0
 
 
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+# -- cross-field checks: each returns None or the message after "ContainerConfig." -------------
 
 
-def _seconds(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and value > 0
-        and math.isfinite(value)
-    )
+def _check_containers(c: ContainerConfig) -> str | None:
+    """``containers`` must make sense for the mode."""
+    n = c.containers
+    if n is None:
+        return None
+    if c.mode == "fresh" and n:
+        return (
+            f"containers={n} does not apply to mode='fresh' (a new container per call, none "
+            f"kept): use mode='pool', containers={n} to keep {n} started ahead of calls"
+        )
+    if c.mode in ("pool", "fork") and n == 0:
+        return (
+            f"containers must be at least 1 in mode={c.mode!r}, got 0 (mode='fresh' keeps "
+            "no containers)"
+        )
+    return None
+
+
+def _check_files(c: ContainerConfig) -> str | None:
+    for path in c.files:
+        if not path.startswith("/") or path.endswith("/"):
+            return f"files keys must be absolute file paths, got {path!r}"
+    return None
+
+
+def _check_mounts(c: ContainerConfig) -> str | None:
+    for mount in c.mounts:
+        parts = mount.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+            return f"mounts entries must be 'host:/container[:ro|rw]', got {mount!r}"
+        if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+            return f"mount mode must be 'ro' or 'rw', got {mount!r}"
+    return None
+
+
+def _check_engines(c: ContainerConfig) -> str | None:
+    if c.engines and c.docker_url is not None:
+        return "engines and docker_url: give one (docker_url is engines=[docker_url])"
+    return None
+
+
+def _check_collect(c: ContainerConfig) -> str | None:
+    """``collect`` must be a directory the task can write and the runner may empty."""
+    path = c.collect
+    if path is None:
+        return None
+    if not path.startswith("/"):
+        return f"collect must be an absolute directory path, got {path!r}"
+    clean = posixpath.normpath(path)
+    if clean != path.rstrip("/") or "//" in path:
+        return f"collect must be a normalised path (no '..', '.' or '//'), got {path!r}"
+    writable = ["/tmp", "/dev/shm"]
+    writable += [m.split(":")[1] for m in c.mounts if m.endswith(":rw")]
+    inside = [w for w in writable if clean.startswith(w.rstrip("/") + "/")]
+    if not inside and not (not c.read_only and clean != "/"):
+        return (
+            f"collect={path!r} is not inside a writable mount: use a directory under /tmp "
+            "(or /dev/shm, or a ':rw' mount); the runner empties it before every call, so "
+            "it must not be the mount itself"
+        )
+    return None
+
+
+def _check_fork(c: ContainerConfig) -> str | None:
+    """Fork mode wipes every writable path between calls: refuse what it could not wipe."""
+    if not c.fork:
+        return None
+    if not c.read_only:
+        return (
+            "read_only=False cannot be used with mode='fork': a call's writes to the root "
+            "filesystem could not be wiped before the next call"
+        )
+    writable = [m for m in c.mounts if m.endswith(":rw")]
+    if writable:
+        return (
+            f"read-write mounts ({', '.join(writable)}) cannot be used with mode='fork': "
+            "they would carry state from one call to the next (fork mode never deletes "
+            "your files); write under /tmp instead"
+        )
+    if c.init:
+        return (
+            "init=True cannot be used with mode='fork': the fork-mode runner must be the "
+            "container's init (PID 1) to reap and clean up, and so that no task can kill it"
+        )
+    return None
+
+
+_CHECKS = (
+    _check_containers,
+    _check_files,
+    _check_mounts,
+    _check_engines,
+    _check_collect,
+    _check_fork,
+)
 
 
 def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -255,7 +451,7 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
     env = [f"{k}={v}" for k, v in config.env.items()]
     if config.fork:
         env += ["EXECUTOR_SERVE=fork", f"EXECUTOR_FORK_WIPE={FORK_WIPE}"]
-    elif config.reuse:
+    elif config.mode == "reuse":
         env.append("EXECUTOR_SERVE=1")
     binds = []
     for mount in config.mounts:

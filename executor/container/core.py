@@ -30,7 +30,7 @@ from ..engine import INSTANCE_LABEL, cleanup, shielded
 from .exchange import conclude, exchange
 from .images import Readiness
 from .lifecycle import Admission
-from .sources import Fresh, Pool, Source
+from .sources import ForkWorkers, Pool, Source, make_source
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -80,21 +80,16 @@ class EngineCore:
         self.instance = labels[INSTANCE_LABEL]
         self.spec = spec
         self.start_timeout = config.start_timeout
-        self.source: Source
-        if config.containers or config.reuse:
-            self.source = Pool(
-                self.admission,
-                background,
-                size=config.containers,
-                reuse=bool(config.reuse),
-                fork=config.fork,
-                max_uses=config.uses_per_container,
-                max_idle=config.max_idle,
-                on_empty=config.on_empty,
-                body=self.readiness.get,
-            )
-        else:
-            self.source = Fresh(self.admission, background)
+        self.source: Source = make_source(
+            config.mode,
+            self.admission,
+            background,
+            size=config.containers or 0,
+            max_uses=config.uses_per_container,
+            max_idle=config.max_idle,
+            on_empty=config.on_empty,
+            body=self.readiness.get,
+        )
         self.in_flight = 0
         self.calls = 0
         self.down_since: float | None = None
@@ -118,6 +113,15 @@ class EngineCore:
 
         ``tap`` (a streamed call) receives the task's stderr as it arrives."""
         source = self.source
+        if self.readiness.building:
+            # The requirements image is made once, bounded by build_timeout: the start clock
+            # (start_timeout) runs from when it is there.
+            began = anyio.current_time()
+            try:
+                await self.readiness.dependencies()
+            except EngineUnavailable as exc:
+                raise NotDelivered(exc) from exc
+            start_by += anyio.current_time() - began
         phase = "the image to be ready on the engine"
         with anyio.CancelScope(deadline=start_by) as start_scope:
             try:
@@ -154,9 +158,7 @@ class EngineCore:
             await source.discard(container)
             raise
         if task_scope.cancelled_caught:
-            call_timed_out(
-                self.name, container.id, timeout, isinstance(source, Pool) and source.fork
-            )
+            call_timed_out(self.name, container.id, timeout, isinstance(source, ForkWorkers))
             await source.timed_out(container)
             raise ExecutionTimeout(timeout or 0.0, what="the container call")
         code = "CANCELLED"

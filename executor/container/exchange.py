@@ -1,15 +1,17 @@
 """One request to a container and its answer: :func:`exchange`, then :func:`interpret`.
 
-:func:`exchange` writes the encoded request and reads frames (stdout into the response,
-capped; stderr into the logs, capped and flagged) until the response line is complete, without
-waiting for the container to exit. :func:`interpret` turns what came back into the call's
-:class:`Execution`, or raises the error it stands for, asking the engine why a container gave
-no usable answer. Fresh, pooled, reused and fork containers all go through these two.
+:func:`exchange` writes the encoded request and feeds the frames it reads to a
+:class:`~.reader.Reader` (stdout into the response, capped; stderr into the logs, capped and
+flagged) until the response line is complete, without waiting for the container to exit.
+:func:`interpret` turns what came back into the call's :class:`Execution`, or raises the error
+it stands for, asking the engine why a container gave no usable answer. Fresh, pooled, reused
+and fork containers all go through these two.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -28,25 +30,27 @@ from .._errors import (
     ProtocolError,
     WorkerLost,
 )
-from ..protocol import Collect, ErrorInfo, decode_response_files
+from ..protocol import Collect, ErrorInfo, Request, decode_response_files
 from .config import MiB
+from .reader import READY, LogChunk, Reader, Reply, State, TooMuchOutput
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
 
     from .._stream import Tap
+    from ..engine import Attachment
     from .lifecycle import Container
 
 __all__ = [
     "CallSpec",
     "Encoder",
     "Outgoing",
-    "Reply",
     "await_ready",
     "collect_allowance",
     "conclude",
     "exchange",
     "interpret",
+    "misplaced_task",
 ]
 
 _perf = time.perf_counter
@@ -58,7 +62,6 @@ _LINGER_MARGIN = 0.05
 _OOM_FLAG_LOOKS = 10
 #: Extra time allowed for the final inspection of a container that died without answering.
 _INSPECT_GRACE = 5.0
-_READY = b'{"ready":'
 
 
 class Outgoing(NamedTuple):
@@ -66,16 +69,6 @@ class Outgoing(NamedTuple):
 
     data: bytes
     marker: bytes
-
-
-class _Head(msgspec.Struct, omit_defaults=True):
-    schema_in: msgspec.Raw
-    schema_out: msgspec.Raw
-    input: Any
-    log_marker: str
-    timeout: float | None = None
-    max_output_bytes: int | None = None
-    collect: Collect | None = None
 
 
 def collect_allowance(collect: Collect | None) -> int:
@@ -114,8 +107,8 @@ class Encoder:
     def __call__(self, value: Any) -> Outgoing:
         """Encode one request; raises TypeError/msgspec.EncodeError/RecursionError."""
         marker = "executor-logs-end-" + os.urandom(8).hex()
-        head = _Head(self._schemas[0], self._schemas[1], value, marker, *self._extra)
-        return Outgoing(self._encode(head) + b"\n", marker.encode())
+        request = Request(self._schemas[0], self._schemas[1], value, marker, *self._extra)
+        return Outgoing(self._encode(request) + b"\n", marker.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +117,8 @@ class CallSpec:
 
     ``read_limit`` is how much stdout is read before :class:`OutputTooLarge` (0: the
     ``max_output_bytes``); with files back it adds :func:`collect_allowance`, and the output
-    itself is then held to ``max_output_bytes`` after decoding.
+    itself is then held to ``max_output_bytes`` after decoding. ``no_task_hint`` is added to a
+    ``NO_TASK`` answer (:func:`misplaced_task`).
     """
 
     image: str
@@ -135,36 +129,7 @@ class CallSpec:
     decode: Callable[[bytes], Any]
     collect: Collect | None = None
     read_limit: int = 0
-
-
-#: A decoded response: ``(ok, output as raw JSON, error, collected files)``.
-Decoded = tuple[bool, msgspec.Raw, ErrorInfo | None, dict[str, bytes] | None]
-
-
-@dataclass(slots=True)
-class Reply:
-    """What came back from one exchange."""
-
-    stdout: bytes
-    logs: str
-    logs_truncated: bool
-    ended: bool  # the output streams ended (the container is exiting)
-    #: The response, when exchange() already decoded it and stdout holds nothing else.
-    response: Decoded | None = None
-    #: Set by interpret(): stdout held one well-formed response (the runner is in order,
-    #: whatever the response says), so a reusable container may serve again.
-    answered: bool = False
-
-
-def _first_line(stdout: bytearray) -> Decoded | None:
-    """The response on stdout's first line, once that line is complete and decodes."""
-    end = stdout.find(b"\n")
-    if end < 0:
-        return None
-    try:
-        return decode_response_files(bytes(stdout[:end]))
-    except ProtocolError:
-        return None
+    no_task_hint: str | None = None
 
 
 async def exchange(
@@ -179,101 +144,47 @@ async def exchange(
 
     Raises :class:`OutputTooLarge` when stdout passes ``max_output_bytes`` (the caller kills
     the container). Stderr beyond ``max_log_bytes`` is dropped and flagged. ``tap`` (streamed
-    calls) is given each piece of stderr kept for the logs, as it arrives.
+    calls) is given each piece of stderr kept for the logs, as it arrives. What the reading
+    decides is the :class:`~.reader.Reader`'s; this is its I/O.
     """
     attachment = container.attachment
     await attachment.write(payload.data)
     if close_stdin:
         attachment.close_stdin()
-    max_output_bytes, max_log_bytes = spec.read_limit or spec.max_output_bytes, spec.max_log_bytes
-    stdout = bytearray()
-    logs = bytearray()
-    truncated = False
-    ended = True
-    first_line_seen = False
-    response: Decoded | None = None
-    marker = payload.marker
-    marker_seen = False
-    tail = b""
-
-    def log(data: bytes) -> None:
-        nonlocal logs, truncated, marker_seen, tail
-        if marker and not marker_seen:
-            # Seen even when the logs are full and the bytes are dropped (a stderr flood).
-            if marker in data or marker in tail + data[: len(marker)]:
-                marker_seen = True
-            else:
-                tail = data[-len(marker) :]
-        room = max_log_bytes - len(logs)
-        if len(data) > room:
-            truncated = True
-            data = data[: max(room, 0)]
-        logs += data
-        if tap is not None and data:
-            tap(data)
-
-    while (frame := await attachment.read()) is not None:
-        stream, data = frame
-        if stream == 2:
-            log(data)
-            continue
-        stdout += data
-        if len(stdout) > max_output_bytes:
-            raise OutputTooLarge(spec.max_output_bytes)
-        if not first_line_seen and b"\n" in data:
-            # The first line is final once its newline arrives: decode it once. Re-decoding
-            # it at every later newline let a runner (a long line, then newlines one by one)
-            # hold the event loop for seconds, past the call's timeout.
-            response = _first_line(stdout)
-            if response is not None:
-                ended = False
-                break
-            first_line_seen = True
-    if ended:
-        return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended)
-    # The engine copies stdout and stderr through separate pipes, so stderr written before
-    # the response can arrive after it. A runner that echoes our log marker wrote that marker
-    # to stderr before answering: read stderr up to it (usually already here), no more.
-    # Otherwise a single-use runner is about to exit: read on to the end of its streams.
-    # Both waits are bounded, and never run into the call's deadline: the answer is in.
-    # The response line only: a fork-mode runner's next ready line may share its frame.
-    line_end = stdout.find(b"\n")
-    echoed = b'"log_marker":"' + marker + b'"}'
-    marked = bool(marker) and stdout[:line_end].rstrip().endswith(echoed)
-    if marked or close_stdin:
+    reader = Reader(
+        payload.marker,
+        max_output_bytes=spec.read_limit or spec.max_output_bytes,
+        max_log_bytes=spec.max_log_bytes,
+        single_use=close_stdin,
+    )
+    await _read(attachment, reader, spec, tap)
+    if reader.state is State.LINGERING:
+        # The answer is in; the logs are owed (the marker, or a single-use container's exit,
+        # usually already here). Bounded, and never into the call's deadline.
         now = anyio.current_time()
         until = min(now + _LINGER, anyio.current_effective_deadline() - _LINGER_MARGIN)
         with anyio.CancelScope(deadline=max(until, now)):
-            while not (marked and marker_seen):
-                frame = await attachment.read()
-                if frame is None:
-                    ended = True  # the streams ended: the container has exited
-                    break
-                if frame[0] == 2:
-                    log(frame[1])
-                elif not close_stdin and len(stdout) <= max_output_bytes:
-                    # A serving runner's next line (fork mode: its ready line) can arrive
-                    # while we wait for the marker: keep it, never drop protocol bytes.
-                    stdout += frame[1]
-    if marked:
-        _strip_marker(logs, marker)
-    end = stdout.find(b"\n") + 1
-    after = bytes(stdout[end:])
-    if after.strip():
-        if not close_stdin and (after.startswith(_READY) or _READY.startswith(after)):
-            # A fork-mode runner's next ready line, in the same frame: keep it for later.
-            container.rest = after
-            del stdout[end:]
-        else:
-            response = None  # bytes after the line: interpret() judges the whole stdout
-    return Reply(bytes(stdout), logs.decode("utf-8", "replace"), truncated, ended, response)
+            await _read(attachment, reader, spec, tap)
+    reply = reader.reply()
+    if reply.rest:
+        container.rest = reply.rest
+    return reply
 
 
-def _strip_marker(logs: bytearray, marker: bytes) -> None:
-    """Cut the marker line (and anything after it, a child's late writes) from the logs."""
-    at = logs.rfind(marker)
-    if at >= 0:
-        del logs[at:]
+async def _read(attachment: Attachment, reader: Reader, spec: CallSpec, tap: Tap | None) -> None:
+    """Feed frames to the reader while it stays in the state it is in, or to the streams' end."""
+    state = reader.state
+    while reader.state is state:
+        frame = await attachment.read()
+        if frame is None:
+            reader.end()
+            return
+        for event in reader.feed(*frame):
+            if isinstance(event, LogChunk):
+                if tap is not None:
+                    tap(event.data)
+            elif isinstance(event, TooMuchOutput):
+                raise OutputTooLarge(spec.max_output_bytes)
 
 
 async def next_line(container: Container) -> bytes | None:
@@ -301,7 +212,7 @@ async def await_ready(container: Container) -> None:
     line = await next_line(container)
     if line is None:
         raise ProtocolError(f"the container's runner ended before it was ready; {hint}")
-    if not line.startswith(_READY) or container.rest.strip():
+    if not line.startswith(READY) or container.rest.strip():
         raise ProtocolError(
             f"the container's runner wrote something other than a ready line; {hint}",
             received=line + b"\n" + container.rest,
@@ -467,9 +378,31 @@ def _runner_failed(
             max_files=collect.max_files if collect else None,
             logs=logs[-4000:],
         )
+    message = error.message
+    if code == "NO_TASK" and spec.no_task_hint:
+        message = f"{message}. {spec.no_task_hint}"
     return ExecutionFailed(
-        f"the task failed in the container ({code}): {error.message}",
+        f"the task failed in the container ({code}): {message}",
         code=code,
         details=error.details,
         logs=logs,
     )
+
+
+#: Where the stock runners look for the task module, by its kind (``EXECUTOR_MODULE`` aside).
+TASK_MODULES = {".py": "/app/execute.py", ".mjs": "/app/execute.mjs", ".js": "/app/execute.js"}
+
+
+def misplaced_task(files: Iterable[str], env: Mapping[str, str]) -> str | None:
+    """What to add to a runner's ``NO_TASK`` when ``files`` put a module somewhere it does not
+    look (a ``/app/main.py`` for the Python runner's ``/app/execute.py``), else ``None``."""
+    looked = {env.get("EXECUTOR_MODULE"), *TASK_MODULES.values()}
+    for path in files:
+        suffix = posixpath.splitext(path)[1]
+        if suffix in TASK_MODULES and path not in looked:
+            return (
+                f"Your files= put {path} there, but the runner loads {TASK_MODULES[suffix]}: "
+                f"use that key (files={{{TASK_MODULES[suffix]!r}: ...}}), or set "
+                f"env={{'EXECUTOR_MODULE': {path!r}}}"
+            )
+    return None

@@ -27,21 +27,25 @@ import msgspec
 
 from .._base import Execution, Executor, resolve_types
 from .._errors import ConfigError, EngineUnavailable, ExecutorClosed
-from .._observe import instrument
+from .._observe import instrument, observer
 from .._schema import Codec, codecs
+from .._settings import checked_keywords
 from .._stream import ExecutionStream
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
 from ..protocol import Collect
 from .config import ContainerConfig
 from .core import EngineCore
-from .exchange import CallSpec, Encoder, Outgoing, collect_allowance
+from .exchange import CallSpec, Encoder, Outgoing, collect_allowance, misplaced_task
 from .lifecycle import Background
 from .routing import Router, make_engines
 from .sweeper import hand_over, mark_closed
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .._stream import Tap
     from ..engine import Engine
+    from .config import EngineEndpoint
     from .sources import Pool
 
 __all__ = ["ContainerExecutor"]
@@ -52,15 +56,22 @@ B = TypeVar("B")
 _perf = time.perf_counter
 
 
+@checked_keywords()
 class ContainerExecutor(Executor[A, B], Generic[A, B]):
     """Run each call in a fresh, locked-down container (or a pooled, reused or fork one).
 
     Created anywhere (no event loop needed); engine clients are made lazily inside the
     running loop and closed by :meth:`aclose`. Use it as ``async with`` so that container
     removal, pool refills and engine health checks run in the background and are awaited on
-    exit. With ``engines=[...]`` calls are spread over several engines. asyncio only
-    (aiodocker is): under trio it raises :class:`ConfigError`. After :meth:`aclose` every
-    call raises :class:`ExecutorClosed`.
+    exit. asyncio only (aiodocker is): under trio it raises :class:`ConfigError`. After
+    :meth:`aclose` every call raises :class:`ExecutorClosed`.
+
+    Engines: by default the config's (``docker_url`` or ``engines``: URLs and
+    :class:`EngineEndpoint`), else ``DOCKER_HOST``/the Docker context. Live engine objects go
+    here, not in the config: ``engine=`` one :class:`executor.engine.Engine` (a
+    ``DockerEngine`` over your aiodocker client, a ``FakeEngine``, your own), or
+    ``engines=[...]`` (Engines, URLs or EngineEndpoints) to spread calls over several.
+    Engines passed in stay yours (not closed by :meth:`aclose`); those made here are closed.
     """
 
     def __init__(
@@ -70,6 +81,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         input_type: Any = None,
         output_type: Any = None,
         engine: Engine | None = None,
+        engines: Sequence[str | EngineEndpoint | Engine] | None = None,
         _types: tuple[Any, Any] | None = None,
     ) -> None:
         if not isinstance(config, ContainerConfig):
@@ -83,9 +95,9 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         self._in, self._out = codecs(config, self.input_type, self.output_type)
         self._wire = self._in.wire
         made = make_engines(
-            config.engines, docker_url=config.docker_url, docker=config.docker, engine=engine
+            config.engines, docker_url=config.docker_url, engine=engine, engines=engines
         )
-        engines = [e for e, _ in made]
+        clients = [e for e, _ in made]
         #: Engines this executor made (closed by aclose); engines passed in stay the caller's.
         self._owned = [e for e, owned in made if owned]
         self._labels = {
@@ -115,6 +127,7 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
             decode=self._out.decode_json,
             collect=collect,
             read_limit=read_limit,
+            no_task_hint=misplaced_task(config.files, config.env),
         )
         self._encoder = Encoder(
             self._in.schema_json,
@@ -133,13 +146,13 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
                 spec=spec,
                 peers=self._up_engines,
             )
-            for e in engines
+            for e in clients
         ]
         self._router = Router(cores, self._background, config.health_interval)
         self._closed = False
         self._checked_loop = False
-        self._pooled = bool(config.containers or config.reuse)
-        instrument(self, kind="container", mode=config.mode, image=config.image)
+        self._pooled = config.mode != "fresh"
+        self._telemetry = instrument(self, kind="container", mode=config.mode, image=config.image)
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -267,12 +280,9 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         return (await self.run(input)).output
 
     async def run(self, input: A | Any) -> Execution[B]:
-        t0, payload = self._begin(input)
-        if self._pooled:
-            # A pool refills in the background: start that even without `async with`.
-            await self._start_background()
-        start_by = anyio.current_time() + self.config.start_timeout
-        return await self._router.call(payload, t0, start_by)
+        if (observe := observer()) is not None:  # OpenTelemetry configured: a span, metrics
+            return await observe.call(self._telemetry, self._call, input)
+        return await self._call(input)
 
     def stream(self, input: A | Any) -> ExecutionStream[B]:
         """Run one call, yielding the task's log lines live, then its :class:`Execution`.
@@ -286,9 +296,17 @@ class ContainerExecutor(Executor[A, B], Generic[A, B]):
         return ExecutionStream(functools.partial(self._streamed, input))
 
     async def _streamed(self, input: A | Any, tap: Tap) -> Execution[B]:
+        if (observe := observer()) is not None:
+            return await observe.call(self._telemetry, self._call, input, tap)
+        return await self._call(input, tap)
+
+    async def _call(self, input: A | Any, tap: Tap | None = None) -> Execution[B]:
+        """One call, unobserved; ``tap`` (a streamed call) gets the task's stderr live."""
         t0, payload = self._begin(input)
-        tap.marker = payload.marker
+        if tap is not None:
+            tap.marker = payload.marker
         if self._pooled:
+            # A pool refills in the background: start that even without `async with`.
             await self._start_background()
         start_by = anyio.current_time() + self.config.start_timeout
         return await self._router.call(payload, t0, start_by, tap)

@@ -3,9 +3,10 @@
 :class:`Readiness` answers "what create body does a call on this engine use?". The first
 call checks that the image exists (else copies it from another engine, builds it from the
 bake file, or raises :class:`ImageNotFound`, as ``missing_image`` says), derives the image
-that carries ``files`` (built once by commit, cached by the base image's id and the files'
-hash; the root filesystem stays read-only), and builds the create body. Every later call
-gets the cached body.
+that carries ``requirements`` (:mod:`executor.container.deps`) and then the one that carries
+``files`` (built once by commit, cached by the base image's id and the files' hash; the root
+filesystem stays read-only), and builds the create body. Every later call gets the cached
+body.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import anyio
 from .._errors import ExecutorClosed, ImageNotFound
 from ..engine import MANAGED_LABEL
 from .config import create_body
+from .deps import DEPS_OF_LABEL, DEPS_REPOSITORY, deps_image
+from .requirements import wanted
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -78,6 +81,7 @@ class Readiness:
         self._peers = peers
         self._lock = anyio.Lock()
         self._closed = False
+        self._deps: str | None = None  # the requirements image, once made or found
         self.body: dict[str, Any] | None = None
 
     def close(self) -> None:
@@ -94,6 +98,7 @@ class Readiness:
         again (unless another call did already)."""
         if body is self.body:
             self.body = None
+            self._deps = None
 
     async def get(self) -> dict[str, Any]:
         """The create body (checking and preparing the image the first time)."""
@@ -106,13 +111,39 @@ class Readiness:
             if self._closed:
                 raise ExecutorClosed()
             image = self._config.image
-            images = self._engine.images
-            if not await images.exists(image):
+            if wanted(self._config):
+                image = await self._dependencies()
+            elif not await self._engine.images.exists(image):
                 await self._provide(image)
             if self._files:
                 image = await self._derived(image)
             self.body = create_body(self._config, image, self._labels)
             return self.body
+
+    @property
+    def building(self) -> bool:
+        """Whether the first call must make (or find) the ``requirements`` image first."""
+        return self._deps is None and wanted(self._config)
+
+    async def dependencies(self) -> None:
+        """Make or find the ``requirements`` image (:mod:`executor.container.deps`).
+
+        The caller runs this before the call's start clock: a first build is bounded by
+        ``build_timeout``, not ``start_timeout``.
+        """
+        async with self._lock:
+            await self._dependencies()
+
+    async def _dependencies(self) -> str:
+        """The ``requirements`` image (the base provided first); under the lock."""
+        if self._deps is None:
+            if self._closed:
+                raise ExecutorClosed()
+            image = self._config.image
+            if not await self._engine.images.exists(image):
+                await self._provide(image)
+            self._deps = await deps_image(self._engine, self._config, image, self._labels)
+        return self._deps
 
     async def _provide(self, image: str) -> None:
         """Copy or build a missing image as configured, else raise ImageNotFound."""
@@ -158,9 +189,10 @@ class PrunedImage(NamedTuple):
 async def prune_files_images(
     engine: Engine, *, older_than: float = 0.0, base: str | None = None, dry_run: bool = False
 ) -> AsyncIterator[PrunedImage]:
-    """Remove the derived ``files`` images made more than ``older_than`` seconds ago, yielding
-    each as it is removed or kept (one engine request per step, so a caller can bound each);
-    with ``base``, only those derived from that image (as the executors named it).
+    """Remove the derived ``files`` and ``requirements`` images made more than ``older_than``
+    seconds ago, yielding each as it is removed or kept (one engine request per step, so a
+    caller can bound each); with ``base``, only those derived from that image (as the
+    executors named it).
 
     Each distinct ``files`` content makes one image (per base image id) that nothing else
     removes. An image a container uses (any state) is kept: the engine refuses, never forced
@@ -175,12 +207,18 @@ async def prune_files_images(
     for image in await engine.images.list():
         labels = image.get("Labels") or {}
         created = int(image.get("Created") or 0)
-        if FILES_OF_LABEL not in labels or created > cutoff:
+        # A files image, or a dependencies image (executor.container.deps).
+        of_label, repository = (
+            (FILES_OF_LABEL, FILES_REPOSITORY)
+            if FILES_OF_LABEL in labels
+            else (DEPS_OF_LABEL, DEPS_REPOSITORY)
+        )
+        if of_label not in labels or created > cutoff:
             continue
-        if base is not None and labels[FILES_OF_LABEL] != base:
+        if base is not None and labels[of_label] != base:
             continue
         image_id = str(image.get("Id") or "")
-        refs = [r for r in image.get("RepoTags") or [] if FILES_REPOSITORY in r] or [image_id]
+        refs = [r for r in image.get("RepoTags") or [] if repository in r] or [image_id]
         if dry_run:
             removed = image_id not in in_use
         else:  # the image goes with its last tag; the engine refuses that one while in use
@@ -190,6 +228,6 @@ async def prune_files_images(
             id=image_id.removeprefix("sha256:")[:12],
             size=int(image.get("Size") or 0),
             created=created,
-            base=str(labels[FILES_OF_LABEL]),
+            base=str(labels[of_label]),
             removed=removed,
         )

@@ -12,8 +12,6 @@ see: an input is never executed twice without the caller knowing.
 
 from __future__ import annotations
 
-import ssl
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -21,12 +19,11 @@ import anyio
 from .._errors import ConfigError, EngineUnavailable
 from .._observe import retried
 from ..engine import Engine
+from .config import EngineEndpoint
 from .core import EngineCore, NotDelivered
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-
-    import aiodocker
 
     from .._base import Execution
     from .._stream import Tap
@@ -36,76 +33,42 @@ if TYPE_CHECKING:
 __all__ = ["EngineEndpoint", "Router", "choose", "make_engines"]
 
 
-@dataclass(frozen=True, kw_only=True)
-class EngineEndpoint:
-    """One Docker engine: its URL, a capacity weight and optional TLS material.
-
-    ``url`` is ``unix:///path/docker.sock``, ``tcp://host:2376`` or ``ssh://...`` as Docker
-    understands it. ``capacity`` weighs routing: an engine with capacity 2 gets twice the
-    calls in flight of one with capacity 1. ``tls_ca``/``tls_cert``/``tls_key`` are file paths
-    for a TLS-protected TCP engine.
-    """
-
-    url: str
-    capacity: float = 1.0
-    tls_ca: str | None = None
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    name: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.url:
-            raise ConfigError("EngineEndpoint.url must be a Docker host URL")
-        if not (isinstance(self.capacity, int | float) and self.capacity > 0):
-            raise ConfigError(f"EngineEndpoint.capacity must be positive, got {self.capacity!r}")
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("EngineEndpoint.tls_cert and tls_key go together")
-
-    def ssl_context(self) -> ssl.SSLContext | None:
-        """The client TLS context for this endpoint, or ``None`` without TLS material."""
-        if not (self.tls_ca or self.tls_cert):
-            return None
-        try:
-            context = ssl.create_default_context(cafile=self.tls_ca)
-            if self.tls_cert and self.tls_key:
-                context.load_cert_chain(self.tls_cert, self.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load TLS material for engine {self.url}: {exc}") from exc
-        return context
-
-    def engine(self) -> Engine:
-        """A Docker engine client for this endpoint."""
-        from ..engine.docker import DockerEngine
-
-        return DockerEngine(
-            self.url, ssl_context=self.ssl_context(), name=self.name, capacity=self.capacity
-        )
-
-
 def make_engines(
-    engines: Sequence[str | EngineEndpoint | Engine],
+    configured: Sequence[str | EngineEndpoint],
     *,
     docker_url: str | None,
-    docker: aiodocker.Docker | None,
-    engine: Engine | None,
+    engine: Engine | None = None,
+    engines: Sequence[str | EngineEndpoint | Engine] | None = None,
 ) -> list[tuple[Engine, bool]]:
     """The engines of an executor, each with whether the executor made it (and closes it).
 
-    The given ``engine`` object, the ``engines`` entries (URLs, endpoints or engine objects),
-    or the default engine (``docker_url``, ``docker``, else aiodocker's discovery).
+    The executor's ``engine`` object or ``engines`` (URLs, endpoints or engine objects), else
+    the config's (``configured``: URLs or endpoints; ``docker_url``), else aiodocker's
+    discovery.
     """
-    if engine is not None:
-        if engines:
-            raise ConfigError("give either engine= or ContainerConfig.engines, not both")
-        return [(engine, False)]
-    if not engines:
+    if engine is not None and engines is not None:
+        raise ConfigError("give ContainerExecutor either engine= or engines=[...], not both")
+    if engine is not None or engines is not None:
+        if configured or docker_url is not None:
+            raise ConfigError(
+                "engines given twice: in the ContainerConfig (engines/docker_url) and to "
+                "the executor (engine=/engines=); give them in one place"
+            )
+        if engine is not None:
+            if not isinstance(engine, Engine):
+                raise ConfigError(
+                    f"engine= must be an Engine (executor.engine.Engine), got {engine!r}"
+                )
+            return [(engine, False)]
+        if isinstance(engines, str | bytes) or not engines:
+            raise ConfigError(f"engines= must be a non-empty list, got {engines!r}")
+    items = engines if engines is not None else configured
+    if not items:
         from ..engine.docker import DockerEngine
 
-        return [(DockerEngine(docker_url, docker=docker), True)]
-    if docker_url is not None or docker is not None:
-        raise ConfigError("give either engines=[...] or docker_url/docker, not both")
+        return [(DockerEngine(docker_url), True)]
     out: list[tuple[Engine, bool]] = []
-    for item in engines:
+    for item in items:
         if isinstance(item, Engine):
             out.append((item, False))
         elif isinstance(item, EngineEndpoint):
@@ -154,7 +117,7 @@ class Router:
             core = cores[0] if len(cores) == 1 else choose(cores, tried.__contains__)
             if core is None:
                 error = tried[-1].last_error if tried else None
-                raise error or EngineUnavailable("no engine left to try.")
+                raise error or EngineUnavailable("no engine left to try.", delivered=False)
             core.in_flight += 1
             try:
                 result = await core.call(payload, t0, start_by, tap)
@@ -163,6 +126,7 @@ class Router:
                 tried.append(core)
                 if len(tried) > 1 or len(cores) == 1:
                     undelivered.error.delivered = False  # it never reached a container
+                    undelivered.error.retryable = True
                     raise undelivered.error from None
                 retried(core.name, undelivered.error)
                 continue

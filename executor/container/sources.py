@@ -2,11 +2,13 @@
 
 * :class:`Fresh`: a new container per call (created, attached, started under admission
   control), removed in the background after its one call.
-* :class:`Pool`: containers started ahead of calls. Single-use (``pool_size``: each still
-  serves one call, a replacement starts once the call has its answer), reusable workers
-  (``reuse=True``: the runner's serve mode, up to ``max_uses`` calls each), or fork mode
-  (``reuse="fork"``: a fresh process per call in a container the runner wipes between calls;
-  a worker is leased only after its runner's ready line says the wipe is done).
+* :class:`Pool` (``mode="pool"``): single-use containers started ahead of calls; each still
+  serves one call, a replacement starts once the call has its answer.
+* :class:`Workers` (``mode="reuse"``): containers in the runner's serve mode, each serving up
+  to ``max_uses`` calls, one at a time, and coming back after each; ``size`` caps them.
+* :class:`ForkWorkers` (``mode="fork"``): workers whose runner runs each call in a fresh
+  process and wipes the container between calls; a worker is leased only after its runner's
+  ready line says the wipe is done.
 
 A pool receives what it needs (engine, create body, admission, a place for background work)
 and never sees the executor. A container that died while idle is noticed and replaced, never
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
     from .lifecycle import Admission, Background, Container
 
-__all__ = ["Fresh", "Pool", "Source"]
+__all__ = ["ForkWorkers", "Fresh", "Pool", "Source", "Workers", "make_source"]
 
 #: Pause after a failed background launch before trying again.
 _RETRY_DELAY = 1.0
@@ -124,7 +126,10 @@ class Fresh(Source):
 
 
 class Pool(Source):
-    """The idle containers of one engine, and the task that keeps them topped up."""
+    """Single-use containers of one engine started ahead of calls (``mode="pool"``), and
+    the task that keeps ``size`` of them idle. The base of the worker sources."""
+
+    mode = "pool"
 
     def __init__(
         self,
@@ -132,19 +137,14 @@ class Pool(Source):
         background: Background,
         *,
         size: int,
-        reuse: bool,
-        fork: bool,
-        max_uses: int,
         max_idle: float | None,
         on_empty: str,
         body: Callable[[], Awaitable[Body]],
+        max_uses: int = 1,
     ) -> None:
         super().__init__(admission, background)
         self.size = size
-        self.reuse = reuse or fork
-        self.fork = fork
-        self.close_stdin = not self.reuse
-        self.max_uses = max_uses if self.reuse else 1
+        self.max_uses = max_uses
         self.max_idle = max_idle
         self.on_empty = on_empty
         self._body = body
@@ -184,9 +184,9 @@ class Pool(Source):
         return [c.id for _, c in self._idle]
 
     def __repr__(self) -> str:
-        mode = "fork" if self.fork else "reuse" if self.reuse else "single-use"
+        kind = "single-use" if self.mode == "pool" else self.mode
         return (
-            f"<Pool {mode} size={self.size} idle={self.idle} starting={self._starting} "
+            f"<Pool {kind} size={self.size} idle={self.idle} starting={self._starting} "
             f"busy={self._busy} waiting={self.waiting}>"
         )
 
@@ -230,23 +230,9 @@ class Pool(Source):
         return True
 
     async def _start(self, body: Body) -> Container:
-        """Launch one container and, in fork mode, wait for its runner's first ready line."""
+        """Launch one container (fork mode: and wait for its runner's first ready line)."""
         container = await self.admission.launch(body)
         self.launched += 1
-        if self.fork:
-            try:
-                with anyio.fail_after(_FIRST_READY_TIMEOUT):
-                    await await_ready(container)
-            except TimeoutError:
-                await kill(container)
-                raise ProtocolError(
-                    f"the container did not report ready within {_FIRST_READY_TIMEOUT:g} s: "
-                    "its runner may not support fork mode (runner images >= 0.2.0 do), or "
-                    "importing the task module takes longer"
-                ) from None
-            except BaseException:
-                await kill(container)
-                raise
         return container
 
     async def _launch_one(self, body: Body) -> None:
@@ -298,8 +284,17 @@ class Pool(Source):
             self._wake = anyio.Event()
 
     def _missing(self) -> int:
-        """How many containers to launch: busy reusable workers count, they come back."""
-        return self.size - len(self._idle) - self._starting - (self._busy if self.reuse else 0)
+        """How many containers to launch to have ``size`` idle or starting."""
+        return self.size - len(self._idle) - self._starting
+
+    def _full(self) -> bool:
+        """No container may be started for a call now (workers: ``size`` is a cap)."""
+        return False
+
+    async def _ready(self, container: Container) -> bool:
+        """Whether an idle container may serve now (fork: waits for its wipe); else False,
+        and the container was replaced."""
+        return True
 
     def _sweep(self) -> None:
         """Drop idle containers that died or sat idle longer than ``max_idle``."""
@@ -346,7 +341,7 @@ class Pool(Source):
                     continue
                 # Busy from here: the refiller must not replace it while its wipe finishes.
                 self._busy += 1
-                if container.owes_ready and not await self._cleaned(container):
+                if not await self._ready(container):
                     continue
                 container.timings.clear()  # its launch was not this call's: no create/start
                 # The replacement (single-use) starts once this call has its reply (see
@@ -354,10 +349,7 @@ class Pool(Source):
                 return container
             if self._closed or self.background.closed:
                 raise ExecutorClosed()
-            # Workers (reuse, fork) are capped at `size` when it is set: a burst of calls
-            # queues for them instead of starting a container each (engine thrash).
-            full = self.reuse and self.size and self._busy + self._starting >= self.size
-            if not full and (self.on_empty == "start" or not self.background.running):
+            if not self._full() and (self.on_empty == "start" or not self.background.running):
                 # Counted as starting, so the refiller does not launch a second one for it.
                 self._starting += 1
                 try:
@@ -381,6 +373,99 @@ class Pool(Source):
                     self._waiters.remove(event)
                 raise
 
+    async def release(self, container: Container, *, healthy: bool) -> None:
+        self._busy -= 1
+        container.uses += 1
+        await self._remove_later(container)
+        self._kick()  # the replacement starts now, not while the call talked to the engine
+
+    def detach(self, container: Container) -> None:
+        """A leased container the caller keeps for good (a session owns it from now on and
+        removes it itself): off the pool's books, and its replacement starts now."""
+        self._busy -= 1
+        self._kick()
+
+    async def discard(self, container: Container) -> None:
+        self._busy -= 1
+        await kill(container)
+        self._notify()  # a worker's place is free: a waiting call may start one
+        self._kick()
+
+    async def aclose(self) -> None:
+        """Stop refilling and remove every idle container (shielded)."""
+        self._closed = True
+        self._wake.set()
+        self._notify(everyone=True)
+        idle, self._idle = self._idle, deque()
+        with anyio.CancelScope(shield=True):
+            async with anyio.create_task_group() as tg:
+                for _, container in idle:
+                    tg.start_soon(kill, container)
+
+
+class Workers(Pool):
+    """Containers in the runner's serve mode (``mode="reuse"``): one process answers up to
+    ``max_uses`` calls, one at a time. ``size`` caps the workers (0: no cap, one per
+    concurrent call); a burst of calls beyond it queues for them instead of starting a
+    container each (engine thrash)."""
+
+    mode = "reuse"
+    close_stdin = False
+
+    def _missing(self) -> int:
+        """Busy workers count: they come back."""
+        return super()._missing() - self._busy
+
+    def _full(self) -> bool:
+        return bool(self.size) and self._busy + self._starting >= self.size
+
+    def _returned(self, container: Container) -> None:
+        """A worker goes back to the idle list after a call."""
+
+    async def release(self, container: Container, *, healthy: bool) -> None:
+        self._busy -= 1
+        container.uses += 1
+        if healthy and not self._closed and container.uses < self.max_uses:
+            self._returned(container)
+            self._idle.appendleft((time.monotonic(), container))  # warmest first
+            self._notify()
+        else:
+            if healthy:
+                self.recycled_used += 1
+            await self._remove_later(container)
+        self._kick()
+
+
+class ForkWorkers(Workers):
+    """Fork-mode workers (``mode="fork"``): a fresh process per call; the runner wipes the
+    container after each and says so with a ready line, awaited before the next lease. A
+    timed-out call's container is kept once its runner reports the timeout and the wipe."""
+
+    mode = "fork"
+
+    async def _start(self, body: Body) -> Container:
+        container = await super()._start(body)
+        try:
+            with anyio.fail_after(_FIRST_READY_TIMEOUT):
+                await await_ready(container)
+        except TimeoutError:
+            await kill(container)
+            raise ProtocolError(
+                f"the container did not report ready within {_FIRST_READY_TIMEOUT:g} s: "
+                "its runner may not support fork mode (runner images >= 0.2.0 do), or "
+                "importing the task module takes longer"
+            ) from None
+        except BaseException:
+            await kill(container)
+            raise
+        return container
+
+    def _returned(self, container: Container) -> None:
+        container.owes_ready = True
+
+    async def _ready(self, container: Container) -> bool:
+        return not container.owes_ready or await self._cleaned(container)
+
     async def _cleaned(self, container: Container) -> bool:
         """Wait for a fork-mode runner's ready line after its last call; False: replaced."""
         try:
@@ -401,27 +486,8 @@ class Pool(Source):
             raise
         return True
 
-    async def release(self, container: Container, *, healthy: bool) -> None:
-        self._busy -= 1
-        container.uses += 1
-        if self.reuse and healthy and not self._closed and container.uses < self.max_uses:
-            container.owes_ready = self.fork
-            self._idle.appendleft((time.monotonic(), container))  # warmest first
-            self._notify()
-        else:
-            if self.reuse and healthy:
-                self.recycled_used += 1
-            await self._remove_later(container)
-        self._kick()  # the replacement starts now, not while the call talked to the engine
-
-    async def discard(self, container: Container) -> None:
-        self._busy -= 1
-        await kill(container)
-        self._notify()  # a worker's place is free: a waiting call may start one
-        self._kick()
-
     async def timed_out(self, container: Container) -> None:
-        if not self.fork or self._closed or not self.background.spawn(self._drain, container):
+        if self._closed or not self.background.spawn(self._drain, container):
             await self.discard(container)
 
     async def _drain(self, container: Container) -> None:
@@ -447,19 +513,34 @@ class Pool(Source):
             await self._remove_later(container)
         self._kick()
 
-    async def aclose(self) -> None:
-        """Stop refilling and remove every idle container (shielded)."""
-        self._closed = True
-        self._wake.set()
-        self._notify(everyone=True)
-        idle, self._idle = self._idle, deque()
-        with anyio.CancelScope(shield=True):
-            async with anyio.create_task_group() as tg:
-                for _, container in idle:
-                    tg.start_soon(kill, container)
-
 
 async def _skip_response(container: Container) -> None:
     """Read (and drop) the response line the interrupted call was waiting for."""
     if await next_line(container) is None:
         raise ProtocolError("the container ended before answering the timed-out call")
+
+
+def make_source(
+    mode: str,
+    admission: Admission,
+    background: Background,
+    *,
+    size: int,
+    max_uses: int,
+    max_idle: float | None,
+    on_empty: str,
+    body: Callable[[], Awaitable[Body]],
+) -> Source:
+    """The source of ``mode`` (``ContainerConfig.mode``)."""
+    if mode == "fresh":
+        return Fresh(admission, background)
+    kind = {"pool": Pool, "reuse": Workers, "fork": ForkWorkers}[mode]
+    return kind(
+        admission,
+        background,
+        size=size,
+        max_uses=max_uses,
+        max_idle=max_idle,
+        on_empty=on_empty,
+        body=body,
+    )

@@ -1,8 +1,21 @@
-"""The engine seam: :class:`Engine` (what a call needs), :class:`Images`, the labels, cleanup.
+"""The engine seam, public: implement :class:`Engine` to run containers somewhere else.
 
-``DockerEngine`` (:mod:`executor.engine.docker`, the only aiodocker user) is loaded lazily so
-that importing the seam stays light; :class:`executor.testing.FakeEngine` is the in-memory
-engine for tests.
+``from executor.engine import Engine`` is the extension point. An engine is what a container
+call needs (ping, info, create, attach, start, state, wait, remove, list by label, aclose)
+plus its image side, :class:`Images` (``engine.images``), and a container's streams,
+:class:`Attachment`; it reports :class:`ExitState` and :class:`EngineInfo`. A Kubernetes,
+Firecracker or remote-service engine is one such class; the executor never branches on the
+kind. Pass engine objects to the executor, never in the config (which is plain data)::
+
+    ContainerExecutor(config, engine=MyEngine(...))        # one engine
+    ContainerExecutor(config, engines=[MyEngine(...), "unix:///var/run/docker.sock"])
+
+``DockerEngine`` (:mod:`executor.engine.docker`, the only aiodocker user; it also speaks to
+Podman's Docker API) is loaded lazily so that importing the seam stays light; give it your
+own client with ``DockerEngine(docker=client)``. :class:`executor.testing.FakeEngine` is the
+in-memory engine for tests. How to write one: ``docs/ENGINES.md``. The helpers here
+(:func:`map_exceptions`, :func:`protect`, :func:`cleanup`, :func:`shielded`, the labels) are
+what the built-in engines use and what a new one may use.
 """
 
 from __future__ import annotations

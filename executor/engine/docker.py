@@ -308,7 +308,10 @@ class _DockerImages(Images):
             if helper is None:
                 raise TimeoutError("the engine did not create the image's scratch container")
             try:
-                await cast("Any", helper).put_archive("/", _tar(files))  # untyped in aiodocker
+                # A file object, not bytes: aiohttp warns (ResourceWarning) on a large bytes
+                # body, and a dependencies image's files are tens of MB.
+                archive = io.BytesIO(_tar(files))
+                await cast("Any", helper).put_archive("/", archive)  # untyped in aiodocker
                 repository, _, version = tag.rpartition(":")
                 # An empty config changes nothing on Docker; Podman cannot commit without one.
                 await helper.commit(repository=repository, tag=version, config={}, pause=False)

@@ -192,7 +192,8 @@ class Dispatcher:
             why = f"{why}; the cluster: {fleet.cluster_error}" if why else fleet.cluster_error
         return unavailable(
             "no Ray actor of this executor is up to take the call"
-            + (f" ({why})" if why else " (no node could take one)")
+            + (f" ({why})" if why else " (no node could take one)"),
+            delivered=False,
         )
 
     # -- one chunk -----------------------------------------------------------------------------
@@ -355,7 +356,8 @@ class Dispatcher:
         call.future.set_exception(
             unavailable(
                 f"the call reached no Ray actor in {call.attempts} tries "
-                f"(last: {actor.name}: {describe(exc)})"
+                f"(last: {actor.name}: {describe(exc)})",
+                delivered=False,
             )
         )
         return False

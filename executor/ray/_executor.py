@@ -63,7 +63,7 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
 
     Asyncio only (Ray's object references are asyncio futures). Use it as ``async with``: the
     actors are placed on entry and closed on exit. Raises :class:`ConfigError` when Ray is not
-    installed (``pip install 'executor[ray]'``).
+    installed (``pip install 'typed-executor[ray]'``).
     """
 
     def __init__(
@@ -84,11 +84,6 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
 
         if not isinstance(config, ContainerConfig):
             raise ConfigError(f"config must be a ContainerConfig, got {type(config).__name__}")
-        if config.docker is not None:
-            raise ConfigError(
-                "RayExecutor: ContainerConfig.docker (a client object) cannot travel to the "
-                "nodes; leave it unset so each node uses its own engine, or give docker_url"
-            )
         for name, value in (
             ("actors", actors),
             ("max_in_flight_per_actor", max_in_flight_per_actor),

@@ -65,7 +65,7 @@ def import_ray() -> Any:
         import ray.util.scheduling_strategies
     except ImportError as exc:
         raise ConfigError(
-            f"RayExecutor needs Ray ({exc}): install the extra, pip install 'executor[ray]'"
+            f"RayExecutor needs Ray ({exc}): install the extra, pip install 'typed-executor[ray]'"
         ) from exc
     return ray
 
@@ -465,9 +465,9 @@ def _actor_class(ray: Any) -> Any:
     return _ACTOR_CLASS
 
 
-def unavailable(message: str) -> EngineUnavailable:
+def unavailable(message: str, *, delivered: bool | None = None) -> EngineUnavailable:
     """EngineUnavailable about the Ray cluster, without the class's hint about Docker."""
-    return EngineUnavailable(message + ".", hint="")
+    return EngineUnavailable(message + ".", hint="", delivered=delivered)
 
 
 def describe(exc: BaseException) -> str:

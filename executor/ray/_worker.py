@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from .._errors import EngineUnavailable, ExecutorError
+from .._errors import EngineUnavailable, ExecutorError, InfrastructureError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -72,12 +72,12 @@ class NodeWorker:
         self._running: dict[int, list[asyncio.Task[None]]] = {}
         self.calls = 0
         # A pool that makes calls wait for a container (on_empty="wait") wakes every waiter
-        # whenever one frees up: with a Ray window far above pool_size that cost more CPU
+        # whenever one frees up: with a Ray window far above `containers` that cost more CPU
         # than the calls (101k wake-ups for 3000 calls, window 128, 4 workers). Calls beyond
         # what the pool serves at once wait here instead, woken one at a time.
         self._gate: asyncio.Semaphore | None = None
         self._gate_size = (
-            config.pool_size if config.pool_size and config.on_empty == "wait" else None
+            config.containers if config.containers and config.on_empty == "wait" else None
         )
 
     async def start(self) -> dict[str, Any]:
@@ -234,7 +234,7 @@ async def _call(
     except ExecutorError as exc:
         return index, None, exc
     except Exception as exc:  # a bug here must not take the chunk's other results with it
-        return index, None, ExecutorError(f"the Ray worker failed the call: {exc!r}")
+        return index, None, InfrastructureError(f"the Ray worker failed the call: {exc!r}")
     meta = (
         ex.duration,
         ex.timings,

@@ -2,7 +2,7 @@
 //
 // Protocol (see executor/protocol.py and tests/vectors/): read {"schema_in", "schema_out",
 // "input"}, call executeFunction(input) exported by the user's ES module (/app/execute.mjs,
-// else /app/execute.js, or $EXECUTOR_MODULE), answer {"ok": true, "output": ...} or
+// else /app/execute.js, or $EXECUTOR_MODULE; the image ships none: NO_TASK without one), answer {"ok": true, "output": ...} or
 // {"ok": false, "error": {"message", "code", "details"}} and exit 0. --serve (or
 // EXECUTOR_SERVE=1) answers newline-delimited requests, one line each, until EOF. A request's
 // "collect": {"path", "max_bytes", "max_files"} empties that directory before the call and answers
@@ -87,7 +87,12 @@ async function load() {
   const candidates = given ? [given] : DEFAULT_MODULES;
   const path = candidates.find((p) => fs.existsSync(p));
   if (path === undefined) {
-    return new Failure("NO_EXECUTE", `user module ${candidates.join(" or ")} not found`);
+    return new Failure(
+      "NO_TASK",
+      `no task module at ${candidates.join(" or ")}: the stock runner image has no task of ` +
+        `its own. Put yours there: ContainerConfig(image, files={'${candidates[0]}': SOURCE}), ` +
+        "a mount, or an image built FROM this one; or point EXECUTOR_MODULE at it",
+    );
   }
   let mod;
   try {

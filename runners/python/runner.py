@@ -2,7 +2,8 @@
 
 Protocol (see executor/protocol.py and tests/vectors/): read
 ``{"schema_in", "schema_out", "input"}``, call ``execute(input)`` from the user module
-(``/app/execute.py``, or ``$EXECUTOR_MODULE``), answer ``{"ok": true, "output": ...}`` or
+(``/app/execute.py``, or ``$EXECUTOR_MODULE``; the image ships none: ``NO_TASK`` without one),
+answer ``{"ok": true, "output": ...}`` or
 ``{"ok": false, "error": {"message", "code", "details"}}`` and exit 0. ``--serve`` (or
 ``EXECUTOR_SERVE=1``) answers newline-delimited requests, one line each, until EOF.
 
@@ -151,7 +152,12 @@ def _load():
     """Import the user module and return its function, or a _Failure to report per request."""
     path = os.environ.get("EXECUTOR_MODULE") or DEFAULT_MODULE
     if not os.path.isfile(path):
-        return _Failure("NO_EXECUTE", f"user module {path} not found")
+        return _Failure(
+            "NO_TASK",
+            f"no task module at {path}: the stock runner image has no task of its own. Put "
+            f"yours there: ContainerConfig(image, files={{{path!r}: SOURCE}}), a mount, or an "
+            "image built FROM this one; or point EXECUTOR_MODULE at it",
+        )
     directory = os.path.dirname(os.path.abspath(path))
     if directory not in sys.path:
         sys.path.insert(0, directory)  # so the module can import its siblings

@@ -78,6 +78,19 @@ def test_batch_all_ok_exits_0_and_writes_stdout() -> None:
     assert {i: r["output"]["n"] for i, r in results.items()} == {i: 2 * i for i in range(50)}
 
 
+def test_batch_in_process_task_output_goes_to_stderr() -> None:
+    """In a batch of an in-process task, its prints (any thread, fd 1, a child process) land
+    on stderr: stdout holds only the result lines."""
+    lines = "".join(json.dumps({"n": i}) + "\n" for i in range(5))
+    result = executor_cli("batch", str(TASKS / "noisy.py"), "--inputs", "-", input=lines)
+    assert result.code == 0, result.stderr
+    assert {i: r["output"]["n"] for i, r in _read_results(result.stdout).items()} == {
+        i: 2 * i for i in range(5)
+    }
+    for line in ("noisy: imported", "noisy: print", "noisy: fd 1", "noisy: child"):
+        assert line in result.stderr
+
+
 def test_blank_and_trailing_lines_are_recorded(tmp_path: Path) -> None:
     """A blank line in the middle is an error line, not silently skipped."""
     inputs = tmp_path / "in.jsonl"
@@ -125,8 +138,9 @@ def test_batch_in_containers(tmp_path: Path) -> None:
         DOUBLE,
         "--runner",
         "python",
-        "--reuse",
-        "--pool-size",
+        "--mode",
+        "reuse",
+        "--containers",
         "2",
         "--label",
         RUN_LABEL,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -63,6 +65,50 @@ def test_doctor_against_a_silent_engine_is_bounded() -> None:
     assert result.code == 1
     assert "did not answer" in result.stdout
     assert time.monotonic() - started < 60
+
+
+class _NotDocker(http.server.BaseHTTPRequestHandler):
+    """A web server that is not a Docker engine: every request gets a 404 (JSON or HTML)."""
+
+    html = False
+
+    def _answer(self) -> None:
+        html = self.html
+        body = b"<h1>Not Found</h1>" if html else b'{"message": "page not found"}'
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html" if html else "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_HEAD = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _NotDockerHTML(_NotDocker):
+    html = True
+
+
+@pytest.mark.parametrize("handler", [_NotDocker, _NotDockerHTML])
+def test_doctor_against_a_server_that_is_not_docker(handler: type[_NotDocker]) -> None:
+    """A DOCKER_HOST that answers HTTP but is no Docker API (404, JSON or HTML) gets doctor's
+    FAIL line naming the address and the fix, not a raw error object."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"tcp://127.0.0.1:{server.server_port}"
+        result = executor_cli("doctor", env={"DOCKER_HOST": url}, timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.code == 1
+    assert "FAIL  engine" in result.stdout, result.stdout + result.stderr
+    assert url in result.stdout and "not a Docker Engine API" in result.stdout
+    assert "DOCKER_HOST" in result.stdout
+    assert result.stderr == ""
 
 
 def test_reap_and_images_without_an_engine_exit_9() -> None:
@@ -172,7 +218,7 @@ async def test_images_prune_removes_derived_images_no_container_uses() -> None:
         async with ContainerExecutor(ContainerConfig(base, files=files(1), labels=labels)) as ex:
             assert await ex.execute(1) == 2
         pooled = ContainerExecutor(
-            ContainerConfig(base, files=files(2), labels=labels, pool_size=1, reuse=True)
+            ContainerConfig(base, files=files(2), labels=labels, mode="reuse", containers=1)
         )
         async with pooled:
             assert await pooled.execute(1) == 3
@@ -186,7 +232,7 @@ async def test_images_prune_removes_derived_images_no_container_uses() -> None:
 
             done = await cli("--base", base)
             assert done.code == 0, done.stderr
-            assert "removed 1 derived files image(s); kept 1 in use" in done.stderr + done.stdout
+            assert "removed 1 derived image(s); kept 1 in use" in done.stderr + done.stdout
             assert len(derived()) == 1
             assert await pooled.execute(1) == 3, "the kept image still serves its pool"
 
@@ -194,7 +240,7 @@ async def test_images_prune_removes_derived_images_no_container_uses() -> None:
             assert await ex.execute(1) == 2, "a pruned image is derived again when needed"
 
         young = await cli("--base", base, "--older-than", "1h")
-        assert "removed 0 derived files image(s)" in young.stderr + young.stdout
+        assert "removed 0 derived image(s)" in young.stderr + young.stdout
         assert len(derived()) == 2
     finally:
         await cli("--base", base)

@@ -133,6 +133,7 @@ def test_import_failure_and_missing_function_exit_10(tmp_path: Path) -> None:
         ["run", DOUBLE, "--runner", "cobol", "--input", "1"],
         ["run", DOUBLE, "--runner", "go", "--input", "1"],
         ["run", DOUBLE, "--runner", "python", "--memory", "lots", "--input", "1"],
+        ["run", "--runner", "python", "--input", "1"],
         ["frobnicate"],
     ],
 )
@@ -148,6 +149,17 @@ def test_go_runner_explains_compiled_code() -> None:
     result = executor_cli("run", DOUBLE, "--runner", "go", "--input", "1")
     assert "compiled into the runner image" in result.stderr
     assert "--image" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "batch"])
+def test_runner_choices_are_the_ones_that_work(command: str) -> None:
+    """``--help`` offers ``--runner node|python`` only; ``--runner go`` (with or without a
+    TARGET) is a usage error explaining how Go runs, never a container start."""
+    help_text = executor_cli(command, "--help").stdout
+    assert "[node|python]" in help_text and "go" not in help_text.split("--runner", 1)[1][:40]
+    result = executor_cli("run", "--runner", "go", "--input", "1")
+    assert result.code == 2, result.stderr
+    assert "compiled into the runner image" in result.stderr
 
 
 # --- in a container ----------------------------------------------------------------------------
@@ -231,6 +243,26 @@ def test_missing_image_exits_9() -> None:
     """An image that is not on the engine exits 9 with IMAGE_NOT_FOUND."""
     result = executor_cli("run", "--image", "executor/no-such-image:1", "--input", "1")
     assert (result.code, result.error()["code"]) == (9, "IMAGE_NOT_FOUND")
+
+
+@pytest.mark.docker
+def test_runner_image_comes_from_the_environment() -> None:
+    """``--runner python`` runs the image ``EXECUTOR_PYTHON_IMAGE`` names, as CodeExecutor
+    does (here one that is missing, so the error names it)."""
+    image = "executor/no-such-runner-python:1"
+    result = executor_cli(
+        "run",
+        DOUBLE,
+        "--runner",
+        "python",
+        "--label",
+        RUN_LABEL,
+        "--input",
+        "{}",
+        env={"EXECUTOR_PYTHON_IMAGE": image},
+    )
+    assert (result.code, result.error()["code"]) == (9, "IMAGE_NOT_FOUND"), result.stderr
+    assert image in result.error()["message"]
 
 
 def test_unreachable_engine_exits_9() -> None:
@@ -396,3 +428,17 @@ def test_follow_in_process_prints_the_output() -> None:
     """``--follow`` on a local target runs it and prints the output (no live logs there)."""
     result = executor_cli("run", DOUBLE, "--follow", "--input", '{"n": 2}')
     assert (result.code, result.json()) == (0, {"n": 4}), result.stderr
+
+
+@pytest.mark.parametrize("function", ["execute", "async_execute"])
+def test_in_process_task_output_goes_to_stderr(function: str) -> None:
+    """An in-process task's writes to stdout (print at import and in the call, a write to fd 1,
+    a child process) land on stderr: stdout is exactly the one JSON line."""
+    result = executor_cli("run", f"{TASKS / 'noisy.py'}:{function}", "--input", '{"n": 21}')
+    assert (result.code, result.stdout) == (0, '{"n":42}\n'), result.stderr
+    assert "noisy: imported" in result.stderr
+    if function == "execute":
+        for line in ("noisy: print", "noisy: fd 1", "noisy: child"):
+            assert line in result.stderr
+    else:
+        assert "noisy: async print" in result.stderr

@@ -11,6 +11,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ RUN_LABEL = "executor.test-run"
 PYTHON_IMAGE = os.environ.get("EXECUTOR_PYTHON_IMAGE", "executor/runner-python:latest")
 NODE_IMAGE = os.environ.get("EXECUTOR_NODE_IMAGE", "executor/runner-node:latest")
 GO_IMAGE = os.environ.get("EXECUTOR_GO_IMAGE", "executor/runner-go:latest")
+#: A bind mount giving the stock Python image (which has no task) an echo task, for tests
+#: that must run the image itself, with no derived ``files=`` image.
+ECHO_MOUNT = f"{Path(__file__).resolve().parent / 'tasks' / 'echo.py'}:/app/execute.py:ro"
 
 pytestmark = pytest.mark.docker
 

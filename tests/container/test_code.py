@@ -93,7 +93,15 @@ async def test_round_trip(language: str) -> None:
     assert 0 < result.duration < execution.duration
 
 
-@pytest.mark.parametrize("mode", [{}, {"pool_size": 1}, {"reuse": "fork"}, {"reuse": True}])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        {},
+        {"mode": "pool", "containers": 1},
+        {"mode": "fork", "containers": 1},
+        {"mode": "reuse", "containers": 0},
+    ],
+)
 async def test_every_mode(mode: dict[str, Any]) -> None:
     """The same program gives the same result fresh, pooled, in fork mode and reused."""
     async with executor("python", **mode) as ex:
@@ -112,7 +120,7 @@ open("/tmp/left-behind", "w").write("x")
 subprocess.Popen(["sleep", "600"], start_new_session=True)
 print(seen)
 """
-    async with executor("python", reuse="fork") as ex:
+    async with executor("python", mode="fork", containers=1) as ex:
         first = await ex.execute(CodeRun(program))
         second = await ex.execute(CodeRun(program))
         check = await ex.execute(
@@ -144,7 +152,9 @@ async def test_collect_caps_raise() -> None:
         assert unchanged.files == {}  # an unchanged input does not count
 
 
-@pytest.mark.parametrize("mode", [{}, {"reuse": True}, {"reuse": "fork"}])
+@pytest.mark.parametrize(
+    "mode", [{}, {"mode": "reuse", "containers": 0}, {"mode": "fork", "containers": 1}]
+)
 async def test_timeout_is_execution_timeout(mode: dict[str, Any]) -> None:
     """A program past the timeout raises ExecutionTimeout; the executor serves on (in reuse
     and fork mode the same container: the code runner killed the program itself)."""
@@ -156,6 +166,31 @@ async def test_timeout_is_execution_timeout(mode: dict[str, Any]) -> None:
         assert time.monotonic() - started < 10
         assert (await ex.execute(CodeRun("print('next')"))).stdout == "next\n"
     assert containers(labels) == []
+
+
+@pytest.mark.parametrize("language", ["python", "node"])
+async def test_per_run_timeout_within_the_configs(language: str) -> None:
+    """CodeRun(timeout=...) limits that program alone (ExecutionTimeout naming its timeout,
+    the config's 30 s untouched for the next run); one above the config's, or not a positive
+    number, is INPUT_INVALID at $.timeout before anything runs."""
+    labels = case()
+    spin = {"python": "while True:\n    pass\n", "node": "for (;;) {}\n"}[language]
+    hello = {"python": "print('next')", "node": "console.log('next')"}[language]
+    async with executor(language, timeout=30, labels=labels) as ex:
+        with pytest.raises(ExecutionTimeout) as info:
+            await ex.execute(CodeRun(spin, timeout=1))
+        assert info.value.timeout == 1
+        assert (await ex.execute(CodeRun(hello, timeout=30))).stdout == "next\n"
+        with pytest.raises(InputValidationError, match="config's timeout of 30 s") as invalid:
+            await ex.execute(CodeRun(hello, timeout=31))
+        assert invalid.value.path == "$.timeout"
+        for bad in (0, -1, "5", True, float("nan")):
+            with pytest.raises(InputValidationError) as invalid:
+                await ex.execute({"code": hello, "timeout": bad})
+            assert invalid.value.path == "$.timeout"
+    assert containers(labels) == []
+    unbounded = CodeExecutor(language, config(IMAGES[language], timeout=None))
+    assert unbounded._task(CodeRun(hello, timeout=3600))[1] == 3600
 
 
 @pytest.mark.parametrize("language", ["python", "node"])

@@ -45,9 +45,9 @@ export function executeFunction(input) {
 """
 MODES: list[dict[str, Any]] = [
     {},
-    {"pool_size": 1},
-    {"reuse": "fork"},
-    {"reuse": True},
+    {"mode": "pool", "containers": 1},
+    {"mode": "fork", "containers": 1},
+    {"mode": "reuse", "containers": 0},
 ]
 
 
@@ -90,7 +90,7 @@ async def test_collect_caps_are_errors(make_executor: MakeExecutor, mode: dict[s
 async def test_large_collect_passes_a_small_output_limit(make_executor: MakeExecutor) -> None:
     """max_output_bytes bounds the output, not the files: 3 MiB back with a 1 KiB output
     limit, in fork mode too (the parent's limit includes the files' allowance)."""
-    for mode in ({}, {"reuse": "fork"}):
+    for mode in ({}, {"mode": "fork", "containers": 1}):
         ex = make_executor(
             files={"/app/execute.py": WRITER},
             collect="/tmp/out",

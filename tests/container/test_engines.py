@@ -17,7 +17,7 @@ import pytest
 from executor import ContainerExecutor, EngineEndpoint, EngineUnavailable, ImageNotFound
 
 from .._dockerd import PrivateDockerd
-from .conftest import PYTHON_IMAGE, RUN_ID, RUN_LABEL, config
+from .conftest import ECHO_MOUNT, PYTHON_IMAGE, RUN_ID, RUN_LABEL, config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -176,7 +176,9 @@ async def test_missing_image_can_be_copied_from_another_engine(
     subprocess.run(["docker", "tag", PYTHON_IMAGE, tag], check=True)
     try:
         ex = ContainerExecutor(
-            config(tag, engines=[SYSTEM, second_engine.url], missing_image="copy")
+            config(
+                tag, engines=[SYSTEM, second_engine.url], missing_image="copy", mounts=[ECHO_MOUNT]
+            )
         )
         async with ex:
             # Concurrency 2 sends one call to each engine; the second engine lacks the image.

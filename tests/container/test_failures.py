@@ -32,7 +32,7 @@ from executor import (
 from executor.engine import OWNER_LABEL, owner_id
 
 from ._support import case, containers
-from .conftest import RUN_ID, RUN_LABEL
+from .conftest import ECHO_MOUNT, RUN_ID, RUN_LABEL
 
 if TYPE_CHECKING:
     from executor import ContainerExecutor
@@ -172,7 +172,7 @@ async def test_cancelled_call_while_running_leaves_no_container(
 
 @pytest.mark.parametrize(
     "mode",
-    [{}, {"pool_size": 1, "reuse": True}, {"pool_size": 1, "reuse": "fork"}],
+    [{}, {"mode": "reuse", "containers": 1}, {"mode": "fork", "containers": 1}],
     ids=["fresh", "reuse", "fork"],
 )
 async def test_container_removed_from_outside_mid_call_is_worker_lost(
@@ -231,7 +231,8 @@ async def test_asyncio_cancellation_at_any_moment_leaves_no_container(
     no container and no scratch container behind while the executor stays open."""
     labels = case()
     files = {"/app/execute.py": f"# {uuid.uuid4().hex}\n{TASKS}"} if mode == "files" else {}
-    ex = make_executor(labels=labels, **({"files": files} if files else {}))
+    # Fresh: the stock image itself, its task mounted (no derived image).
+    ex = make_executor(labels=labels, **({"files": files} if files else {"mounts": [ECHO_MOUNT]}))
     if not files:
         assert await ex.execute({"do": "echo"}) == {"do": "echo"}  # the image is checked
     for i in range(24):

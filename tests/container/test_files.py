@@ -71,6 +71,46 @@ async def test_go_image_default_echo(make_executor: MakeExecutor) -> None:
     assert await make_executor(GO_IMAGE).execute(value) == value
 
 
+@pytest.mark.parametrize(
+    ("lang", "where", "expected"),
+    [
+        ("python", "/app/main.py", "/app/execute.py"),
+        ("node", "/app/main.mjs", "/app/execute.mjs"),
+        ("node", "/srv/task.js", "/app/execute.js"),
+    ],
+)
+async def test_a_task_in_the_wrong_place_is_no_task_naming_both_paths(
+    make_executor: MakeExecutor, lang: str, where: str, expected: str
+) -> None:
+    """A stock image has no task of its own: a module put elsewhere by files= is NO_TASK whose
+    message names the paths the runner looked at and where the files put it, never an echo."""
+    source = {
+        "python": "def execute(input):\n    return 'mine'\n",
+        "node": "export function executeFunction() { return 'mine'; }\n",
+    }[lang]
+    ex = make_executor(PYTHON_IMAGE if lang == "python" else NODE_IMAGE, files={where: source})
+    with pytest.raises(ExecutionFailed) as info:
+        await ex.execute({"n": 1})
+    message = info.value.message
+    assert info.value.code == "NO_TASK", message
+    assert expected.rpartition(".")[0] in message and where in message, message
+    assert "files=" in message and "EXECUTOR_MODULE" in message, message
+
+
+@pytest.mark.parametrize("lang", ["python", "node"])
+async def test_a_stock_image_without_a_task_is_no_task(
+    make_executor: MakeExecutor, lang: str
+) -> None:
+    """With nothing given, a stock runner image answers NO_TASK naming the files= key to use,
+    instead of echoing the input back."""
+    ex = make_executor(PYTHON_IMAGE if lang == "python" else NODE_IMAGE)
+    with pytest.raises(ExecutionFailed) as info:
+        await ex.execute({"n": 1})
+    assert info.value.code == "NO_TASK"
+    key = "/app/execute.py" if lang == "python" else "/app/execute.mjs"
+    assert f"files={{'{key}'" in info.value.message, info.value.message
+
+
 async def test_changed_files_are_seen_by_a_new_executor(make_executor: MakeExecutor) -> None:
     """Two executors with different files for the same path each run their own code."""
     first = make_executor(files={"/app/execute.py": "def execute(i):\n    return 'first'\n"})
@@ -99,9 +139,9 @@ async def test_node_user_error_and_missing_function(make_executor: MakeExecutor)
     "mode",
     [
         {},
-        {"pool_size": 2, "prewarm": True},
-        {"pool_size": 2, "prewarm": True, "reuse": "fork", "max_uses": 2},
-        {"pool_size": 2, "prewarm": True, "reuse": True, "max_uses": 2},
+        {"mode": "pool", "containers": 2, "prewarm": True},
+        {"mode": "fork", "containers": 2, "prewarm": True, "max_uses": 2},
+        {"mode": "reuse", "containers": 2, "prewarm": True, "max_uses": 2},
     ],
     ids=["fresh", "pool", "fork", "reuse"],
 )

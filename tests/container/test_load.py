@@ -46,9 +46,9 @@ def execute(input):
 FILES = {"/app/execute.py": TASK}
 MODES: dict[str, dict[str, Any]] = {
     "fresh": {},
-    "pool": {"pool_size": 4},
-    "reuse": {"reuse": True, "pool_size": 4},
-    "fork": {"reuse": "fork", "pool_size": 2},
+    "pool": {"mode": "pool", "containers": 4},
+    "reuse": {"mode": "reuse", "containers": 4},
+    "fork": {"mode": "fork", "containers": 2},
 }
 
 
@@ -130,8 +130,8 @@ async def test_start_timeout_is_raised_and_the_request_never_delivered(
         files={"/app/execute.py": task},
         labels=labels,
         mounts=[f"{marks}:/marks:rw"],
-        reuse=True,
-        pool_size=1,
+        mode="reuse",
+        containers=1,
         prewarm=True,  # the worker's own start is not under test (nor under start_timeout)
         start_timeout=0.5,
         on_empty="wait",

@@ -41,8 +41,8 @@ async def wait_for(predicate: Any, *, timeout: float = 20.0) -> None:
 
 
 async def test_prewarm_fills_pool_and_refills_after_use(make_executor: MakeExecutor) -> None:
-    """A prewarmed pool holds pool_size started containers and refills after each call."""
-    ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=2, prewarm=True)
+    """A prewarmed pool holds `containers` started containers and refills after each call."""
+    ex = make_executor(files={"/app/execute.py": ECHO}, mode="pool", containers=2, prewarm=True)
     async with ex:
         pool = ex._pool
         assert pool is not None
@@ -57,7 +57,7 @@ async def test_prewarm_fills_pool_and_refills_after_use(make_executor: MakeExecu
 
 async def test_each_pooled_container_serves_one_call(make_executor: MakeExecutor) -> None:
     """Single-use pool: every call lands in a different container (no state is shared)."""
-    ex = make_executor(files={"/app/execute.py": COUNTER}, pool_size=2, prewarm=True)
+    ex = make_executor(files={"/app/execute.py": COUNTER}, mode="pool", containers=2, prewarm=True)
     async with ex:
         ids = set()
         for i in range(4):
@@ -69,7 +69,7 @@ async def test_each_pooled_container_serves_one_call(make_executor: MakeExecutor
 
 async def test_idle_container_that_dies_is_replaced(make_executor: MakeExecutor) -> None:
     """A pooled container killed from outside while idle is never handed to a caller."""
-    ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=1, prewarm=True)
+    ex = make_executor(files={"/app/execute.py": ECHO}, mode="pool", containers=1, prewarm=True)
     async with ex:
         pool = ex._pool
         assert pool is not None
@@ -83,14 +83,14 @@ async def test_idle_container_that_dies_is_replaced(make_executor: MakeExecutor)
         assert pool.replaced_dead >= 1
 
 
-@pytest.mark.parametrize("reuse", [True, "fork"], ids=["reuse", "fork"])
+@pytest.mark.parametrize("mode", ["reuse", "fork"])
 async def test_worker_removed_just_before_a_call_is_replaced_not_written_to(
-    make_executor: MakeExecutor, reuse: bool | str
+    make_executor: MakeExecutor, mode: str
 ) -> None:
     """`docker rm -f` of an idle worker by another process, the next call at once: the end of
     stream already on the socket is read before the lease, so the call runs on a new worker
     instead of failing WORKER_LOST on the removed one."""
-    ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=1, reuse=reuse)
+    ex = make_executor(files={"/app/execute.py": ECHO}, mode=mode, containers=1)
     for round in range(3):
         first = await ex.run({"round": round})
         # Blocking on purpose: the event loop gets no turn between the removal and the call,
@@ -103,7 +103,7 @@ async def test_worker_removed_just_before_a_call_is_replaced_not_written_to(
 
 async def test_cancelled_call_does_not_poison_pool(make_executor: MakeExecutor) -> None:
     """Cancelling a pooled call kills only its container; the pool refills and still works."""
-    ex = make_executor(files={"/app/execute.py": SLEEPY}, pool_size=2, prewarm=True)
+    ex = make_executor(files={"/app/execute.py": SLEEPY}, mode="pool", containers=2, prewarm=True)
     async with ex:
         pool = ex._pool
         assert pool is not None
@@ -117,7 +117,9 @@ async def test_cancelled_call_does_not_poison_pool(make_executor: MakeExecutor) 
 
 async def test_pooled_timeout_kills_only_that_container(make_executor: MakeExecutor) -> None:
     """A timeout in pooled mode raises ExecutionTimeout and leaves the other idle ones alone."""
-    ex = make_executor(files={"/app/execute.py": SLEEPY}, pool_size=2, prewarm=True, timeout=5.0)
+    ex = make_executor(
+        files={"/app/execute.py": SLEEPY}, mode="pool", containers=2, prewarm=True, timeout=5.0
+    )
     async with ex:
         pool = ex._pool
         assert pool is not None
@@ -129,8 +131,8 @@ async def test_pooled_timeout_kills_only_that_container(make_executor: MakeExecu
 
 
 async def test_reuse_serves_many_calls_per_container(make_executor: MakeExecutor) -> None:
-    """reuse=True keeps one warm worker and its state across calls, up to max_uses."""
-    ex = make_executor(files={"/app/execute.py": COUNTER}, reuse=True, max_uses=3)
+    """mode="reuse" keeps one warm worker and its state across calls, up to max_uses."""
+    ex = make_executor(files={"/app/execute.py": COUNTER}, mode="reuse", containers=0, max_uses=3)
     async with ex:
         results = [await ex.run(i) for i in range(7)]
     counts = [r.output["calls"] for r in results]
@@ -142,7 +144,7 @@ async def test_reuse_serves_many_calls_per_container(make_executor: MakeExecutor
 
 async def test_reuse_timeout_kills_only_that_worker(make_executor: MakeExecutor) -> None:
     """In reuse mode a timed-out worker is replaced; the next call gets a fresh one."""
-    ex = make_executor(files={"/app/execute.py": SLEEPY}, reuse=True, timeout=5.0)
+    ex = make_executor(files={"/app/execute.py": SLEEPY}, mode="reuse", containers=0, timeout=5.0)
     async with ex:
         first = await ex.run({"sleep": 0})
         with pytest.raises(ExecutionTimeout):
@@ -160,7 +162,7 @@ async def test_reuse_survives_user_errors(make_executor: MakeExecutor) -> None:
         "        raise ValueError('boom')\n"
         "    return input\n"
     )
-    ex = make_executor(files={"/app/execute.py": src}, reuse=True)
+    ex = make_executor(files={"/app/execute.py": src}, mode="reuse", containers=0)
     async with ex:
         first = await ex.run("a")
         with pytest.raises(Exception, match="boom") as info:
@@ -173,7 +175,9 @@ async def test_reuse_survives_user_errors(make_executor: MakeExecutor) -> None:
 async def test_aclose_removes_idle_containers() -> None:
     """aclose() removes every idle pooled container and waits for background removals."""
     ex: ContainerExecutor[Any, Any] = ContainerExecutor(
-        config(PYTHON_IMAGE, files={"/app/execute.py": ECHO}, pool_size=3, prewarm=True)
+        config(
+            PYTHON_IMAGE, files={"/app/execute.py": ECHO}, mode="pool", containers=3, prewarm=True
+        )
     )
     async with ex:
         assert ex._pool is not None and ex._pool.idle == 3
@@ -183,7 +187,7 @@ async def test_aclose_removes_idle_containers() -> None:
 
 async def test_on_empty_wait_waits_for_refill(make_executor: MakeExecutor) -> None:
     """With on_empty='wait' a call on an empty pool waits for a pooled container."""
-    ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=1, on_empty="wait")
+    ex = make_executor(files={"/app/execute.py": ECHO}, mode="pool", containers=1, on_empty="wait")
     async with ex:
         results = await ex.execute_many(range(4), concurrency=2)
         assert results == [0, 1, 2, 3]
@@ -194,7 +198,7 @@ async def test_map_streams_in_completion_order_with_bounded_in_flight(
     make_executor: MakeExecutor,
 ) -> None:
     """map yields results as they complete and never runs more than `concurrency` at once."""
-    ex = make_executor(files={"/app/execute.py": SLEEPY}, reuse=True)
+    ex = make_executor(files={"/app/execute.py": SLEEPY}, mode="reuse", containers=0)
     in_flight = peak = 0
     original = ex.execute
 
@@ -225,7 +229,9 @@ def test_run_label_is_applied() -> None:
 
 async def test_max_idle_recycles_stale_containers(make_executor: MakeExecutor) -> None:
     """A pooled container idle longer than max_idle is replaced by a fresh one."""
-    ex = make_executor(files={"/app/execute.py": ECHO}, pool_size=1, prewarm=True, max_idle=0.5)
+    ex = make_executor(
+        files={"/app/execute.py": ECHO}, mode="pool", containers=1, prewarm=True, max_idle=0.5
+    )
     async with ex:
         pool = ex._pool
         assert pool is not None
@@ -240,7 +246,7 @@ async def test_max_idle_recycles_stale_containers(make_executor: MakeExecutor) -
 async def test_more_than_100_live_attachments(make_executor: MakeExecutor) -> None:
     """Over 100 containers attached at once do not exhaust the engine client's connections."""
     src = "import time\n\ndef execute(input):\n    time.sleep(1)\n    return input\n"
-    ex = make_executor(files={"/app/execute.py": src}, reuse=True, timeout=180)
+    ex = make_executor(files={"/app/execute.py": src}, mode="reuse", containers=0, timeout=180)
     async with ex:
         with anyio.fail_after(170):
             results = await ex.execute_many(range(105), concurrency=105)
@@ -251,7 +257,9 @@ async def test_more_than_100_live_attachments(make_executor: MakeExecutor) -> No
 async def test_executor_entered_in_one_task_closed_in_another() -> None:
     """A pooled executor entered in one task can be closed from another (pytest fixtures)."""
     ex: ContainerExecutor[Any, Any] = ContainerExecutor(
-        config(PYTHON_IMAGE, files={"/app/execute.py": ECHO}, pool_size=1, prewarm=True)
+        config(
+            PYTHON_IMAGE, files={"/app/execute.py": ECHO}, mode="pool", containers=1, prewarm=True
+        )
     )
     entered = anyio.Event()
 
@@ -271,7 +279,7 @@ async def test_executor_entered_in_one_task_closed_in_another() -> None:
 async def test_pool_without_async_with_refills_and_closes() -> None:
     """A pooled executor used without `async with` still refills, and aclose() cleans up."""
     ex: ContainerExecutor[Any, Any] = ContainerExecutor(
-        config(PYTHON_IMAGE, files={"/app/execute.py": ECHO}, pool_size=1)
+        config(PYTHON_IMAGE, files={"/app/execute.py": ECHO}, mode="pool", containers=1)
     )
     try:
         assert await ex.execute(1) == 1

@@ -34,7 +34,7 @@ class Output(BaseModel):
     mean: float
 
 
-@pytest.mark.parametrize("mode", [{}, {"reuse": "fork"}], ids=["fresh", "fork"])
+@pytest.mark.parametrize("mode", [{}, {"mode": "fork", "containers": 1}], ids=["fresh", "fork"])
 async def test_models_in_and_out(make_executor: MakeExecutor, mode: dict[str, Any]) -> None:
     """A model goes out as its JSON, the answer comes back as the output model; input and
     output errors carry pydantic's field paths."""

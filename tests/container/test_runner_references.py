@@ -29,8 +29,8 @@ def execute(input):
 
 MODES: dict[str, dict[str, Any]] = {
     "fresh": {},
-    "reuse": {"reuse": True, "pool_size": 1},
-    "fork": {"reuse": "fork", "pool_size": 1},
+    "reuse": {"mode": "reuse", "containers": 1},
+    "fork": {"mode": "fork", "containers": 1},
 }
 
 

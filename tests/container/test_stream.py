@@ -40,7 +40,12 @@ export async function executeFunction(input) {
   return input.lines;
 }
 """
-MODES: list[dict[str, Any]] = [{}, {"pool_size": 1}, {"reuse": True}, {"reuse": "fork"}]
+MODES: list[dict[str, Any]] = [
+    {},
+    {"mode": "pool", "containers": 1},
+    {"mode": "reuse", "containers": 0},
+    {"mode": "fork", "containers": 1},
+]
 
 
 async def events_of(ex: Any, value: Any) -> tuple[list[tuple[float, LogLine]], Execution[Any]]:

@@ -35,7 +35,7 @@ async def make() -> AsyncIterator[Make]:
             )
         else:
             ex = ContainerExecutor(
-                ContainerConfig("fake/runner:latest", engines=engines, **settings)
+                ContainerConfig("fake/runner:latest", **settings), engines=engines
             )
         made.append((ex, engines))
         return ex

@@ -37,7 +37,7 @@ async def test_refills_share_the_limit_with_callers(make: Make) -> None:
     """Pool refills and on-demand starts together stay within max_starting."""
     engine = FakeEngine()
     engine.delay("start", 0.01)
-    async with make(engine, pool_size=8, max_starting=2) as ex:
+    async with make(engine, mode="pool", containers=8, max_starting=2) as ex:
         await ex.execute_many(range(30), concurrency=10)
     assert engine.max_starting_seen <= 2
 

@@ -22,7 +22,7 @@ async def pruned(engine: FakeEngine, **options: Any) -> list[tuple[str, bool]]:
 async def test_prune_keeps_images_in_use_and_an_executor_derives_again(make: Make) -> None:
     engine = FakeEngine(echo, images={"fake/runner:latest", "other:latest"})
     fresh = make(engine, files={"/app/a.py": "a"})
-    pooled = make(engine, files={"/app/b.py": "b"}, pool_size=1, reuse=True)
+    pooled = make(engine, files={"/app/b.py": "b"}, mode="reuse", containers=1)
     assert await fresh.execute(1) == 1
     assert await pooled.execute(2) == 2
     derived = {ref for ref in engine.images.present or () if ref.startswith("executor-files/")}

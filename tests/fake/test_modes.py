@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 MODES: dict[str, dict[str, Any]] = {
     "fresh": {},
-    "pool": {"pool_size": 2},
-    "reuse": {"reuse": True},
-    "fork": {"reuse": "fork"},
+    "pool": {"mode": "pool", "containers": 2},
+    "reuse": {"mode": "reuse", "containers": 0},
+    "fork": {"mode": "fork", "containers": 1},
 }
 
 
@@ -82,7 +82,7 @@ async def test_container_modes_reach_the_runner_as_configured(make: Make) -> Non
             await fresh.execute(i)
     assert engine.created == 3
     fork_engine = FakeEngine()
-    async with make(fork_engine, reuse="fork") as fork:
+    async with make(fork_engine, mode="fork", containers=1) as fork:
         for i in range(5):
             await fork.execute(i)
         (only,) = fork_engine.live()
@@ -100,7 +100,7 @@ async def test_timeout_in_fork_mode_keeps_the_container(make: Make) -> None:
         return value
 
     engine = FakeEngine(slow)
-    async with make(engine, reuse="fork", timeout=0.3) as ex:
+    async with make(engine, mode="fork", containers=1, timeout=0.3) as ex:
         assert await ex.execute("warm") == "warm"
         with anyio.fail_after(5):
             with pytest.raises(ExecutionTimeout):

@@ -21,7 +21,8 @@ async def test_leftovers_of_an_executor_closed_during_an_outage_are_removed() ->
 
     engine = FakeEngine(slow)
     ex: ContainerExecutor[Any, Any] = ContainerExecutor(
-        ContainerConfig("fake/runner:latest", pool_size=3, prewarm=True), engine=engine
+        ContainerConfig("fake/runner:latest", mode="pool", containers=3, prewarm=True),
+        engine=engine,
     )
     async with ex:
         await ex.execute_many(range(6), concurrency=3)
@@ -41,7 +42,7 @@ async def test_reap_removes_containers_of_closed_executors_of_this_process() -> 
     """reap() treats containers of this process's closed executors as orphans."""
     engine = FakeEngine()
     ex: ContainerExecutor[Any, Any] = ContainerExecutor(
-        ContainerConfig("fake/runner:latest", reuse=True), engine=engine
+        ContainerConfig("fake/runner:latest", mode="reuse", containers=0), engine=engine
     )
     await ex.execute(1)
     engine.go_down()

@@ -22,9 +22,9 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
 
 
 async def test_prewarm_fills_and_calls_refill(make: Make) -> None:
-    """prewarm starts pool_size containers; each call consumes one and a new one starts."""
+    """prewarm starts `containers` containers; each call consumes one and a new one starts."""
     engine = FakeEngine()
-    async with make(engine, pool_size=3, prewarm=True) as ex:
+    async with make(engine, mode="pool", containers=3, prewarm=True) as ex:
         pool = ex._pool
         assert pool is not None and pool.idle == 3
         for i in range(5):
@@ -37,7 +37,7 @@ async def test_prewarm_fills_and_calls_refill(make: Make) -> None:
 async def test_a_container_that_died_idle_is_replaced_not_used(make: Make) -> None:
     """An idle container whose process ended is dropped and replaced; the call succeeds."""
     engine = FakeEngine()
-    async with make(engine, pool_size=1, prewarm=True) as ex:
+    async with make(engine, mode="pool", containers=1, prewarm=True) as ex:
         pool = ex._pool
         assert pool is not None
         (victim,) = pool.idle_ids()
@@ -49,7 +49,7 @@ async def test_a_container_that_died_idle_is_replaced_not_used(make: Make) -> No
 async def test_max_idle_recycles_stale_containers(make: Make) -> None:
     """Containers idle longer than max_idle are replaced by fresh ones."""
     engine = FakeEngine()
-    async with make(engine, pool_size=2, prewarm=True, max_idle=0.2) as ex:
+    async with make(engine, mode="pool", containers=2, prewarm=True, max_idle=0.2) as ex:
         pool = ex._pool
         assert pool is not None
         first = set(pool.idle_ids())
@@ -61,7 +61,7 @@ async def test_max_idle_recycles_stale_containers(make: Make) -> None:
 async def test_reuse_workers_serve_max_uses_then_are_replaced(make: Make) -> None:
     """A reused worker serves max_uses calls, then a new one takes over."""
     engine = FakeEngine()
-    async with make(engine, reuse=True, max_uses=3) as ex:
+    async with make(engine, mode="reuse", containers=0, max_uses=3) as ex:
         for i in range(7):
             await ex.execute(i)
         assert engine.created >= 3
@@ -73,7 +73,7 @@ async def test_on_empty_wait_waits_for_a_pooled_container(make: Make) -> None:
     """on_empty='wait': calls beyond the pool wait for a replacement, never launch their own."""
     engine = FakeEngine()
     engine.delay("start", 0.05)
-    async with make(engine, pool_size=1, prewarm=True, on_empty="wait") as ex:
+    async with make(engine, mode="pool", containers=1, prewarm=True, on_empty="wait") as ex:
         results = await ex.execute_many(range(4), concurrency=4)
         assert results == [0, 1, 2, 3]
         assert engine.max_starting_seen <= 1
@@ -87,7 +87,7 @@ async def test_start_timeout_when_the_pool_stays_busy_is_never_delivered(make: M
         return value
 
     engine = FakeEngine(slow)
-    async with make(engine, reuse=True, pool_size=1, start_timeout=0.2, on_empty="wait") as ex:
+    async with make(engine, mode="reuse", containers=1, start_timeout=0.2, on_empty="wait") as ex:
         async with anyio.create_task_group() as tg:
             tg.start_soon(ex.execute, "first")
             await until(lambda: engine.requests == 1)
@@ -100,7 +100,15 @@ async def test_start_timeout_when_the_pool_stays_busy_is_never_delivered(make: M
         assert engine.requests == 1  # "second" never reached a container
 
 
-@pytest.mark.parametrize("settings", [{}, {"pool_size": 2}, {"reuse": True}, {"reuse": "fork"}])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"mode": "pool", "containers": 2},
+        {"mode": "reuse", "containers": 0},
+        {"mode": "fork", "containers": 1},
+    ],
+)
 async def test_cancellation_mid_call_leaves_nothing(make: Make, settings: dict[str, Any]) -> None:
     """A call cancelled while its task runs: its container is removed (shielded), nothing leaks."""
     blocked = anyio.Event()
@@ -126,7 +134,7 @@ async def test_close_while_calls_are_running(make: Make) -> None:
         return value
 
     engine = FakeEngine(slow)
-    ex = make(engine, pool_size=2)
+    ex = make(engine, mode="pool", containers=2)
     outcomes: list[Any] = []
 
     async def call(i: int) -> None:

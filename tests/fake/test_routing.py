@@ -103,7 +103,8 @@ async def test_user_errors_do_not_mark_an_engine_down(make: Make) -> None:
 
 
 async def test_an_undelivered_failure_says_so(make: Make) -> None:
-    """EngineUnavailable for a call that never reached a container carries delivered=False."""
+    """EngineUnavailable for a call that never reached a container carries delivered=False
+    and says it is retryable."""
     engine = FakeEngine()
     engine.fail("create", times=5)
     ex = make(engine)
@@ -111,3 +112,4 @@ async def test_an_undelivered_failure_says_so(make: Make) -> None:
         await ex.execute(1)
     assert info.value.delivered is False
     assert info.value.to_dict()["delivered"] is False
+    assert info.value.retryable is True and info.value.to_dict()["retryable"] is True

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 MODES: dict[str, dict[str, Any]] = {
     "fresh": {},
-    "pool": {"pool_size": 1},
-    "reuse": {"reuse": True},
-    "fork": {"reuse": "fork"},
+    "pool": {"mode": "pool", "containers": 1},
+    "reuse": {"mode": "reuse", "containers": 0},
+    "fork": {"mode": "fork", "containers": 1},
 }
 
 

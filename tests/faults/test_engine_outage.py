@@ -136,7 +136,14 @@ async def test_executor_closed_during_an_outage_leaves_nothing_once_the_engine_i
     from executor.container import sweeper
 
     ex: ContainerExecutor[Any, Any] = ContainerExecutor(
-        config(PYTHON_IMAGE, files=FILES, docker_url=private_engine.url, pool_size=3, timeout=30)
+        config(
+            PYTHON_IMAGE,
+            files=FILES,
+            docker_url=private_engine.url,
+            mode="pool",
+            containers=3,
+            timeout=30,
+        )
     )
     instance = ex.labels["executor.instance"]
     async with ex:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import deque
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.lowlevel
@@ -29,14 +29,16 @@ from executor import (
 from executor.container.exchange import (
     CallSpec,
     Outgoing,
-    Reply,
     await_ready,
     conclude,
     exchange,
 )
 from executor.container.lifecycle import Container
 from executor.engine import Attachment, Engine, ExitState
-from executor.protocol import decode_response, decode_response_raw
+from executor.protocol import decode_response, decode_response_files
+
+if TYPE_CHECKING:
+    from executor.container.reader import Reply
 
 #: The per-call log marker of these tests (the runner echoes it: see exchange()).
 MARKER = b"m4rk3r-0123"
@@ -97,8 +99,8 @@ def response_like(draw: st.DrawFn) -> bytes:
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(st.binary(max_size=1024), response_like()))
 def test_decoders_raise_only_protocol_error(data: bytes) -> None:
-    """decode_response and decode_response_raw return or raise ProtocolError, nothing else."""
-    for decode in (decode_response, decode_response_raw):
+    """decode_response and decode_response_files return or raise ProtocolError, nothing else."""
+    for decode in (decode_response, decode_response_files):
         with contextlib.suppress(ProtocolError):
             decode(data)
 

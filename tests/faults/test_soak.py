@@ -62,7 +62,9 @@ async def settled(ex: Any) -> None:
 async def test_soak_pooled_calls_leak_nothing(make_executor: MakeExecutor) -> None:
     """CALLS calls at concurrency 8 through a pool of 8: no container, fd, socket or RSS growth."""
     labels = case()
-    ex = make_executor(files=FILES, labels=labels, pool_size=CONCURRENCY, prewarm=True)
+    ex = make_executor(
+        files=FILES, labels=labels, mode="pool", containers=CONCURRENCY, prewarm=True
+    )
     async with ex:
         # Warm-up: imports, caches, the connection pool reach their working size.
         warm = [{"n": i} for i in range(4 * CONCURRENCY)]

@@ -28,9 +28,9 @@ pytestmark = pytest.mark.docker
 CALLS = int(os.environ.get("EXECUTOR_STORM_CALLS", "200"))
 MODES = {
     "fresh": {},
-    "pool-start": {"pool_size": 4, "prewarm": True},
-    "pool-wait": {"pool_size": 4, "prewarm": True, "on_empty": "wait"},
-    "reuse": {"pool_size": 4, "prewarm": True, "reuse": True},
+    "pool-start": {"mode": "pool", "containers": 4, "prewarm": True},
+    "pool-wait": {"mode": "pool", "containers": 4, "prewarm": True, "on_empty": "wait"},
+    "reuse": {"mode": "reuse", "containers": 4, "prewarm": True},
 }
 
 
@@ -68,7 +68,7 @@ async def test_cancellation_storm_leaves_nothing_behind(
                     await anyio.sleep(0.1)
             assert pool._busy == 0
             if mode == "reuse":
-                # Reusable workers started on demand during the storm come back too: pool_size
+                # Reusable workers started on demand during the storm come back too: `containers`
                 # is the floor there, max_idle trims the rest.
                 assert pool.idle >= pool.size
             else:

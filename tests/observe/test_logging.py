@@ -41,7 +41,7 @@ def container(
 ) -> ContainerExecutor[Any, Any]:
     settings.setdefault("timeout", 10)
     if isinstance(engine, list):
-        return ContainerExecutor(ContainerConfig("fake/runner:latest", engines=engine, **settings))
+        return ContainerExecutor(ContainerConfig("fake/runner:latest", **settings), engines=engine)
     return ContainerExecutor(ContainerConfig("fake/runner:latest", **settings), engine=engine)
 
 
@@ -95,7 +95,7 @@ async def test_debug_off_builds_no_per_call_record(
         raise AssertionError("per-call logging ran with DEBUG off")
 
     monkeypatch.setattr("executor.container.core.call_done", forbidden)
-    async with container(FakeEngine(), reuse=True) as ex:
+    async with container(FakeEngine(), mode="reuse", containers=0) as ex:
         assert await ex.execute_many(range(20)) == list(range(20))
 
 
@@ -130,7 +130,7 @@ async def test_fork_mode_timeout_says_the_container_serves_on(
     logs: pytest.LogCaptureFixture,
 ) -> None:
     """In fork mode the overrun is logged, and the container is not called killed."""
-    async with container(FakeEngine(slow), reuse="fork", timeout=0.2) as ex:
+    async with container(FakeEngine(slow), mode="fork", containers=1, timeout=0.2) as ex:
         with pytest.raises(ExecutionTimeout):
             await ex.execute("sleep")
         assert await ex.execute("after") == "after"
@@ -159,7 +159,7 @@ async def test_engine_down_retry_and_back(logs: pytest.LogCaptureFixture) -> Non
 async def test_refill_failure_is_logged_once_then_recovery(logs: pytest.LogCaptureFixture) -> None:
     """A pool that cannot start containers warns once (not per retry) and says when it can."""
     engine = FakeEngine(name="fake://pool")
-    async with container(engine, pool_size=1, prewarm=True) as ex:
+    async with container(engine, mode="pool", containers=1, prewarm=True) as ex:
         engine.fail("create", times=3)
         assert await ex.execute(1) == 1  # takes the warm one; its replacement fails 3 times
         await until(lambda: events(logs, "pool.refilled") != [], timeout=15)
@@ -171,7 +171,7 @@ async def test_refill_failure_is_logged_once_then_recovery(logs: pytest.LogCaptu
 async def test_a_pooled_container_that_died_is_replaced(logs: pytest.LogCaptureFixture) -> None:
     """An idle container found dead is an INFO ``pool.replaced`` record with its id."""
     engine = FakeEngine()
-    async with container(engine, pool_size=1, prewarm=True) as ex:
+    async with container(engine, mode="pool", containers=1, prewarm=True) as ex:
         pool = ex._pool
         assert pool is not None
         (victim,) = pool.idle_ids()
@@ -195,7 +195,7 @@ async def test_reap_reports_what_it_removed(logs: pytest.LogCaptureFixture) -> N
 async def test_sweeper_hand_over_and_removal(logs: pytest.LogCaptureFixture) -> None:
     """Closed during an outage: WARNING hand-over to the sweeper, INFO once it removed them."""
     engine = FakeEngine(name="fake://outage")
-    ex = container(engine, pool_size=2, prewarm=True)
+    ex = container(engine, mode="pool", containers=2, prewarm=True)
     async with ex:
         engine.go_down()
         with pytest.raises(EngineUnavailable):

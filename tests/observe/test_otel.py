@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from executor import (
     LocalConfig,
     LocalExecutor,
 )
+from executor._observe import observer
 from executor.testing import FakeEngine
 
 if TYPE_CHECKING:
@@ -44,7 +46,9 @@ def container(engine: FakeEngine, **settings: Any) -> ContainerExecutor[Any, Any
 
 
 async def test_without_a_configured_sdk_executors_are_untouched() -> None:
-    """OpenTelemetry imported but no SDK set: calls go to the class's methods, no wrapper."""
+    """OpenTelemetry imported but no SDK set: no observer, calls run as they are, and
+    nothing is ever put on the instance."""
+    assert observer() is None
     local = LocalExecutor[int, int](double)
     async with container(FakeEngine()) as remote:
         for ex in (local, remote):
@@ -71,12 +75,76 @@ def test_the_library_never_imports_opentelemetry() -> None:
     assert done.stdout.strip() == "[]"
 
 
-async def test_an_executor_made_before_the_sdk_stays_unobserved(otel: Telemetry) -> None:
-    """The choice is made once, at construction: configuring later observes new executors."""
-    made_now = LocalExecutor[int, int](double)
-    assert "execute" in vars(made_now)
-    await made_now.execute(1)
-    assert len(otel.spans()) == 1
+async def test_an_executor_made_before_the_sdk_is_observed(request: pytest.FixtureRequest) -> None:
+    """The hook looks the tracer up when a call starts: executors made before the SDK was
+    configured (at import time, say) are traced, and a container one counts in the gauges."""
+    local = LocalExecutor[int, int](double)
+    async with container(FakeEngine(), mode="reuse", containers=1, prewarm=True) as remote:
+        await local.execute(1)  # no SDK yet: not observed
+        otel: Telemetry = request.getfixturevalue("otel")
+        assert observer() is not None
+        assert await local.execute(2) == 4
+        assert (await local.run(3)).output == 6
+        assert await remote.execute(4) == 4
+        idle = [p.value for a, p in otel.points("executor.pool.idle") if a["executor.mode"]]
+        assert sum(idle) == 1
+    kinds = [dict(s.attributes or {})["executor.kind"] for s in otel.spans()]
+    assert kinds == ["local", "local", "container"]
+    assert "execute" not in vars(local) and "run" not in vars(remote)
+
+
+class Doubling(LocalExecutor[int, int]):
+    """A subclass whose execute adds to what the base class does."""
+
+    async def execute(self, input: Any) -> int:
+        return 10 * await super().execute(input)
+
+
+class Wrapped(ContainerExecutor[Any, Any]):
+    """A container executor subclass whose run changes the input."""
+
+    async def run(self, input: Any) -> Any:
+        return await super().run({"wrapped": input})
+
+
+async def test_a_subclass_override_is_called_and_observed(otel: Telemetry) -> None:
+    """A subclass's execute (or run) override runs, and the call inside it is one span."""
+    assert await Doubling(double).execute(2) == 40
+    config = ContainerConfig("fake/runner:latest", timeout=10)
+    async with Wrapped(config, engine=FakeEngine()) as ex:
+        assert await ex.execute(1) == {"wrapped": 1}
+    kinds = [dict(s.attributes or {})["executor.kind"] for s in otel.spans()]
+    assert kinds == ["local", "container"]
+
+
+def test_a_provider_named_by_the_environment_is_observed() -> None:
+    """OTEL_PYTHON_TRACER_PROVIDER (loaded by the API on first use) is found by the hook."""
+    code = (
+        "import opentelemetry.trace\n"
+        "from executor._observe import observer\n"
+        "print(type(observer().tracer).__module__)\n"
+    )
+    env = {**os.environ, "OTEL_PYTHON_TRACER_PROVIDER": "sdk_tracer_provider"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert done.stdout.strip() == "opentelemetry.sdk.trace"
+
+
+def test_an_api_module_imported_later_is_found() -> None:
+    """With only the tracing API imported at first, a meter provider set after the metrics
+    API is imported later is still found by the hook."""
+    code = (
+        "import opentelemetry.trace\n"
+        "from executor._observe import observer\n"
+        "assert observer() is None\n"
+        "from opentelemetry import metrics\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "metrics.set_meter_provider(MeterProvider())\n"
+        "print(observer().meters is not None)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
 
 
 async def test_local_call_span_nests_under_the_caller(otel: Telemetry) -> None:
@@ -101,9 +169,9 @@ async def test_container_call_span_in_every_mode(otel: Telemetry, mode: str) -> 
     shows create/attach/start/call as events, a warm one only its own phases."""
     settings: dict[str, Any] = {
         "fresh": {},
-        "pool": {"pool_size": 2, "prewarm": True},
-        "reuse": {"reuse": True, "pool_size": 1, "prewarm": True},
-        "fork": {"reuse": "fork", "prewarm": True},
+        "pool": {"mode": "pool", "containers": 2, "prewarm": True},
+        "reuse": {"mode": "reuse", "containers": 1, "prewarm": True},
+        "fork": {"mode": "fork", "containers": 1, "prewarm": True},
     }[mode]
     engine = FakeEngine(name="fake://one")
     async with container(engine, **settings) as ex:
@@ -175,7 +243,7 @@ async def test_pool_gauges_show_idle_and_in_use_containers(otel: Telemetry) -> N
         busy = [p.value for a, p in otel.points("executor.pool.in_use") if a["executor.mode"]]
         return sum(idle), sum(busy)
 
-    async with container(engine, reuse=True, pool_size=2, prewarm=True, timeout=1) as ex:
+    async with container(engine, mode="reuse", containers=2, prewarm=True, timeout=1) as ex:
         assert gauges() == (2, 0)
         attributes = otel.points("executor.pool.idle")[0][0]
         assert attributes == {

@@ -56,7 +56,7 @@ FAKE_TESTS = """
 
     async def test_pooled_executor_is_entered(container_executor):
         engine = FakeEngine()
-        config = ContainerConfig("any/image", pool_size=2, prewarm=True)
+        config = ContainerConfig("any/image", mode="pool", containers=2, prewarm=True)
         ex = await container_executor(config, input_type=int, output_type=int, engine=engine)
         assert ex.engines[0]["idle_pooled"] == 2
         assert await ex.execute(3) == 3
@@ -199,7 +199,7 @@ REAL_TESTS = """
 
 
     async def test_reused_worker(container_executor):
-        ex = await container_executor(config(reuse=True))
+        ex = await container_executor(config(mode="reuse", containers=0))
         assert [await ex.execute(i) for i in range(3)] == [0, 1, 2]
 
 

@@ -1,4 +1,4 @@
-"""Fork mode (``reuse="fork"``) on Podman: the runner as PID 1, one container, fresh state per call.
+"""Fork mode (``mode="fork"``) on Podman: the runner as PID 1, one container, fresh state per call.
 
 Needs runners that speak fork mode (docs/RUNNERS.md, pinned by ``tests/vectors/fork_*.json``):
 in a checkout without those vectors it skips, saying so.
@@ -46,7 +46,7 @@ FILES = {"/app/execute.py": TASK}
 
 async def test_fork_mode_calls_start_from_a_clean_state(make_executor: MakeExecutor) -> None:
     """Three calls on one fork-mode worker each see the state right after import."""
-    ex = make_executor(files=FILES, reuse="fork", pool_size=1)
+    ex = make_executor(files=FILES, mode="fork", containers=1)
     async with ex:
         runs = [await ex.run("go") for _ in range(3)]
     outputs: list[Any] = [run.output for run in runs]
@@ -56,7 +56,7 @@ async def test_fork_mode_calls_start_from_a_clean_state(make_executor: MakeExecu
 
 async def test_fork_mode_timeout_then_a_clean_call(make_executor: MakeExecutor) -> None:
     """A call over its timeout is TIMEOUT, and the next call starts from a clean state."""
-    ex = make_executor(files=FILES, reuse="fork", pool_size=1, timeout=2)
+    ex = make_executor(files=FILES, mode="fork", containers=1, timeout=2)
     async with ex:
         assert (await ex.execute("go"))["calls"] == 1
         with pytest.raises(ExecutionTimeout):

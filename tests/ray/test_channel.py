@@ -31,7 +31,11 @@ async def test_each_actor_has_a_data_connection_and_ray_calls_without_it(
     expected = {i: {"id": i, "n": 2 * i} for i in range(120)}
     for data_channel in (True, False):
         ex = make_ray(
-            case(), files={"/app/execute.py": TASK}, reuse=True, data_channel=data_channel
+            case(),
+            files={"/app/execute.py": TASK},
+            mode="reuse",
+            containers=0,
+            data_channel=data_channel,
         )
         async with ex:
             async with ex.map(inputs) as stream:

@@ -14,14 +14,14 @@ from executor import ConfigError, ContainerConfig
 def test_ray_missing_raises_config_error_naming_the_extra(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """With `import ray` failing, making a RayExecutor raises ConfigError naming executor[ray]."""
+    """With `import ray` failing, RayExecutor raises ConfigError naming typed-executor[ray]."""
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
     from executor.ray import RayExecutor
 
     with pytest.raises(ConfigError) as info:
         RayExecutor(ContainerConfig("executor/runner-python:latest"))
     assert info.value.code == "CONFIG_INVALID"
-    assert "executor[ray]" in str(info.value)
+    assert "typed-executor[ray]" in str(info.value)
 
 
 def test_import_executor_and_executor_ray_do_not_import_ray() -> None:

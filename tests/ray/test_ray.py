@@ -151,7 +151,9 @@ asyncio.run(main())
 
 async def test_typed_round_trip(both_nodes: TwoNodes, make_ray: MakeRay) -> None:
     """RayExecutor[In, Out] converts and validates on the caller; errors keep their codes."""
-    ex = make_ray(case(), files={"/app/execute.py": TASK}, types=(Point, Total), reuse=True)
+    ex = make_ray(
+        case(), files={"/app/execute.py": TASK}, types=(Point, Total), mode="reuse", containers=0
+    )
     async with ex:
         assert await ex.execute({"x": 1, "y": 2}) == Total(total=3)  # a dict in, a Struct out
         assert await ex.execute(Point(2, 3)) == Total(total=5)
@@ -173,13 +175,13 @@ async def test_typed_round_trip(both_nodes: TwoNodes, make_ray: MakeRay) -> None
 async def test_reuse_workers_in_actors_and_map_in_chunks(
     both_nodes: TwoNodes, make_ray: MakeRay
 ) -> None:
-    """reuse=True serves calls from a few workers per actor; actors=3 spread 2 + 1 over the
+    """mode="reuse" serves calls from a few workers per actor; actors=3 spread 2 + 1 over the
     nodes; map sends its inputs in chunks (far fewer actor calls than inputs)."""
     ex = make_ray(
         case(),
         files={"/app/execute.py": TASK},
-        reuse=True,
-        pool_size=2,
+        mode="reuse",
+        containers=2,
         on_empty="wait",
         actors=3,
         timeout=60,

@@ -443,8 +443,9 @@ def test_in_image(
 
 @pytest.mark.docker
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_image_default_function_echoes(lang: str, runner_images: dict[str, str]) -> None:
-    """A fresh image, with nothing mounted, runs its shipped echo function."""
+def test_image_without_a_task(lang: str, runner_images: dict[str, str]) -> None:
+    """A fresh Python or Node image, with nothing mounted, has no task of its own: NO_TASK
+    naming the module path to fill. The Go image's task is compiled in: its stock one echoes."""
     request = {"schema_in": None, "schema_out": None, "input": {"fresh": lang}}
     done = subprocess.run(
         ["docker", "run", "-i", "--rm", *LOCKDOWN, runner_images[lang]],
@@ -454,7 +455,12 @@ def test_image_default_function_echoes(lang: str, runner_images: dict[str, str])
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode()
-    assert json.loads(done.stdout) == {"ok": True, "output": {"fresh": lang}}
+    response = json.loads(done.stdout)
+    if lang == "go":
+        assert response == {"ok": True, "output": {"fresh": lang}}
+        return
+    assert response["ok"] is False and response["error"]["code"] == "NO_TASK", response
+    assert MODULE_MOUNT[lang] in response["error"]["message"]
 
 
 WHOAMI = {

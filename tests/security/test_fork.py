@@ -1,6 +1,6 @@
 """Fork mode under attack: every attack is followed by a probe call in the same container.
 
-``reuse="fork"`` runs each call in a fresh process of a container that is wiped between
+``mode="fork"`` runs each call in a fresh process of a container that is wiped between
 calls. Each test runs one attack, then the probe (``do: probe``), which reports what a new
 call can see: other processes, files in /tmp and /dev/shm, System V IPC objects, the
 environment, builtins and runner state. The probe must see a clean container, the same
@@ -324,7 +324,7 @@ CLEAN = {"others": [], "tmp": [], "shm": [], "sysv": {"shm": 0, "sem": 0, "msg":
 
 def fork_sandbox(sandbox: Sandbox, **settings: Any) -> Any:
     settings.setdefault("timeout", 3)
-    return sandbox(files=FILES, reuse="fork", pool_size=1, **settings)
+    return sandbox(files=FILES, mode="fork", containers=1, **settings)
 
 
 async def attack_then_probe(

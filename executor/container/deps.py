@@ -1,0 +1,434 @@
+"""Dependencies as a derived image: fetched and installed on the host, made once per engine.
+
+``ContainerConfig(requirements=[...])`` runs its tasks in ``executor-deps/<runner>-<hash>:latest``,
+the configured image plus the installed packages, where the hash covers the base image's id
+and platform, the normalised requirements (a local file by content), the host installer's
+version and ``allow_install_scripts``. A cache hit costs two image inspections.
+
+On a miss (:func:`deps_image`), the packages are fetched on the host with the host's own
+installer configuration (pip's and npm's config files and environment: index URLs, find-links,
+certificate bundle, proxy), for the image's platform: a probe container (no network) reports
+the image's Python version, machine, C library and site directory, then ``pip download
+--only-binary=:all: --platform ... --python-version ...`` fetches wheels (a pure-Python sdist
+is built into a wheel with ``pip wheel``) and ``pip install --no-index --target`` installs
+them from there, offline; Node packages are installed with ``npm install``/``npm ci
+--ignore-scripts`` into a staging directory. The engine only receives files: the image is
+derived like a ``files`` image (:meth:`executor.engine.Images.derive`), so it needs neither
+pip nor npm in the image nor the network on the engine (the runner images have neither).
+Python packages go into the image's first site directory (byte-compiled by the host when its
+Python version is the image's), Node packages into ``/node_modules`` (found from any
+directory by ``require`` and ``import``).
+
+The image is committed under a temporary tag, then tagged: nothing half-made carries the
+final tag. Concurrent first uses in one process build once (single flight per engine and
+tag); two processes racing both build, the last tag wins and the other image goes with its
+temporary tag. Errors: :class:`ImageBuildFailed` naming the requirement and quoting the
+installer (unresolvable, no wheel for the platform, ``build_timeout`` passed),
+:class:`ConfigError` when the host lacks the installer or the image's runner is unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import anyio
+
+from .._errors import ConfigError, ImageBuildFailed
+from .._observe import ENGINE, INFO, event
+from ..engine import cleanup
+from .config import create_body
+from .lifecycle import kill, launch
+from .requirements import deps_key, normalized, runner_of
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from ..engine import Engine
+    from .config import ContainerConfig
+
+__all__ = ["DEPS_LABEL", "DEPS_OF_LABEL", "DEPS_REPOSITORY", "deps_image", "installer_version"]
+
+#: The repository of derived dependency images, the label naming their base image, and the
+#: label holding their requirements (JSON: runner, requirements, file).
+DEPS_REPOSITORY = "executor-deps"
+DEPS_OF_LABEL = "executor.deps-of"
+DEPS_LABEL = "executor.deps"
+
+_LOG_TAIL = 40
+#: What the probe container prints: the image's Python, as the installer needs it.
+_PROBE = (
+    "import json, platform, site, sys, sysconfig\n"
+    "dirs = getattr(site, 'getsitepackages', lambda: [])() or [sysconfig.get_path('purelib')]\n"
+    "print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+    "'implementation': sys.implementation.name, 'machine': platform.machine(), "
+    "'libc': list(platform.libc_ver()), 'site': dirs[0]}))"
+)
+_flights: dict[tuple[int, str, str], anyio.Lock] = {}
+
+
+class _Spec(NamedTuple):
+    runner: str
+    requirements: list[str]
+    file: Path | None
+    scripts: bool
+
+
+@functools.cache
+def _pip() -> list[str]:
+    """The host's pip: this interpreter's, else the one on PATH."""
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip"]
+    for name in ("pip3", "pip"):
+        if found := shutil.which(name):
+            return [found]
+    raise ConfigError(
+        "ContainerConfig.requirements: pip is not installed on this host; Python requirements "
+        "are fetched with the host's pip (`python -m ensurepip` installs it)"
+    )
+
+
+@functools.cache
+def _npm() -> str:
+    found = shutil.which("npm")
+    if found is None:
+        raise ConfigError(
+            "ContainerConfig.requirements: npm is not installed on this host; Node requirements "
+            "are fetched with the host's npm"
+        )
+    return found
+
+
+@functools.cache
+def installer_version(runner: str) -> str:
+    """``pip X`` or ``npm X``: the host installer's version, asked once per process."""
+    if runner == "python":
+        if _pip()[0] == sys.executable:
+            from importlib.metadata import version
+
+            return f"pip {version('pip')}"
+        command = [*_pip(), "--version"]
+    else:
+        npm = Path(_npm()).resolve()  # .../npm/bin/npm-cli.js: its package.json says
+        for parent in npm.parents[:3]:
+            if (manifest := parent / "package.json").is_file():
+                data = json.loads(manifest.read_text())
+                if data.get("name") == "npm":
+                    return f"npm {data.get('version')}"
+        command = [str(npm), "--version"]
+    out = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    return f"{runner} {out.stdout.strip()}"
+
+
+def _spec(config: ContainerConfig, runner: str) -> _Spec:
+    file = Path(config.requirements_file).resolve() if config.requirements_file else None
+    return _Spec(
+        runner,
+        normalized(runner, config.requirements),
+        file,
+        config.allow_install_scripts,
+    )
+
+
+def _runner_from(image: str, info: Mapping[str, Any]) -> str:
+    runner = runner_of(image)
+    if runner is None:
+        cfg = info.get("Config") or {}
+        words = " ".join([*(cfg.get("Entrypoint") or []), *(cfg.get("Cmd") or [])])
+        for name, marks in (("python", ("python",)), ("node", ("node", "run.sh"))):
+            if any(mark in words for mark in marks):
+                runner = name
+                break
+    if runner is None:
+        raise ConfigError(
+            f"ContainerConfig.requirements: cannot tell whether {image} runs Python or Node "
+            "(neither its name nor its entrypoint says); name it after its runner "
+            "(e.g. myorg/runner-python) to install requirements into it"
+        )
+    if runner == "go":
+        raise ConfigError("ContainerConfig.requirements cannot be used with a Go image")
+    return runner
+
+
+async def deps_image(
+    engine: Engine, config: ContainerConfig, image: str, labels: Mapping[str, str]
+) -> str:
+    """The tag of ``image`` plus ``config``'s requirements on ``engine``, made if missing.
+
+    ``image`` must exist on the engine; ``labels`` go on the probe container (the executor's,
+    so that ``reap`` finds it after a crash).
+    """
+    images = engine.images
+    info = await images.inspect(image)
+    if info is None:  # removed since it was checked: the caller's stale path handles it
+        from .._errors import ImageNotFound
+
+        raise ImageNotFound(image, engine=engine.name)
+    runner = _runner_from(image, info)
+    spec = _spec(config, runner)
+    installer = await anyio.to_thread.run_sync(installer_version, runner)
+    platform = f"{info.get('Os', '')}/{info.get('Architecture', '')}"
+    key = await anyio.to_thread.run_sync(
+        lambda: deps_key(
+            runner,
+            str(info.get("Id")),
+            platform,
+            installer,
+            spec.requirements,
+            spec.file,
+            spec.scripts,
+        )
+    )
+    tag = f"{DEPS_REPOSITORY}/{runner}-{key}:latest"
+    if await images.exists(tag):
+        return tag
+    flight = (id(asyncio.get_running_loop()), engine.name, tag)
+    lock = _flights.setdefault(flight, anyio.Lock())
+    async with lock:
+        if not await images.exists(tag):
+            await _build(engine, config, image, spec, tag, labels)
+    return tag
+
+
+async def _build(
+    engine: Engine,
+    config: ContainerConfig,
+    image: str,
+    spec: _Spec,
+    tag: str,
+    labels: Mapping[str, str],
+) -> None:
+    what = ", ".join(spec.requirements) or str(spec.file)
+    event(ENGINE, INFO, "deps_build", "building %s for %s: %s", tag, image, what, image=tag)
+    temp = f"{tag.rpartition(':')[0]}:building-{os.getpid()}-{secrets.token_hex(4)}"
+    repository = tag.rpartition(":")[0]
+    try:
+        with anyio.fail_after(config.build_timeout):
+            work = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "executor-deps-"))
+            try:
+                if spec.runner == "python":
+                    probe = await _probe(engine, config, image, labels)
+                    files = await _python_files(spec, probe, work, image)
+                else:
+                    files = await _node_files(spec, work, image)
+                label = json.dumps(
+                    {
+                        "runner": spec.runner,
+                        "requirements": spec.requirements,
+                        "file": str(spec.file) if spec.file else None,
+                    }
+                )
+                await engine.images.derive(
+                    image, files, temp, {DEPS_OF_LABEL: image, DEPS_LABEL: label}
+                )
+                if not await engine.images.exists(tag):
+                    await engine.images.tag(temp, repository, "latest")
+            finally:
+                # Off the call's path (seconds for numpy on a busy machine); not a daemon, so
+                # the interpreter waits for it at exit.
+                threading.Thread(
+                    target=shutil.rmtree, args=(work,), kwargs={"ignore_errors": True}
+                ).start()
+    except TimeoutError:
+        raise ImageBuildFailed(
+            f"building {tag} ({what}) took longer than build_timeout="
+            f"{config.build_timeout:g} s; nothing was tagged. Raise build_timeout, or build it "
+            "ahead with `executor images deps`",
+            target=tag,
+        ) from None
+    finally:
+        # The image keeps its final tag; a process that lost the race loses its image here.
+        await cleanup(engine.images.remove, temp)
+    event(ENGINE, INFO, "deps_built", "built %s for %s", tag, image, image=tag)
+
+
+async def _probe(
+    engine: Engine, config: ContainerConfig, image: str, labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """Ask the image (in a locked-down container, no network) about its Python."""
+    body = create_body(config, image, labels)
+    body.update(Entrypoint=["python3", "-c", _PROBE], Cmd=[], Env=[])
+    container = await launch(engine, body)
+    out, err = bytearray(), bytearray()
+    try:
+        container.attachment.close_stdin()
+        while (frame := await container.attachment.read()) is not None:
+            (out if frame[0] == 1 else err).extend(frame[1])
+    finally:
+        await kill(container)
+    try:
+        found = json.loads(out.decode())
+        if not isinstance(found, dict):
+            raise ValueError(found)
+    except ValueError:
+        raise ImageBuildFailed(
+            f"cannot install Python requirements into {image}: `python3` in it did not say "
+            f"its version and platform ({(bytes(err) or bytes(out)).decode(errors='replace')})",
+            target=image,
+            logs=bytes(err).decode(errors="replace"),
+        ) from None
+    return found
+
+
+def _platforms(probe: Mapping[str, Any]) -> list[str]:
+    """pip's platform tags for the image (manylinux/musllinux down to the oldest)."""
+    machine = str(probe.get("machine") or "x86_64")
+    libc, version = [*list(probe.get("libc") or []), "", ""][:2]
+    numbers = [int(n) for n in re.findall(r"\d+", str(version))[:2]]
+    if libc == "glibc" and len(numbers) == 2:
+        tags = [f"manylinux_2_{minor}_{machine}" for minor in range(numbers[1], 4, -1)]
+        legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+        tags += [f"{name}_{machine}" for minor, name in legacy.items() if minor <= numbers[1]]
+        return tags
+    # No glibc: musl (Alpine) reports nothing here; its wheels are musllinux.
+    return [f"musllinux_1_{minor}_{machine}" for minor in range(2, -1, -1)]
+
+
+async def _run(command: Sequence[str], cwd: Path | None = None) -> tuple[int, str]:
+    """Run a host installer; its exit status and output (stderr and stdout together)."""
+    env = {**os.environ, "PIP_NO_INPUT": "1", "npm_config_update_notifier": "false"}
+    done = await anyio.run_process(
+        list(command), check=False, cwd=cwd, env=env, stderr=subprocess.STDOUT
+    )
+    return done.returncode, done.stdout.decode(errors="replace")
+
+
+def _failure(
+    output: str, spec: _Spec, image: str, tag_hint: str, extra: str = ""
+) -> ImageBuildFailed:
+    """The installer's failure, naming the requirement it names (else all of them)."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [
+        re.sub(r"\(from versions: ([^)]{120})[^)]+\)", r"(from versions: \1...)", line.strip())
+        for line in lines
+        if re.match(r"\s*(ERROR|npm (ERR|error))", line) and "yanked" not in line
+    ]
+    quoted = " ".join(errors[-3:]) or (lines[-1] if lines else "")
+    match = re.search(r"(?:requirement|distribution found for|for) ([^\s(]+)", " ".join(errors))
+    named = match.group(1) if match else (", ".join(spec.requirements) or str(spec.file))
+    return ImageBuildFailed(
+        f"cannot install {named!r} into {image}{extra}: {quoted}",
+        target=tag_hint,
+        logs="\n".join(deque(lines, maxlen=_LOG_TAIL)),
+    )
+
+
+async def _python_files(
+    spec: _Spec, probe: Mapping[str, Any], work: Path, image: str
+) -> dict[str, bytes]:
+    wheels, built, target = work / "wheels", work / "built", work / "site"
+    version = str(probe.get("version"))
+    platforms = _platforms(probe)
+    wanted = ["-r", str(spec.file)] if spec.file else list(spec.requirements)
+    target_flags = [
+        "--only-binary=:all:",
+        *[f"--platform={p}" for p in platforms],
+        f"--python-version={version}",
+        "--implementation=cp" if probe.get("implementation") == "cpython" else "",
+    ]
+    target_flags = [f for f in target_flags if f]
+    pip = _pip()
+    extra = f" (Python {version}, {platforms[0] if platforms else '?'})"
+    # A pure-Python package published only as an sdist is built into a wheel here (on the
+    # host), then offered to the download again; one with compiled parts cannot be.
+    links: list[str] = []
+    for _ in range(len(spec.requirements) + 10):
+        download = [*pip, "download", "--dest", str(wheels), "--progress-bar=off", *links]
+        code, output = await _run([*download, *target_flags, *wanted])
+        if code == 0:
+            break
+        match = re.search(r"satisfies the requirement (\S+)", output)
+        if match is None or "from versions: none" not in output:
+            raise _failure(output, spec, image, image, extra)
+        name = match.group(1)
+        code, wheel_output = await _run(
+            [*pip, "wheel", "--no-deps", "--wheel-dir", str(built), "--progress-bar=off", name]
+        )
+        if code != 0 and "satisfies the requirement" in wheel_output:
+            raise _failure(output, spec, image, image, extra)  # no such package or version
+        pure = [p for p in built.glob("*.whl") if p.name.endswith("-none-any.whl")]
+        if code != 0 or not any(_wheel_name(p.name) == _wheel_name(name) for p in pure):
+            raise _failure(
+                output,
+                spec,
+                image,
+                image,
+                f"{extra}: no wheel for the image's platform, and its source does not build "
+                "into a pure-Python one",
+            )
+        links = [f"--find-links={built}"]
+    else:
+        raise _failure(output, spec, image, image, extra)
+    install = [*pip, "install", "--target", str(target), "--no-index", f"--find-links={wheels}"]
+    quiet = ["--no-compile", "--no-warn-script-location"]
+    code, output = await _run([*install, *links, *quiet, *target_flags, *wanted])
+    if code != 0:
+        raise _failure(output, spec, image, image, extra)
+    if version == "{}.{}".format(*sys.version_info[:2]) and sys.implementation.name == "cpython":
+        # The image's root filesystem is read-only: byte-code it cannot write must be here,
+        # valid whatever the files' times (the derived image's are all zero).
+        # Test suites shipped inside packages (numpy's are a third of it) are left out.
+        compileall = [sys.executable, "-m", "compileall", "-q", "-j0", "-x", r"/tests?/"]
+        await _run([*compileall, "--invalidation-mode=unchecked-hash", str(target)])
+    site = str(probe.get("site") or "/usr/local/lib/python3/dist-packages")
+    return await anyio.to_thread.run_sync(_collect, target, site, {"bin"})
+
+
+def _wheel_name(name: str) -> str:
+    """A distribution's name as wheel file names spell it."""
+    head = re.split(r"[\s\[<>=!~;@-]", name.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "_", head).lower()
+
+
+async def _node_files(spec: _Spec, work: Path, image: str) -> dict[str, bytes]:
+    stage = work / "stage"
+    stage.mkdir()
+    npm = _npm()
+    flags = ["--prefix", str(stage), "--omit=dev", "--no-audit", "--no-fund"]
+    if not spec.scripts:
+        flags.append("--ignore-scripts")
+    if spec.file is not None:
+        shutil.copy(spec.file, stage / "package.json")
+        lock = spec.file.with_name("package-lock.json")
+        if lock.is_file():
+            shutil.copy(lock, stage / "package-lock.json")
+        command = [npm, "ci" if lock.is_file() else "install", *flags]
+    else:
+        (stage / "package.json").write_text('{"name": "executor-deps", "private": true}\n')
+        command = [npm, "install", *flags, *spec.requirements]
+    code, output = await _run(command, cwd=stage)
+    if code != 0:
+        raise _failure(output, spec, image, image)
+    modules = stage / "node_modules"
+    return await anyio.to_thread.run_sync(_collect, modules, "/node_modules", {".bin"})
+
+
+def _collect(root: Path, into: str, skip: set[str]) -> dict[str, bytes]:
+    """Every regular file under ``root`` (symlinked files by content), keyed by its path
+    under ``into``; top-level directories in ``skip`` (scripts for the host's paths) left out."""
+    files: dict[str, bytes] = {}
+    if not root.is_dir():
+        return files
+    for directory, dirs, names in os.walk(root):
+        here = Path(directory)
+        top = here == root
+        dirs[:] = [d for d in dirs if not (top and d in skip) and not (here / d).is_symlink()]
+        for name in names:
+            path = here / name
+            if path.is_file():
+                relative = path.relative_to(root).as_posix()
+                files[f"{into.rstrip('/')}/{relative}"] = path.read_bytes()
+    return files

@@ -1,0 +1,82 @@
+"""``ContainerConfig.requirements``: what is refused when the config is made, and the cache key."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from executor import ConfigError, ContainerConfig
+from executor.container.requirements import deps_key, normalized, runner_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PY = "executor/runner-python:latest"
+NODE = "executor/runner-node:latest"
+
+
+@pytest.mark.parametrize("bad", ["numpy===", "numpy>=>1", "-e .", "num py", "numpy[", ""])
+def test_malformed_pip_requirement_is_a_config_error(bad: str) -> None:
+    """A requirement pip could not parse is refused with ConfigError before anything runs."""
+    with pytest.raises(ConfigError, match="is not a pip requirement"):
+        ContainerConfig(PY, requirements=["attrs", bad])
+
+
+@pytest.mark.parametrize("bad", ["Lodash", "lodash @4", "@scope", "../x.tgz", ""])
+def test_malformed_npm_spec_is_a_config_error(bad: str) -> None:
+    """An npm spec that is not a package name (optionally @version) is refused at once."""
+    with pytest.raises(ConfigError, match="npm package spec"):
+        ContainerConfig(NODE, requirements=[bad])
+
+
+def test_go_image_refuses_requirements() -> None:
+    """A Go image has no installer at run time: requirements there are a ConfigError."""
+    with pytest.raises(ConfigError, match="static binary"):
+        ContainerConfig("executor/runner-go:latest", requirements=["x"])
+
+
+def test_other_bad_settings(tmp_path: Path) -> None:
+    """A string instead of a list, both sources at once, a missing or wrong-kind file and a
+    bad build_timeout are each refused with a message naming the setting."""
+    with pytest.raises(ConfigError, match="list of strings"):
+        ContainerConfig(PY, requirements="numpy")  # type: ignore[arg-type]
+    req = tmp_path / "requirements.txt"
+    req.write_text("attrs>=23  # comment\n--index-url https://example.invalid/simple\n")
+    with pytest.raises(ConfigError, match="not both"):
+        ContainerConfig(PY, requirements=["x"], requirements_file=str(req))
+    with pytest.raises(ConfigError, match="is no file"):
+        ContainerConfig(PY, requirements_file=str(tmp_path / "missing.txt"))
+    with pytest.raises(ConfigError, match=r"package\.json"):
+        ContainerConfig(NODE, requirements_file=str(req))
+    with pytest.raises(ConfigError, match="build_timeout"):
+        ContainerConfig(PY, requirements=["attrs"], build_timeout=0)
+    req.write_text("attrs\nnot a requirement!\n")
+    with pytest.raises(ConfigError, match="not a pip requirement"):
+        ContainerConfig(PY, requirements_file=str(req))
+
+
+def test_runner_from_image_name() -> None:
+    """The runner is told from the image's name, and None when it does not say."""
+    assert runner_of(PY) == "python"
+    assert runner_of("me/runner-node:1") == "node"
+    assert runner_of("python:3.12-slim") == "python"
+    assert runner_of("executor/runner-go") == "go"
+    assert runner_of("me/tasks:latest") is None
+
+
+def test_cache_key_ignores_order_and_spelling_but_not_content(tmp_path: Path) -> None:
+    """Requirements in another order or spelling give the same image; another base, installer
+    or file content gives another."""
+    a = normalized("python", ["numpy >= 2", "Attrs"])
+    b = normalized("python", ["Attrs", "numpy>=2"])
+    assert a == b
+    key = deps_key("python", "sha256:1", "linux/amd64", "pip 26", a, None, False)
+    assert key == deps_key("python", "sha256:1", "linux/amd64", "pip 26", b, None, False)
+    assert key != deps_key("python", "sha256:2", "linux/amd64", "pip 26", a, None, False)
+    assert key != deps_key("python", "sha256:1", "linux/amd64", "pip 25", a, None, False)
+    req = tmp_path / "requirements.txt"
+    req.write_text("attrs\n")
+    first = deps_key("python", "sha256:1", "linux/amd64", "pip 26", [], req, False)
+    req.write_text("attrs==23.1\n")
+    assert first != deps_key("python", "sha256:1", "linux/amd64", "pip 26", [], req, False)

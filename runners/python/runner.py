@@ -44,6 +44,7 @@ def _take_protocol_fds() -> tuple[int, int]:
 
 _PROTOCOL_IN_FD, _PROTOCOL_FD = _take_protocol_fds()
 
+import _signal  # noqa: E402  (the C functions: no enum conversions in a task process)
 import array  # noqa: E402
 import contextlib  # noqa: E402
 import errno  # noqa: E402
@@ -60,6 +61,9 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+
+# Bound here, so that a task replacing them in builtins changes nothing in the runner's code.
+from builtins import isinstance, len  # noqa: E402, UP029
 
 DEFAULT_MODULE = "/app/execute.py"
 FUNCTION_NAME = "execute"
@@ -87,12 +91,53 @@ def _error(code, message, details=None):
     return {"ok": False, "error": error}
 
 
+def _json_encoder(ensure_ascii: bool):
+    """A compact, strict JSON encoder (``json.dumps(..., allow_nan=False, separators=(",",
+    ":"))``) made of references taken now, before user code is imported: a task that replaces
+    ``json.dumps``, ``json.JSONEncoder`` or ``builtins.len`` still gets its answer encoded. It
+    calls the C encoder directly, without building a JSONEncoder per response."""
+    import json.encoder as impl
+
+    strings = impl.encode_basestring_ascii if ensure_ascii else impl.encode_basestring
+    make = impl.c_make_encoder
+    if make is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(
+            ensure_ascii=ensure_ascii, allow_nan=False, separators=(",", ":")
+        ).encode
+    default = json.JSONEncoder().default  # raises TypeError, as json.dumps does
+    join = "".join
+
+    def encode(value) -> str:
+        return join(make({}, default, strings, None, ":", ",", False, False, False)(value, 0))
+
+    return encode
+
+
+_ENCODE_TEXT = _json_encoder(ensure_ascii=False)
+_ENCODE_ASCII = _json_encoder(ensure_ascii=True)
+_RAW_DECODE = json.JSONDecoder().raw_decode
+_BLANK_JSON = json.decoder.WHITESPACE.match
+_DETECT_ENCODING = json.detect_encoding
+
+
 def _encode(response) -> bytes:
-    text = json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = _ENCODE_TEXT(response)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: fall back to \u escapes
-        return json.dumps(response, allow_nan=False, separators=(",", ":")).encode("ascii")
+        return _ENCODE_ASCII(response).encode("ascii")
+
+
+def _decode(raw):
+    """``json.loads(raw)`` through references taken before user code is imported."""
+    if not isinstance(raw, str):
+        raw = bytes(raw).decode(_DETECT_ENCODING(raw), "surrogatepass")
+    # JSONDecoder.decode itself, after raw_decode, compares with len(): done here instead.
+    value, end = _RAW_DECODE(raw, _BLANK_JSON(raw, 0).end())
+    end = _BLANK_JSON(raw, end).end()
+    if end != len(raw):
+        raise json.JSONDecodeError("Extra data", raw, end)
+    return value
 
 
 def _user_traceback(exc: BaseException) -> str:
@@ -170,9 +215,7 @@ class _Runner:
         marker = self.marker
         if marker is None:
             return response
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(OSError, ValueError):  # closed or broken by user code
-                stream.flush()
+        _flush_stdio()  # sys.stdout may be closed, broken or replaced by user code
         os.write(2, marker.encode("utf-8", "replace") + b"\n")
         return response[:-1] + b',"log_marker":' + _encode(marker) + b"}"
 
@@ -202,7 +245,7 @@ class _Runner:
     def parse(self, raw: bytes) -> dict:
         """The request as a dict (sets ``self.marker``); a _Failure when it is not one."""
         try:
-            request = json.loads(raw)
+            request = _decode(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             # RecursionError: nesting deeper than the interpreter's limit (about 1000 levels).
             raise _Failure("BAD_REQUEST", f"the request is not valid JSON: {exc}") from None
@@ -419,17 +462,23 @@ def _after_fork_in_child() -> None:
     module registers: no user code ever runs while the protocol stream is open. In a task
     process the list is empty, so the task's own forks are not affected.
     """
-    fds = list(_CHILD_CLOSES)
+    # Plain try/except, no context manager objects: every page a task process writes is a
+    # copy-on-write fault (several microseconds here), so its set-up allocates little.
+    fds = _CHILD_CLOSES[:]
     _CHILD_CLOSES.clear()
     for fd in fds:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105  (a context manager is one more object to allocate)
             os.close(fd)
+        except OSError:
+            pass
 
 
 def _flush_stdio() -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # closed or replaced by user code
+        try:  # noqa: SIM105  (as in _after_fork_in_child)
             stream.flush()
+        except Exception:  # closed, broken or replaced by user code
+            pass
 
 
 def _write_fd(fd: int, data) -> None:
@@ -476,6 +525,12 @@ class _Libc:
             self._c = ctypes
             self._libc = ctypes.CDLL(None, use_errno=True)
             self._info = None
+            # One foreign function with its argument types, built once: a task process
+            # calls it twice, and converting arguments per call touched more memory.
+            ulong = ctypes.c_ulong
+            self._prctl = self._libc.prctl
+            self._prctl.argtypes = (ctypes.c_int, ulong, ulong, ulong, ulong)
+            self._prctl.restype = ctypes.c_int
         except (ImportError, OSError) as exc:
             self._c = self._libc = None
             _fork_log(
@@ -491,9 +546,7 @@ class _Libc:
     def prctl(self, option: int, value: int) -> bool:
         if self._libc is None:
             return False
-        c = self._c
-        zero = c.c_ulong(0)
-        return self._libc.prctl(c.c_int(option), c.c_ulong(value), zero, zero, zero) == 0
+        return self._prctl(option, value, 0, 0, 0) == 0
 
     def _ctl(self, kind: str, ident: int, command: int, buffer) -> int:
         c, libc = self._c, self._libc
@@ -640,6 +693,11 @@ class _Buffer:
         flags = mmap.MAP_SHARED if self.shared else mmap.MAP_PRIVATE
         self.map = mmap.mmap(-1, size, flags=flags)
         self.view = memoryview(self.map)
+        if not self.shared:
+            # Not in any task process at all: the parent's writes to it while a spare lives
+            # are no copy-on-write faults, and no task can read what it held.
+            with contextlib.suppress(OSError, AttributeError):
+                self.map.madvise(mmap.MADV_DONTFORK)
 
     def room(self, needed: int) -> None:
         """At least ``needed`` free bytes after ``used``; a bigger mapping replaces this one."""
@@ -719,6 +777,13 @@ class _Spare:
 
 def _ignore_signal(signum, frame) -> None:
     """SIGCHLD handler: the C-level handler writes to the wakeup fd, which does the work."""
+
+
+def _raw_handler(handler):
+    """A disposition as _signal.signal takes it (None: set outside Python, restored as default)."""
+    if handler is None:
+        return int(signal.SIG_DFL)
+    return int(handler) if isinstance(handler, signal.Handlers) else handler
 
 
 def _exit_code(status: int) -> int:
@@ -815,12 +880,16 @@ def _kill_all(deadline: float, wakeup: int) -> None:
 
 
 def _set_oom_score_adj(value: bytes) -> None:
-    with contextlib.suppress(OSError):
+    try:
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, value)
-        finally:
-            os.close(fd)
+    except OSError:
+        return
+    try:
+        os.write(fd, value)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _control(request: dict) -> dict:
@@ -845,7 +914,11 @@ class _ForkServer:
         _flush_stdio()
         # What a task process starts with: the dispositions right after the import.
         watched = (*_IGNORED_SIGNALS, signal.SIGCHLD)
-        self.task_signals = {sig: signal.getsignal(sig) for sig in watched}
+        # As plain ints and handlers for _signal.signal: signal.signal's enum conversions
+        # cost a task process ~60 copy-on-write faults (ten calls) on its way to the request.
+        self.task_signals = tuple(
+            (int(sig), _raw_handler(signal.getsignal(sig))) for sig in watched
+        )
         for sig in _IGNORED_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         if self.libc.available and not self.libc.prctl(_PR_SET_DUMPABLE, 0):
@@ -881,16 +954,18 @@ class _ForkServer:
     def serve(self) -> int:
         try:
             self.cleanup()  # the import may have left processes or files: every call starts alike
-            self.fork_spare()
+            # Ready first, then the spare: the fork overlaps the host's next write, and the
+            # write runs while no other process shares (and copy-on-write faults) its pages.
             self.send([_READY])
+            self.fork_spare()
             while (length := self.read_request()) is not None:
                 if length == 0:
                     continue
                 self.park()
                 answer = self.call(length)
                 self.cleanup(answer)
-                self.fork_spare()
                 self.send([_READY])
+                self.fork_spare()
         except BrokenPipeError:  # the host closed our stdout: nobody to answer
             pass
         except _Unclean as exc:
@@ -1211,16 +1286,15 @@ class _ForkServer:
         """
         status = _EXIT_RUNNER_FAILED
         try:
-            signal.set_wakeup_fd(-1)
-            for sig, handler in self.task_signals.items():
-                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+            _signal.set_wakeup_fd(-1)
+            for sig, handler in self.task_signals:
+                _signal.signal(sig, handler)
             self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() != 1:
                 return  # the parent is gone already
             self.libc.prctl(_PR_SET_DUMPABLE, 1)  # as any process; the parent stays closed
             _set_oom_score_adj(b"1000")  # the OOM killer's first choice, never the parent
-            self.warm_up()
-            header = _read_exactly(go, 8)
+            header = self.wait_request(go)
             os.close(go)
             if len(header) < 8:
                 status = 0  # the parent is shutting down
@@ -1240,6 +1314,22 @@ class _ForkServer:
             with contextlib.suppress(BaseException):
                 _flush_stdio()
             os._exit(status)
+
+    def wait_request(self, go: int) -> bytes:
+        """The request's length, 8 bytes (fewer: the parent is shutting down). Warms up first
+        unless the request is waiting already (back to back, the warm-up would delay it)."""
+        os.set_blocking(go, False)
+        try:
+            header = os.read(go, 8)
+        except BlockingIOError:
+            header = None
+        os.set_blocking(go, True)
+        if header is None:
+            self.warm_up()
+            return _read_exactly(go, 8)
+        if 0 < len(header) < 8:
+            header += _read_exactly(go, 8 - len(header))
+        return header
 
     def warm_up(self) -> None:
         """Run the runner's side of a call on a made-up request, without user code.

@@ -111,9 +111,10 @@ type supervisor struct {
 
 // child is a process whose exit status the supervisor waits for.
 type child struct {
-	pid    int
-	done   chan struct{}
-	status syscall.WaitStatus // valid once done is closed
+	pid     int
+	done    chan struct{}
+	status  syscall.WaitStatus // valid once done is closed
+	stopped bool               // it stopped (a one-shot runner does once it has answered)
 }
 
 type spare struct {
@@ -215,11 +216,17 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 			return ExitInternal, true
 		}
 	}
-	answer := s.answer(req)
+	answer := s.answer(req) // every other process has SIGKILL pending from here on
 	deadline := time.Now().Add(CleanupLimit)
-	if err := s.killAll(deadline); err != nil {
-		fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
-		return ExitUnclean, true
+	// Sealed, the protocol comes back only once every other process is confirmed dead.
+	// Otherwise the answer goes out first and the reaping follows: a process with SIGKILL
+	// pending never runs another instruction, and the stopped spare's teardown (its exit)
+	// is off the call's path.
+	if s.sealed {
+		if err := s.killAll(deadline); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
+			return ExitUnclean, true
+		}
 	}
 	// The log marker comes after everything the task's processes wrote.
 	s.spare.logs.wait(deadline)
@@ -235,6 +242,12 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 	}
 	if _, err := s.out.Write(append(answer, '\n')); err != nil {
 		return s.outputFailed(err), true
+	}
+	if !s.sealed {
+		if err := s.killAll(deadline); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
+			return ExitUnclean, true
+		}
 	}
 	if err := s.clean(time.Now().Add(CleanupLimit)); err != nil {
 		fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
@@ -405,7 +418,8 @@ wait:
 		return runnerError("EXIT_NONZERO", "the task's process could not be reaped", nil)
 	}
 	status := sp.status
-	if status.Exited() && status.ExitStatus() == 0 {
+	// Stopped: answered (or user code stopped it first, and the pipe holds no response).
+	if sp.stopped || status.Exited() && status.ExitStatus() == 0 {
 		if response, problem := oneResponse(buf); problem == "" {
 			return response
 		} else {
@@ -607,7 +621,9 @@ func (s *supervisor) reap() {
 	defer s.mu.Unlock()
 	for {
 		var status syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil)
+		// WUNTRACED: a one-shot runner stops itself once it has answered (runner.Main), so
+		// the call's answer need not wait for its exit.
+		pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG|syscall.WUNTRACED, nil)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
@@ -617,6 +633,7 @@ func (s *supervisor) reap() {
 		if c := s.watched[pid]; c != nil {
 			delete(s.watched, pid)
 			c.status = status
+			c.stopped = status.Stopped()
 			close(c.done)
 		}
 	}

@@ -81,6 +81,7 @@ func Main(fn Func) {
 	if os.Getenv("EXECUTOR_SERVE") == "fork" {
 		failFork()
 	}
+	spare := os.Getenv("EXECUTOR_READY_FD") != ""
 	signalReady()
 	if serve {
 		err = Serve(fn, fdswap.Requests, out)
@@ -91,7 +92,22 @@ func Main(fn Func) {
 		fmt.Fprintln(os.Stderr, "executor runner:", err)
 		os.Exit(70)
 	}
+	if spare && !serve && err == nil {
+		stopAnswered(out)
+	}
 	os.Exit(0)
+}
+
+// stopAnswered ends a fork-mode spare once its answer is written: it closes its response pipe
+// and its stderr (fds 1 and 2), so the supervisor reads both to their end at once, then stops
+// itself, so the supervisor answers without waiting for this process's exit (it then sends
+// SIGKILL, which ends a stopped process). Output that goroutines still write is cut off here,
+// as the answer ends the call.
+func stopAnswered(out *os.File) {
+	_ = out.Close()
+	_ = syscall.Close(1)
+	_ = syscall.Close(2)
+	_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 }
 
 // failFork ends a binary asked for fork mode that was built without package forkd/entry:

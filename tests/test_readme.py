@@ -98,3 +98,13 @@ def test_readme_block_runs(lang: str, code: str, tmp_path: Path) -> None:
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False
     )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+
+
+def test_measured_times_stay_out_of_the_opening() -> None:
+    """The opening, up to its Contents, quotes no measured times; Performance names its run."""
+    text = README.read_text()
+    opening = text[: text.index("\n## Contents\n")]
+    measured = re.search(r"\d\s?(ms|µs|s per call|calls/s)\b", opening)
+    assert measured is None, f"{measured}: measured numbers belong in Performance"
+    performance = text[text.index("\n## Performance\n") :]
+    assert "make bench" in performance.split("\n## ", 2)[1]

@@ -18,17 +18,27 @@ import msgspec
 
 from .._base import Execution, Executor
 from .._code import (
+    MAX_TESTS,
     TAGS,
+    TEST_OVERHEAD,
+    Checker,
     CodeOutput,
     CodeResult,
     CodeRun,
     CodeTask,
     classify_line,
     code_run,
+    compile_flags,
     default_image,
     language_of,
 )
-from .._errors import CollectTooLarge, ConfigError, ExecutionFailed, ExecutionTimeout
+from .._errors import (
+    CollectTooLarge,
+    ConfigError,
+    ExecutionFailed,
+    ExecutionTimeout,
+    InputValidationError,
+)
 from .._stream import ExecutionStream
 from .config import ContainerConfig
 from .executor import ContainerExecutor
@@ -99,6 +109,7 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         self.input_type: Any = CodeRun
         self.output_type: Any = CodeResult
         self._module = module
+        self._family = family
         self._timeout = program_timeout(config.timeout)
         self._limits = (
             config.max_output_bytes,
@@ -110,9 +121,14 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         inner = dataclasses.replace(
             config,
             env={**config.env, "EXECUTOR_MODULE": module},
+            # Compiled programs run from the working directory under /tmp.
+            tmpfs_exec=config.tmpfs_exec or family == "judge",
             # The response carries stdout, stderr and the files; stderr carries the tagged
             # lines in stream mode. The program's own caps are enforced by the code runner.
-            max_output_bytes=_ESCAPED * streams
+            # Judging adds the compiler's output and each test's verdict and usage (the
+            # tests' kept output shares the streams' caps).
+            max_output_bytes=2 * _ESCAPED * streams
+            + MAX_TESTS * TEST_OVERHEAD
             + 2 * config.max_collect_bytes
             + 16 * config.max_collect_files
             + _SLACK,
@@ -161,6 +177,19 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             for name, content in run.files.items()
         }
         max_stdout, max_stderr, max_bytes, max_files = self._limits
+        tests = list(run.tests) if run.tests else None
+        judging = tests or run.checker or run.time_limit or run.memory_limit
+        if judging and self._family == "node":
+            raise InputValidationError(
+                "tests and limits run in the Python-based images (python, bash and the "
+                "compiled languages); the Node code runner does not judge yet",
+                path="$.tests",
+            )
+        checker = run.checker
+        if checker is not None:
+            flags = compile_flags(checker.language, checker.flags)
+            checker = Checker(code=checker.code, language=checker.language, flags=flags)
+        count = max(len(tests or ()), 1)
         return CodeTask(
             language=self.language,
             code=run.code,
@@ -173,6 +202,16 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             max_collect_bytes=max_bytes,
             max_collect_files=max_files,
             forward=forward,
+            tests=tests,
+            time_limit=run.time_limit,
+            memory_limit=run.memory_limit,
+            compare=run.compare,
+            float_tolerance=run.float_tolerance,
+            checker=checker,
+            stop_on_first_failure=run.stop_on_first_failure,
+            flags=compile_flags(self.language, run.flags),
+            keep_stdout=max(max_stdout // count, 1),
+            keep_stderr=max(max_stderr // count, 1),
         )
 
     def _result(self, execution: Execution[CodeOutput]) -> Execution[CodeResult]:
@@ -202,6 +241,10 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             duration=out.duration,
             stdout_truncated=out.stdout_truncated,
             stderr_truncated=out.stderr_truncated,
+            usage=out.usage,
+            compile=out.compile,
+            verdict=out.verdict,
+            tests=out.tests or [],
         )
         return cast("Execution[CodeResult]", msgspec.structs.replace(execution, output=result))
 

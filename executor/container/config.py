@@ -72,6 +72,7 @@ class ContainerConfig:
     network: bool = False
     read_only: bool = True
     tmpfs_bytes: int = 64 * MiB
+    tmpfs_exec: bool = False
     user: str = "1000:1000"
     memory_bytes: int = 256 * MiB
     cpus: float = 1.0
@@ -271,7 +272,11 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
         "PidsLimit": config.pids_limit,
         "CapDrop": ["ALL"],
         "SecurityOpt": ["no-new-privileges"],
-        "Tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={config.tmpfs_bytes},mode=1777"},
+        # tmpfs_exec: compiled programs run from /tmp (CodeExecutor's compiled languages).
+        "Tmpfs": {
+            "/tmp": f"rw,nosuid,nodev,{'exec' if config.tmpfs_exec else 'noexec'},"
+            f"size={config.tmpfs_bytes},mode=1777"
+        },
         "ShmSize": min(config.tmpfs_bytes, 64 * MiB),
         "IpcMode": "private",
         "Ulimits": [{"Name": "core", "Soft": 0, "Hard": 0}],

@@ -22,6 +22,7 @@ RUN_LABEL = "executor.test-run"
 PYTHON_IMAGE = os.environ.get("EXECUTOR_PYTHON_IMAGE", "executor/runner-python:latest")
 NODE_IMAGE = os.environ.get("EXECUTOR_NODE_IMAGE", "executor/runner-node:latest")
 GO_IMAGE = os.environ.get("EXECUTOR_GO_IMAGE", "executor/runner-go:latest")
+JUDGE_IMAGE = os.environ.get("EXECUTOR_JUDGE_IMAGE", "executor/runner-judge:latest")
 
 pytestmark = pytest.mark.docker
 

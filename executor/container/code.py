@@ -121,8 +121,9 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         inner = dataclasses.replace(
             config,
             env={**config.env, "EXECUTOR_MODULE": module},
-            # Compiled programs run from the working directory under /tmp.
-            tmpfs_exec=config.tmpfs_exec or family == "judge",
+            # Compiled programs (and checkers) run from their directory under /tmp. No loss:
+            # the interpreted programs here can already run any code they like.
+            tmpfs_exec=True,
             # The response carries stdout, stderr and the files; stderr carries the tagged
             # lines in stream mode. The program's own caps are enforced by the code runner.
             # Judging adds the compiler's output and each test's verdict and usage (the

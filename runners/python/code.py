@@ -165,15 +165,58 @@ def _cpu_seconds(pid: int):
 
 
 def _peak_rss(pid: int):
-    """The peak resident set (bytes) of a running process so far, or None."""
+    """The peak resident set (bytes) of a running process so far (gVisor has no VmHWM: its
+    current one), or None."""
+    found = {}
     try:
         with open(f"/proc/{pid}/status", "rb") as fh:
             for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith((b"VmHWM:", b"VmRSS:")):
+                    found[line[:5]] = int(line.split()[1]) * 1024
     except (OSError, IndexError, ValueError):
         pass
-    return None
+    return found.get(b"VmHWM", found.get(b"VmRSS"))
+
+
+#: The judge image's spawner (runners/python/spawn.c): the program forked from a tiny process.
+SPAWN = "/opt/executor/executor-spawn"
+
+
+class _Spawned:
+    """The program behind ``executor-spawn``: its pid, then its wait4 status and rusage."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffer = b""
+        self.pid = None
+        self.line = self._line()
+        if self.line:
+            self.pid = int(self.line)
+
+    def _line(self):
+        while b"\n" not in self.buffer:
+            chunk = os.read(self.fd, 256)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line
+
+    def finish(self, process) -> None:
+        """After the spawner exited: the program's status and rusage in place of its own."""
+        try:
+            line = self._line()
+        finally:
+            os.close(self.fd)
+        if not line:
+            return  # the spawner was killed: its own status and rusage stand
+        status, utime, stime, maxrss = line.split()
+        status = int(status)
+        if os.WIFSIGNALED(status):
+            process.returncode = -os.WTERMSIG(status)
+        else:
+            process.returncode = os.WEXITSTATUS(status)
+        process.rusage = (float(utime) + float(stime), int(maxrss) * 1024)
 
 
 def _limiter(limits):
@@ -206,6 +249,10 @@ def _run(command: list, work: str, task: dict, limits=None, env=None) -> dict:
     }
     pending = memoryview(task.get("stdin", "").encode("utf-8", "surrogateescape"))
     timeout = task.get("timeout")
+    report = None
+    if limits.get("spawn") and os.access(SPAWN, os.X_OK):
+        report, writer = os.pipe()
+        command = [SPAWN, str(writer), *command]
     started = time.monotonic()
     process = subprocess.Popen(
         command,
@@ -216,9 +263,16 @@ def _run(command: list, work: str, task: dict, limits=None, env=None) -> dict:
         stderr=subprocess.PIPE,
         start_new_session=True,
         close_fds=True,
+        pass_fds=() if report is None else (writer,),
         preexec_fn=_limiter(limits),
     )
     process.rusage = None
+    spawned = None
+    pid = process.pid  # the program's (its session's) pid
+    if report is not None:
+        os.close(writer)
+        spawned = _Spawned(report)
+        pid = spawned.pid or process.pid
     deadline = None if timeout is None else started + float(timeout)
     wall = limits.get("wall")
     if wall is not None:
@@ -253,19 +307,19 @@ def _run(command: list, work: str, task: dict, limits=None, env=None) -> dict:
                 ):
                     limit_hit = "output"
                 elif watching:
-                    used = _cpu_seconds(process.pid) if cpu_limit is not None else None
-                    peak = _peak_rss(process.pid) if memory_limit is not None else None
+                    used = _cpu_seconds(pid) if cpu_limit is not None else None
+                    peak = _peak_rss(pid) if memory_limit is not None else None
                     if used is not None and used > cpu_limit:
                         limit_hit = "cpu"
                     elif peak is not None and peak > memory_limit:
                         limit_hit = "memory"
                 if timed_out or limit_hit:
-                    _kill_session(process.pid)
+                    _kill_session(pid)  # the spawner, if any, lives on to reap it
                     _reap(process, 0)
                     ended_at = now
             if ended_at is not None:
                 if drain_until is None:
-                    _kill_session(process.pid)  # what the program left running ends with it
+                    _kill_session(pid)  # what the program left running ends with it
                     drain_until = now + _DRAIN_SECONDS
                 reading = any(key.data != "stdin" for key in selector.get_map().values())
                 if not reading or now >= drain_until:
@@ -299,18 +353,27 @@ def _run(command: list, work: str, task: dict, limits=None, env=None) -> dict:
                 else:
                     selector.unregister(key.fileobj)
     finally:
-        _kill_session(process.pid)
+        _kill_session(pid)
+        if pid != process.pid:
+            if process.returncode is None:
+                with contextlib.suppress(OSError):
+                    _reap(process, 0)  # the spawner reports, then exits
+            _kill_session(process.pid)
         selector.close()
         for pipe in (process.stdin, process.stdout, process.stderr):
             if not pipe.closed:
                 pipe.close()
         if process.returncode is None:
             _reap(process, 0)
+        if spawned is not None:
+            spawned.finish(process)
         returncode = process.returncode
     for stream in streams.values():
         stream.flush()
     duration = (ended_at or time.monotonic()) - started
     rusage = process.rusage
+    if hasattr(rusage, "ru_maxrss"):  # wait4's own (a structseq is a tuple too)
+        rusage = (rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss * 1024)
     return {
         "stdout": streams["stdout"].kept.decode("utf-8", "replace"),
         "stderr": streams["stderr"].kept.decode("utf-8", "replace"),
@@ -322,8 +385,8 @@ def _run(command: list, work: str, task: dict, limits=None, env=None) -> dict:
         "limit_hit": limit_hit,
         "duration": duration,
         "usage": {
-            "cpu_time": None if rusage is None else rusage.ru_utime + rusage.ru_stime,
-            "peak_memory": None if rusage is None else rusage.ru_maxrss * 1024,
+            "cpu_time": None if rusage is None else rusage[0],
+            "peak_memory": None if rusage is None else rusage[1],
             "wall_time": duration,
         },
     }
@@ -617,6 +680,7 @@ def _judge(task: dict, language: str, base: str, work: str, program: str, compil
         "wall": None if time_limit is None else 3 * float(time_limit),
         "memory": memory_limit,
         "output": int(task["max_stdout"]),
+        "spawn": True,
     }
     keep = dict(
         task,
@@ -757,21 +821,21 @@ def execute(task):
                 task = dict(task, timeout=max(deadline - time.monotonic(), 0.0))
         if task.get("tests") is not None:
             return _judge(task, language, base, work, program, compiled)
-        limits = None
-        if task.get("time_limit") is not None or task.get("memory_limit") is not None:
-            limit = task.get("time_limit")
-            limits = {
-                "cpu": limit,
-                "wall": None if limit is None else 3 * float(limit),
-                "memory": task.get("memory_limit"),
-            }
+        limited = task.get("time_limit") is not None or task.get("memory_limit") is not None
+        limit = task.get("time_limit")
+        limits = {
+            "cpu": limit,
+            "wall": None if limit is None else 3 * float(limit),
+            "memory": task.get("memory_limit"),
+            "spawn": True,
+        }
         argv = [str(arg) for arg in task.get("argv") or []]
         command = _command(language, work, program, task.get("memory_limit"))
         env = _toolchain_env(base, work) if compiled is not None else None
         result = _run([*command, *argv], work, task, limits, env=env)
         result["compile"] = compiled
         result["verdict"] = None
-        if limits is not None and not result["timed_out"]:
+        if limited and not result["timed_out"]:
             result["verdict"] = (
                 _verdict(result, task.get("memory_limit"), language == "java")[0] or "AC"
             )

@@ -350,3 +350,32 @@ def test_bad_judging_inputs_are_refused() -> None:
     node = CodeExecutor("node", config(NODE_IMAGE))
     with pytest.raises(InputValidationError, match="Node"):
         node._task(CodeRun("x", tests=TESTS))
+
+
+BURN = """
+import time
+
+def execute(input):
+    start = time.process_time()
+    block = bytearray(input["mib"] << 20)
+    block[::4096] = b"x" * len(block[::4096])
+    total = 0
+    while time.process_time() - start < input["seconds"]:
+        total += 1
+    return {"cpu": time.process_time() - start}
+"""
+
+
+@pytest.mark.parametrize("mode", ["fresh", "fork", "reuse"])
+async def test_every_container_call_reports_usage(make_executor: Any, mode: str) -> None:
+    """Execution.usage of an ordinary call, in every mode: the task's CPU time within 20% of
+    its own process_time, its peak memory at least what it touched, a wall time."""
+    settings: dict[str, Any] = {"fresh": {}, "fork": {"reuse": "fork"}, "reuse": {"reuse": True}}
+    ex = make_executor(files={"/app/execute.py": BURN}, **settings[mode])
+    for _ in range(2):
+        result = await ex.run({"seconds": 0.3, "mib": 40})
+        usage = result.usage
+        assert usage is not None and usage.cpu_time is not None, result
+        assert usage.cpu_time == pytest.approx(result.output["cpu"], rel=0.2)
+        assert usage.peak_memory is not None and usage.peak_memory >= 40 * MiB
+        assert usage.wall_time is not None and usage.wall_time >= usage.cpu_time * 0.8

@@ -7,7 +7,8 @@ Run: ``.venv/bin/python bench/judge.py [--tests 100] [--rounds 3]
 Rows, one after another in this process:
 
 * ``CodeExecutor("cpp")`` with one ``CodeRun`` of N tests, fork mode (one warm container) and
-  fresh mode (a container per run), under runc, and fork mode under gVisor when registered:
+  fresh mode (a container per run), under runc, and fork mode under gVisor when registered
+  (``pids_limit=512``: under gVisor the limit also counts the sandbox's own threads):
   the program is compiled once, each test is its own process under the CPU/memory limits;
 * the same program compiled with the host's g++ and run N times with ``subprocess.run``, no
   sandbox, no limits: the floor;
@@ -162,7 +163,8 @@ async def main() -> None:
         row("executor fresh container (runc)", n, await executor_row(n, args.rounds)),
     ]
     if runsc_registered():
-        numbers = await executor_row(n, args.rounds, reuse="fork", runtime="runsc")
+        # gVisor's pids limit also caps the sandbox's own host threads: 128 is too few here.
+        numbers = await executor_row(n, args.rounds, reuse="fork", runtime="runsc", pids_limit=512)
         rows.append(row("executor fork mode (gVisor)", n, numbers))
     rows.append(row("subprocess loop, host g++, no sandbox", n, subprocess_row(n, args.rounds)))
     rows.append(

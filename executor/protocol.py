@@ -120,6 +120,8 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
     error: ErrorInfo | None = None
     log_marker: str | None = None
     files: dict[str, bytes] | None = None
+    #: The runner's measurement of the call (``cpu_time``, ``peak_memory``, ``wall_time``).
+    usage: dict[str, float | int | None] | None = None
 
 
 class _RawResponse(msgspec.Struct, frozen=True):

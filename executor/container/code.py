@@ -82,8 +82,13 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
 
     ``language``: ``"python"`` (``python3 main.py``) and ``"bash"`` (``bash main.sh``) run in the
     Python runner image, ``"node"`` (``node main.mjs`` for an ES module, with import/export
-    statements, else ``node main.cjs``) in the Node one. Go cannot be (the Go image has no
-    toolchain): :class:`ConfigError`. ``config`` supplies every container setting (its image
+    statements, else ``node main.cjs``) in the Node one; ``"c"``, ``"cpp"``, ``"rust"``,
+    ``"java"`` (class ``Main``) and ``"go"`` are compiled, once per run, in the judge image
+    (``executor/runner-judge:latest``, ``EXECUTOR_JUDGE_IMAGE``). Other languages are
+    :class:`ConfigError`. ``CodeRun.tests`` judges the program against test cases with
+    verdicts and per-test :class:`Usage` (README, "Judging programs"); every
+    :class:`CodeResult` carries the program's ``usage``. ``config`` supplies every container
+    setting (its image
     may extend the stock one); without it, the stock image of the language
     (``executor/runner-python:latest``, ``executor/runner-node:latest``, or
     ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``) with the default settings. Every mode

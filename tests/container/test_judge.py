@@ -124,7 +124,9 @@ PROGRAMS: dict[str, dict[str, str]] = {
         "exception": "public class Main{public static void main(String[] a){"
         'throw new RuntimeException("boom");}}',
         "output": "public class Main{public static void main(String[] a){"
-        'while(true)System.out.println("xxxxxxxxxxxxxxxx");}}',
+        "java.io.PrintStream o=new java.io.PrintStream("
+        "new java.io.BufferedOutputStream(System.out,1<<16),false);"
+        'while(true)o.println("xxxxxxxxxxxxxxxx");}}',
         "ce": "public class Main{ int x = ; }",
     },
 }

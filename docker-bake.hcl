@@ -59,7 +59,7 @@ target "_common" {
 }
 
 group "default" {
-  targets = ["runners", "generator-orval"]
+  targets = ["runners", "generator-orval", "runner-judge"]
 }
 
 group "runners" {
@@ -74,6 +74,18 @@ target "runner-python" {
     BASE_IMAGE = "${PYTHON_BASE}"
   }
   tags = ["${REGISTRY}/runner-python:${VERSION}", "${REGISTRY}/runner-python:latest"]
+}
+
+# The Python runner plus Debian's compilers (CodeExecutor's c, cpp, rust, java, go; judging).
+# Its one RUN step installs them with apt: it needs the network (a few minutes).
+target "runner-judge" {
+  inherits   = ["_common"]
+  context    = "runners/python"
+  dockerfile = "Dockerfile.judge"
+  args = {
+    BASE_IMAGE = "${PYTHON_BASE}"
+  }
+  tags = ["${REGISTRY}/runner-judge:${VERSION}", "${REGISTRY}/runner-judge:latest"]
 }
 
 # Context runners/ (not runners/node): the image also carries the Go fork-mode supervisor,

@@ -10,8 +10,13 @@ import typing as _typing
 from ._base import Execution as Execution
 from ._base import Executor as Executor
 from ._base import ResultStream as ResultStream
+from ._code import Checker as Checker
 from ._code import CodeResult as CodeResult
 from ._code import CodeRun as CodeRun
+from ._code import Compile as Compile
+from ._code import TestCase as TestCase
+from ._code import TestResult as TestResult
+from ._code import Usage as Usage
 from ._errors import CollectTooLarge as CollectTooLarge
 from ._errors import ConfigError as ConfigError
 from ._errors import ContainerFailed as ContainerFailed
@@ -128,10 +133,12 @@ __version__ = _version()
 __all__ = (
     "CellError",
     "CellResult",
+    "Checker",
     "CodeExecutor",
     "CodeResult",
     "CodeRun",
     "CollectTooLarge",
+    "Compile",
     "ConfigError",
     "ContainerConfig",
     "ContainerExecutor",
@@ -165,6 +172,9 @@ __all__ = (
     "SessionPool",
     "StartTimeout",
     "TaskError",
+    "TestCase",
+    "TestResult",
+    "Usage",
     "ValidationError",
     "WorkerLost",
     "reap",

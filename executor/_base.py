@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 import msgspec
 
+from ._code import Usage  # noqa: TC001 (msgspec resolves the field types at run time)
 from ._errors import ConfigError, ExecutorError
 from ._stream import ExecutionStream
 
@@ -56,6 +57,9 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     ``None`` also when the call returned before the container's exit was seen (the normal case:
     a response is taken as soon as it is complete). ``files`` holds what the task left in
     ``ContainerConfig.collect``, by path relative to it (empty without ``collect``).
+    ``usage`` is what the task used as its runner measured it (the Python runner:
+    ``getrusage`` of the task process and the children it waited for, over the call; see the
+    README, "Judging programs"); ``None`` for local calls and runners that do not report it.
     """
 
     output: B
@@ -68,6 +72,7 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     image: str | None = None
     engine: str | None = None
     files: dict[str, bytes] = {}
+    usage: Usage | None = None
 
 
 class _TypedAlias:

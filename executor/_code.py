@@ -19,15 +19,26 @@ import msgspec
 from ._errors import ConfigError, InputValidationError
 
 __all__ = [
+    "COMPARISONS",
+    "COMPILE_FLAGS",
     "LANGUAGES",
+    "MAX_TESTS",
     "TAGS",
+    "VERDICTS",
+    "Checker",
     "CodeOutput",
     "CodeResult",
     "CodeRun",
     "CodeTask",
+    "Compile",
     "FilesError",
+    "TestCase",
+    "TestResult",
+    "Usage",
+    "check_judging",
     "classify_line",
     "code_run",
+    "compile_flags",
     "default_image",
     "language_of",
 ]
@@ -49,6 +60,15 @@ class CodeRun(msgspec.Struct, frozen=True):
     argv: list[str] = []
     files: dict[str, str | bytes] = {}
     timeout: float | None = None
+    # -- judging (see "Judging programs" in the README) -------------------------------------
+    tests: list[TestCase] = []
+    time_limit: float | None = None
+    memory_limit: int | None = None
+    compare: str = "tokens"
+    float_tolerance: float = 1e-6
+    checker: Checker | None = None
+    stop_on_first_failure: bool = False
+    flags: list[str] | None = None
 
 
 class CodeResult(msgspec.Struct, frozen=True):
@@ -71,6 +91,11 @@ class CodeResult(msgspec.Struct, frozen=True):
     duration: float
     stdout_truncated: bool = False
     stderr_truncated: bool = False
+    # -- judging ----------------------------------------------------------------------------
+    usage: Usage | None = None
+    compile: Compile | None = None
+    verdict: str | None = None
+    tests: list[TestResult] = []
 
 
 # -- the wire form of a code run (host <-> code runner) ----------------------------------------
@@ -90,6 +115,17 @@ class CodeTask(msgspec.Struct, frozen=True):
     max_collect_bytes: int
     max_collect_files: int
     forward: bool = False
+    # -- judging ----------------------------------------------------------------------------
+    tests: list[TestCase] | None = None
+    time_limit: float | None = None
+    memory_limit: int | None = None
+    compare: str = "tokens"
+    float_tolerance: float = 1e-6
+    checker: Checker | None = None
+    stop_on_first_failure: bool = False
+    flags: list[str] | None = None
+    keep_stdout: int = 0
+    keep_stderr: int = 0
 
 
 class FilesError(msgspec.Struct, frozen=True):
@@ -111,6 +147,10 @@ class CodeOutput(msgspec.Struct, frozen=True):
     duration: float
     files: dict[str, bytes]
     files_error: FilesError | None = None
+    usage: Usage | None = None
+    compile: Compile | None = None
+    verdict: str | None = None
+    tests: list[TestResult] | None = None
 
 
 #: Language → (runner image family, code runner module inside it).
@@ -118,16 +158,16 @@ LANGUAGES: dict[str, tuple[str, str]] = {
     "python": ("python", "/opt/executor/code.py"),
     "bash": ("python", "/opt/executor/code.py"),
     "node": ("node", "/opt/executor/code.mjs"),
+    # Compiled languages: the judge image (the Python image plus Debian's compilers).
+    "c": ("judge", "/opt/executor/code.py"),
+    "cpp": ("judge", "/opt/executor/code.py"),
+    "rust": ("judge", "/opt/executor/code.py"),
+    "java": ("judge", "/opt/executor/code.py"),
+    "go": ("judge", "/opt/executor/code.py"),
 }
 #: How the code runner tags the program's lines on its stderr in stream mode.
 TAGS = {b"\x1eo": "stdout", b"\x1ee": "stderr"}
-_UNSUPPORTED = {
-    "go": (
-        "Go programs cannot be run from source: the Go runner image is `scratch` with one "
-        "static binary and no toolchain (compiling per call would also take seconds); compile "
-        "Go code into a runner image instead (docs/RUNNERS.md, 'A custom Go runner')"
-    ),
-}
+_UNSUPPORTED: dict[str, str] = {}
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
@@ -175,10 +215,18 @@ def code_run(value: Any) -> CodeRun:
             raise _fail(f"unknown field {unknown[0]!r}", f"$.{unknown[0]}")
         if "code" not in value:
             raise _fail("missing required field 'code'")
-        run = CodeRun(**value)
+        fields = dict(value)
+        if isinstance(fields.get("tests"), list | tuple):
+            fields["tests"] = [
+                TestCase(**test) if isinstance(test, dict) else test for test in fields["tests"]
+            ]
+        if isinstance(fields.get("checker"), dict):
+            fields["checker"] = Checker(**fields["checker"])
+        run = CodeRun(**fields)
     else:
         raise _fail(f"expected a CodeRun, a dict or a source string, got {type(value).__name__}")
     _check_run(run)
+    check_judging(run)
     return run
 
 
@@ -213,3 +261,149 @@ def classify_line(line: bytes) -> tuple[str, bytes]:
     if stream is None:
         return "log", line
     return stream, line[2:]
+
+
+# -- judging programs: test cases, verdicts, usage, compiled languages -------------------------
+#
+# Kept in one block (the fields above only name these types): the code runner compiles the
+# program once, runs each test as its own process under the limits, and compares its output.
+
+#: The verdicts, in the order a test's is decided: the first that applies wins.
+VERDICTS = ("CE", "TLE", "MLE", "OLE", "RE", "WA", "AC")
+#: Output comparisons; a ``checker`` replaces them.
+COMPARISONS = ("exact", "lines", "tokens", "float")
+#: The compiler flags used when ``CodeRun.flags`` is None (the compiler, source and output
+#: name are added by the code runner: ``g++ FLAGS main.cpp -o main``).
+COMPILE_FLAGS: dict[str, list[str]] = {
+    "c": ["-O2", "-std=gnu11", "-pipe"],
+    "cpp": ["-O2", "-std=gnu++17", "-pipe"],
+    "rust": ["-O", "--edition", "2021"],
+    "java": ["-encoding", "UTF-8"],
+    "go": [],
+}
+#: More tests than this in one CodeRun are refused (the answer's size is bounded by it).
+MAX_TESTS = 10_000
+#: Room in the answer for one test's verdict, usage and flags (besides its output).
+TEST_OVERHEAD = 512
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """What a program used, from the kernel's own counters; None where none is available.
+
+    ``cpu_time``: user + system CPU seconds of the program's processes (``wait4`` rusage,
+    waited descendants included). ``peak_memory``: the largest resident set of one of them, in
+    bytes (``ru_maxrss``). ``wall_time``: seconds from its start to its exit, measured inside
+    the container.
+    """
+
+    cpu_time: float | None = None
+    peak_memory: int | None = None
+    wall_time: float | None = None
+
+
+class TestCase(msgspec.Struct, frozen=True):
+    """One test: the program's stdin and, optionally, the expected stdout.
+
+    Without ``expected`` (and without a checker) a test passes when the program ends well
+    within its limits.
+    """
+
+    __test__ = False  # not a pytest class
+
+    stdin: str = ""
+    expected: str | None = None
+
+
+class Checker(msgspec.Struct, frozen=True):
+    """A checker program (any language the image runs): ``checker INPUT OUTPUT ANSWER``.
+
+    It is compiled once per run and started once per test with three file paths: the test's
+    stdin, the program's stdout, the expected output (testlib's order); exit status 0 means
+    AC, anything else WA; what it prints is the test's ``message``.
+    """
+
+    code: str
+    language: str = "python"
+    flags: list[str] | None = None
+
+
+class Compile(msgspec.Struct, frozen=True):
+    """The compile step: whether it worked, what the compiler said, how long it took."""
+
+    ok: bool
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration: float
+    usage: Usage | None = None
+
+
+class TestResult(msgspec.Struct, frozen=True):
+    """One test's outcome: its verdict, why (``message``), output kept and usage.
+
+    ``stdout``/``stderr`` are kept up to ``max_output_bytes``/``max_log_bytes`` of the config
+    divided by the number of tests (flagged when cut; OLE is decided on the whole output).
+    """
+
+    __test__ = False  # not a pytest class
+
+    verdict: str
+    message: str
+    stdout: str
+    stderr: str
+    exit_code: int
+    usage: Usage
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+
+def compile_flags(language: str, flags: list[str] | None) -> list[str] | None:
+    """The flags a compiled language's compiler gets (its default for None); None if none."""
+    if language not in COMPILE_FLAGS:
+        return None
+    return list(COMPILE_FLAGS[language] if flags is None else flags)
+
+
+def check_judging(run: CodeRun) -> None:
+    """Refuse judging fields that cannot work, with the path of the first problem."""
+    if not isinstance(run.tests, list | tuple):
+        raise _fail("expected a list of TestCase", "$.tests")
+    if len(run.tests) > MAX_TESTS:
+        raise _fail(f"at most {MAX_TESTS} tests per run, got {len(run.tests)}", "$.tests")
+    for index, test in enumerate(run.tests):
+        if not isinstance(test, TestCase):
+            raise _fail("expected a TestCase", f"$.tests[{index}]")
+        if not isinstance(test.stdin, str):
+            raise _fail("expected a string", f"$.tests[{index}].stdin")
+        if test.expected is not None and not isinstance(test.expected, str):
+            raise _fail("expected a string or None", f"$.tests[{index}].expected")
+    limit = run.time_limit
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int | float) or not 0 < limit < 1e6
+    ):
+        raise _fail("must be a positive number of CPU seconds or None", "$.time_limit")
+    memory = run.memory_limit
+    if memory is not None and (
+        isinstance(memory, bool) or not isinstance(memory, int) or memory < 1024 * 1024
+    ):
+        raise _fail("must be a number of bytes (at least 1 MiB) or None", "$.memory_limit")
+    if run.compare not in COMPARISONS:
+        raise _fail(f"must be one of {', '.join(COMPARISONS)} (or give a checker)", "$.compare")
+    tolerance = run.float_tolerance
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
+        raise _fail("must be a number >= 0", "$.float_tolerance")
+    if run.checker is not None:
+        if not isinstance(run.checker, Checker):
+            raise _fail("expected a Checker", "$.checker")
+        if run.checker.language not in LANGUAGES:
+            raise _fail(f"unknown language {run.checker.language!r}", "$.checker.language")
+        if LANGUAGES[run.checker.language][0] == "node":
+            raise _fail("a checker runs in the code runner of Python images", "$.checker.language")
+    for where, flags in (
+        ("$.flags", run.flags),
+        ("$.checker.flags", getattr(run.checker, "flags", None)),
+    ):
+        if flags is not None and (
+            not isinstance(flags, list | tuple) or not all(isinstance(f, str) for f in flags)
+        ):
+            raise _fail("expected a list of strings or None", where)

@@ -121,6 +121,8 @@ class Response(msgspec.Struct, frozen=True, omit_defaults=True):
     error: ErrorInfo | None = None
     log_marker: str | None = None
     files: dict[str, bytes] | None = None
+    #: The runner's measurement of the call (``cpu_time``, ``peak_memory``, ``wall_time``).
+    usage: dict[str, float | int | None] | None = None
 
 
 class _RawResponse(msgspec.Struct, frozen=True):
@@ -130,10 +132,15 @@ class _RawResponse(msgspec.Struct, frozen=True):
     files: dict[str, bytes] | None = None
 
 
+class _UsageOnly(msgspec.Struct, frozen=True):
+    usage: dict[str, float | int | None] | None = None
+
+
 _encoder = msgspec.json.Encoder()
 _request_decoder = msgspec.json.Decoder(Request)
 _response_decoder = msgspec.json.Decoder(Response)
 _raw_response_decoder = msgspec.json.Decoder(_RawResponse)
+_usage_decoder = msgspec.json.Decoder(_UsageOnly)
 #: What msgspec raises for bytes that are not a JSON document of the expected shape: invalid
 #: UTF-8 inside a string surfaces as UnicodeDecodeError, nesting past the interpreter's
 #: recursion limit as RecursionError. Both are the peer's fault: a ProtocolError.
@@ -188,6 +195,15 @@ def decode_response_files(
         ) from exc
     _check(response.ok, response.error, data)
     return response.ok, response.output, response.error, response.files
+
+
+def decode_usage(data: bytes) -> dict[str, float | int | None] | None:
+    """The ``usage`` object of a response (``cpu_time``, ``peak_memory``, ``wall_time``), or
+    None when the runner sent none or it is not one (a runner that predates it)."""
+    try:
+        return _usage_decoder.decode(data).usage
+    except (*_UNDECODABLE, msgspec.ValidationError):
+        return None
 
 
 def _check(ok: bool, error: ErrorInfo | None, data: bytes | str) -> None:

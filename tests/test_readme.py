@@ -5,7 +5,7 @@
 the repository root. A block preceded by ``<!-- not-run: reason -->`` is skipped; other
 languages (json, dockerfile, text) are illustrations and are not run.
 
-``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``/``EXECUTOR_GO_IMAGE`` point the blocks'
+``EXECUTOR_{PYTHON,NODE,GO,JUDGE}_IMAGE`` point the blocks'
 ``executor/runner-<lang>:latest`` at other images, as they do for the container tests.
 """
 
@@ -33,7 +33,7 @@ NEEDS_ENGINE = re.compile(
 )
 IMAGES = {
     f"executor/runner-{lang}:latest": os.environ.get(f"EXECUTOR_{lang.upper()}_IMAGE")
-    for lang in ("python", "node", "go")
+    for lang in ("python", "node", "go", "judge")
 }
 
 

@@ -17,6 +17,7 @@ from .targets import parse_target
 
 if TYPE_CHECKING:
     from .._base import Execution, Executor
+    from .._code import Usage
 
 __all__ = ["run"]
 
@@ -31,9 +32,20 @@ __all__ = ["run"]
     is_flag=True,
     help="Print the task's log lines on stderr as they arrive (then the output as usual).",
 )
+@click.option(
+    "--usage",
+    "show_usage",
+    is_flag=True,
+    help="Print what the call used (CPU seconds, peak memory, wall seconds) on stderr.",
+)
 @executor_options
 def run(
-    target: str | None, input_spec: str | None, details: bool, follow: bool, **kwargs: Any
+    target: str | None,
+    input_spec: str | None,
+    details: bool,
+    follow: bool,
+    show_usage: bool,
+    **kwargs: Any,
 ) -> None:
     """Run TARGET once and print its output as JSON.
 
@@ -55,6 +67,18 @@ def run(
         except (TypeError, msgspec.EncodeError) as exc:
             raise OutputValidationError(f"cannot be encoded as JSON: {exc}") from exc
         stdout.write(data + b"\n")
+        if show_usage:
+            sys.stderr.write(usage_line(result.usage) + "\n")
+
+
+def usage_line(usage: Usage | None) -> str:
+    """``usage: cpu_time=0.012 s peak_memory=15.2 MiB wall_time=0.034 s`` (n/a: not reported)."""
+    if usage is None:
+        return "usage: not reported (an in-process call, or a runner that does not measure it)"
+    cpu = "n/a" if usage.cpu_time is None else f"{usage.cpu_time:.3f} s"
+    peak = "n/a" if usage.peak_memory is None else f"{usage.peak_memory / 2**20:.1f} MiB"
+    wall = "n/a" if usage.wall_time is None else f"{usage.wall_time:.3f} s"
+    return f"usage: cpu_time={cpu} peak_memory={peak} wall_time={wall}"
 
 
 async def _run_once(executor: Executor[Any, Any], value: Any, follow: bool) -> Execution[Any]:

@@ -18,13 +18,17 @@ import msgspec
 
 from .._base import Execution, Executor
 from .._code import (
+    MAX_TESTS,
     TAGS,
+    TEST_OVERHEAD,
+    Checker,
     CodeOutput,
     CodeResult,
     CodeRun,
     CodeTask,
     classify_line,
     code_run,
+    compile_flags,
     default_image,
     language_of,
 )
@@ -78,8 +82,13 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
 
     ``language``: ``"python"`` (``python3 main.py``) and ``"bash"`` (``bash main.sh``) run in the
     Python runner image, ``"node"`` (``node main.mjs`` for an ES module, with import/export
-    statements, else ``node main.cjs``) in the Node one. Go cannot be (the Go image has no
-    toolchain): :class:`ConfigError`. ``config`` supplies every container setting (its image
+    statements, else ``node main.cjs``) in the Node one; ``"c"``, ``"cpp"``, ``"rust"``,
+    ``"java"`` (class ``Main``) and ``"go"`` are compiled, once per run, in the judge image
+    (``executor/runner-judge:latest``, ``EXECUTOR_JUDGE_IMAGE``). Other languages are
+    :class:`ConfigError`. ``CodeRun.tests`` judges the program against test cases with
+    verdicts and per-test :class:`Usage` (README, "Judging programs"); every
+    :class:`CodeResult` carries the program's ``usage``. ``config`` supplies every container
+    setting (its image
     may extend the stock one); without it, the stock image of the language
     (``executor/runner-python:latest``, ``executor/runner-node:latest``, or
     ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``) with the default settings. Every mode
@@ -107,6 +116,7 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         self.input_type: Any = CodeRun
         self.output_type: Any = CodeResult
         self._module = module
+        self._family = family
         self._timeout = program_timeout(config.timeout)
         self._limits = (
             config.max_output_bytes,
@@ -118,9 +128,15 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         inner = dataclasses.replace(
             config,
             env={**config.env, "EXECUTOR_MODULE": module},
+            # Compiled programs (and checkers) run from their directory under /tmp. No loss:
+            # the interpreted programs here can already run any code they like.
+            tmpfs_exec=True,
             # The response carries stdout, stderr and the files; stderr carries the tagged
             # lines in stream mode. The program's own caps are enforced by the code runner.
-            max_output_bytes=_ESCAPED * streams
+            # Judging adds the compiler's output and each test's verdict and usage (the
+            # tests' kept output shares the streams' caps).
+            max_output_bytes=2 * _ESCAPED * streams
+            + MAX_TESTS * TEST_OVERHEAD
             + 2 * config.max_collect_bytes
             + 16 * config.max_collect_files
             + _SLACK,
@@ -182,6 +198,19 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
                     path="$.timeout",
                 )
             timeout, limit = program_timeout(run.timeout), run.timeout
+        tests = list(run.tests) if run.tests else None
+        judging = tests or run.checker or run.time_limit or run.memory_limit
+        if judging and self._family == "node":
+            raise InputValidationError(
+                "tests and limits run in the Python-based images (python, bash and the "
+                "compiled languages); the Node code runner does not judge yet",
+                path="$.tests",
+            )
+        checker = run.checker
+        if checker is not None:
+            flags = compile_flags(checker.language, checker.flags)
+            checker = Checker(code=checker.code, language=checker.language, flags=flags)
+        count = max(len(tests or ()), 1)
         task = CodeTask(
             language=self.language,
             code=run.code,
@@ -194,6 +223,16 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             max_collect_bytes=max_bytes,
             max_collect_files=max_files,
             forward=forward,
+            tests=tests,
+            time_limit=run.time_limit,
+            memory_limit=run.memory_limit,
+            compare=run.compare,
+            float_tolerance=run.float_tolerance,
+            checker=checker,
+            stop_on_first_failure=run.stop_on_first_failure,
+            flags=compile_flags(self.language, run.flags),
+            keep_stdout=max(max_stdout // count, 1),
+            keep_stderr=max(max_stderr // count, 1),
         )
         return task, limit
 
@@ -226,6 +265,10 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             duration=out.duration,
             stdout_truncated=out.stdout_truncated,
             stderr_truncated=out.stderr_truncated,
+            usage=out.usage,
+            compile=out.compile,
+            verdict=out.verdict,
+            tests=out.tests or [],
         )
         return cast("Execution[CodeResult]", msgspec.structs.replace(execution, output=result))
 

@@ -273,6 +273,7 @@ class ContainerConfig:
     network: bool = setting(False, boolean)
     read_only: bool = setting(True, boolean)
     tmpfs_bytes: int = setting(64 * MiB, positive_int())
+    tmpfs_exec: bool = setting(False, boolean)
     user: str = setting("1000:1000", text)
     memory_bytes: int = setting(256 * MiB, positive_int(6 * MiB, "an integer of at least 6 MiB"))
     cpus: float = setting(1.0, number(0, 1024))
@@ -526,7 +527,11 @@ def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) 
         "PidsLimit": config.pids_limit,
         "CapDrop": ["ALL"],
         "SecurityOpt": ["no-new-privileges", *_seccomp_option(config)],
-        "Tmpfs": {"/tmp": f"rw,nosuid,nodev,noexec,size={config.tmpfs_bytes},mode=1777"},
+        # tmpfs_exec: compiled programs run from /tmp (CodeExecutor's compiled languages).
+        "Tmpfs": {
+            "/tmp": f"rw,nosuid,nodev,{'exec' if config.tmpfs_exec else 'noexec'},"
+            f"size={config.tmpfs_bytes},mode=1777"
+        },
         "ShmSize": min(config.tmpfs_bytes, 64 * MiB),
         "IpcMode": "private",
         "Ulimits": [{"Name": "core", "Soft": 0, "Hard": 0}],

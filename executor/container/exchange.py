@@ -20,6 +20,7 @@ import anyio
 import msgspec
 
 from .._base import Execution
+from .._code import Usage
 from .._errors import (
     CollectTooLarge,
     ContainerFailed,
@@ -30,7 +31,7 @@ from .._errors import (
     ProtocolError,
     WorkerLost,
 )
-from ..protocol import Collect, ErrorInfo, Request, decode_response_files
+from ..protocol import Collect, ErrorInfo, Request, decode_response_files, decode_usage
 from .config import MiB
 from .reader import READY, LogChunk, Reader, Reply, State, TooMuchOutput
 
@@ -253,6 +254,22 @@ def interpret(
         image=spec.image,
         engine=container.engine.name,
         files=files if spec.collect is not None and files is not None else {},
+        usage=_usage(text),
+    )
+
+
+def _usage(text: bytes) -> Usage | None:
+    """The runner's usage report (the Python runner's getrusage over the call), if any."""
+    if b'"usage"' not in text[-200:]:
+        return None  # no need to scan the whole answer: the report comes last
+    got = decode_usage(text)
+    if not got:
+        return None
+    cpu, peak, wall = got.get("cpu_time"), got.get("peak_memory"), got.get("wall_time")
+    return Usage(
+        cpu_time=float(cpu) if isinstance(cpu, int | float) else None,
+        peak_memory=int(peak) if isinstance(peak, int | float) else None,
+        wall_time=float(wall) if isinstance(wall, int | float) else None,
     )
 
 

@@ -229,6 +229,7 @@ class _Runner:
         output: every response still starts with ``{"ok":true,"output":``.
         """
         self.files = None
+        before = _usage_now()
         try:
             result = call()
         except _Failure as failure:
@@ -236,6 +237,7 @@ class _Runner:
         response = {"ok": True, "output": result}
         if self.files is not None:
             response["files"] = self.files
+        response["usage"] = _usage_since(before)
         try:
             return _encode(response)
         except (TypeError, ValueError, RecursionError) as exc:
@@ -1365,6 +1367,29 @@ class _ForkServer:
         response = runner.respond_to(lambda: runner._invoke(request))
         _flush_stdio()
         _write_fd(channel, response + b"\n")
+
+
+def _usage_now():
+    import resource
+
+    return (
+        time.monotonic(),
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+
+
+def _usage_since(before) -> dict:
+    """The call's usage: CPU seconds of this process and the children it waited for during the
+    call (getrusage deltas), the peak resident set of either so far (ru_maxrss, bytes), and
+    the call's wall seconds."""
+    t0, self0, children0 = before
+    now, own, children = _usage_now()
+    cpu = (own.ru_utime + own.ru_stime - self0.ru_utime - self0.ru_stime) + (
+        children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
+    )
+    peak = max(own.ru_maxrss, children.ru_maxrss) * 1024
+    return {"cpu_time": round(cpu, 6), "peak_memory": peak, "wall_time": round(now - t0, 6)}
 
 
 def _fork_main() -> int:

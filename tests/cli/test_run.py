@@ -442,3 +442,19 @@ def test_in_process_task_output_goes_to_stderr(function: str) -> None:
             assert line in result.stderr
     else:
         assert "noisy: async print" in result.stderr
+
+
+def test_usage_flag_says_when_nothing_was_measured() -> None:
+    """``--usage`` prints a usage line on stderr; an in-process call has none to report."""
+    result = executor_cli("run", DOUBLE, "--input", '{"n": 1}', "--usage")
+    assert result.json() == {"n": 2}
+    assert result.stderr.startswith("usage: not reported")
+
+
+@pytest.mark.docker
+def test_usage_flag_prints_a_container_calls_usage() -> None:
+    """``--usage`` with ``--runner python`` prints the runner's measured CPU, memory and wall."""
+    result = executor_cli("run", DOUBLE, "--runner", "python", "--input", '{"n": 1}', "--usage")
+    assert result.json() == {"n": 2}, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("usage: cpu_time=") and "MiB" in line and "n/a" not in line, line

@@ -26,6 +26,7 @@ GO_IMAGE = os.environ.get("EXECUTOR_GO_IMAGE", "executor/runner-go:latest")
 #: A bind mount giving the stock Python image (which has no task) an echo task, for tests
 #: that must run the image itself, with no derived ``files=`` image.
 ECHO_MOUNT = f"{Path(__file__).resolve().parent / 'tasks' / 'echo.py'}:/app/execute.py:ro"
+JUDGE_IMAGE = os.environ.get("EXECUTOR_JUDGE_IMAGE", "executor/runner-judge:latest")
 
 pytestmark = pytest.mark.docker
 

@@ -33,6 +33,10 @@ def test_repo_bake_file_targets_and_tags() -> None:
     assert specs["runner-python"].args == {"BASE_IMAGE": "python:3.12-slim"}
     assert specs["generator-orval"].args["BASE_IMAGE"] == f"executor/runner-node:{VERSION}"
     assert specs["runner-go"].network == "none"  # the Go build needs no network
+    judge = specs["runner-judge"]  # the Python runner plus compilers, apt in its build
+    assert judge.tags == (f"executor/runner-judge:{VERSION}", "executor/runner-judge:latest")
+    assert judge.args == {"BASE_IMAGE": "python:3.12-slim"}
+    assert (judge.context / judge.dockerfile).is_file()
 
 
 def test_groups_expand_in_order() -> None:
@@ -43,6 +47,7 @@ def test_groups_expand_in_order() -> None:
         "runner-node",
         "runner-go",
         "generator-orval",
+        "runner-judge",
     ]
     with pytest.raises(ConfigError, match="no target or group"):
         resolve_targets(BAKE, ["nope"])
@@ -124,7 +129,9 @@ async def test_build_custom_go_function_image(tmp_path: Path) -> None:
             timeout=60,
             check=True,
         )
-        assert json.loads(done.stdout) == {
+        response = json.loads(done.stdout)
+        response.pop("usage", None)  # the Python runner's measurement of the call
+        assert response == {
             "ok": True,
             "output": {"count": 3, "sum": 9, "mean": 3},
         }

@@ -22,7 +22,7 @@ variable "REGISTRY" {
 
 variable "VERSION" {
   # The package version (pyproject.toml); `executor images build` passes it in.
-  default = "0.2.0"
+  default = "0.3.0"
 }
 
 variable "PYTHON_BASE" {

@@ -43,8 +43,50 @@ print(f"{sys.argv[2] or next(net.hosts())}/{net.prefixlen}")' "$subnet" "$addres
     say "recreated the missing bridge docker0 ($address); another dockerd with --bridge=none removes it"
 }
 
+# Register runsc (merge with any existing daemon.json; keep other settings) with networking off
+# and `--oci-seccomp`, so that the library's seccomp profile applies inside gVisor too
+# (docs/SECURITY.md). Prints "changed" when daemon.json was rewritten.
+register_runsc() {
+    command -v runsc >/dev/null 2>&1 || return 0
+    mkdir -p "$(dirname "$DAEMON_JSON")"
+    python3 - "$DAEMON_JSON" "$(command -v runsc)" <<'PY'
+import json, os, sys
+path, runsc = sys.argv[1], sys.argv[2]
+try:
+    with open(path) as f:
+        config = json.load(f)
+except FileNotFoundError:
+    config = {}
+wanted = {"path": runsc, "runtimeArgs": ["--network=none", "--oci-seccomp"]}
+if config.get("runtimes", {}).get("runsc") != wanted:
+    config.setdefault("runtimes", {})["runsc"] = wanted
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    print("changed")
+PY
+}
+
+# The dockerd that owns the pid file, if it still runs (other dockerds, such as the tests'
+# private engines with their own pid files and sockets, are not ours to wait for).
+owner_pid() {
+    local pid
+    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] \
+        && [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$pid/stat" 2>/dev/null)" != Z ] \
+        && echo "$pid"  # a zombie (exited, not yet reaped by its parent) is gone
+}
+
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
     repair_bridge
+    # Our own local engine with an older runsc registration: register it anew and reload.
+    if [ -z "${DOCKER_HOST:-}" ] && [ "$(id -u)" = 0 ] && pid=$(owner_pid) \
+        && [ "$(register_runsc)" = changed ]; then
+        kill -HUP "$pid"
+        say "runsc registered with --oci-seccomp; dockerd (pid $pid) reloaded its runtimes"
+    fi
     [ "${1:-}" = --repair-bridge ] || say "an engine answers (${DOCKER_HOST:-default socket}); nothing to do"
     exit 0
 fi
@@ -82,37 +124,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         || say "runsc could not be installed; the runsc runtime will be unavailable"
 fi
 
-# Register runsc (merge with any existing daemon.json; keep other settings).
-mkdir -p "$(dirname "$DAEMON_JSON")"
-if command -v runsc >/dev/null 2>&1; then
-    python3 - "$DAEMON_JSON" "$(command -v runsc)" <<'PY'
-import json, os, sys
-path, runsc = sys.argv[1], sys.argv[2]
-try:
-    with open(path) as f:
-        config = json.load(f)
-except FileNotFoundError:
-    config = {}
-wanted = {"path": runsc, "runtimeArgs": ["--network=none"]}
-if config.get("runtimes", {}).get("runsc") != wanted:
-    config.setdefault("runtimes", {})["runsc"] = wanted
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-PY
-fi
-
-# The dockerd that owns the pid file, if it still runs (other dockerds, such as the tests'
-# private engines with their own pid files and sockets, are not ours to wait for).
-owner_pid() {
-    local pid
-    pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ] \
-        && [ "$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$pid/stat" 2>/dev/null)" != Z ] \
-        && echo "$pid"  # a zombie (exited, not yet reaped by its parent) is gone
-}
+register_runsc >/dev/null
 
 ready() {
     docker info >/dev/null 2>&1 || return 1

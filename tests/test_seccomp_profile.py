@@ -69,6 +69,25 @@ def test_default_config_sends_the_profile_and_engine_sends_none() -> None:
     assert engine["HostConfig"]["SecurityOpt"] == ["no-new-privileges"]
 
 
+def test_under_gvisor_clone3_is_left_to_gvisors_kernel() -> None:
+    """runsc turns any seccomp errno into EPERM (no thread could start on clone3's), so a gVisor
+    runtime gets the profile with clone3 allowed (gVisor answers ENOSYS itself); the rest is the
+    same profile."""
+
+    def rules(config: ContainerConfig) -> list[dict[str, Any]]:
+        assert config.seccomp_json is not None
+        return list(json.loads(config.seccomp_json)["syscalls"])
+
+    runc, gvisor = ContainerConfig("x"), ContainerConfig("x", runtime="runsc")
+    assert [r for r in rules(gvisor) if "clone3" in r["names"]] == [
+        {"names": ["clone3"], "action": "SCMP_ACT_ALLOW"}
+    ]
+    assert next(r for r in rules(runc) if "clone3" in r["names"])["errnoRet"] == 38
+    others = [r for r in rules(gvisor) if "clone3" not in r["names"]]
+    assert others == [r for r in rules(runc) if "clone3" not in r["names"]]
+    assert ContainerConfig("x", runtime="runsc", seccomp="engine").seccomp_json is None
+
+
 def test_a_profile_path_is_read_at_config_time(tmp_path: Path) -> None:
     """A path's profile is loaded once, when the config is made; the config still pickles."""
     path = tmp_path / "p.json"

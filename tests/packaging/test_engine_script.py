@@ -8,6 +8,7 @@ and takes 3 s to exit after SIGTERM, like a dockerd shutting down; a later one a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -102,3 +103,58 @@ def test_engine_waits_for_a_stopping_dockerd_then_starts_a_new_one(tmp_path: Pat
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         dying.wait(timeout=10)
+
+
+RELOADING_DOCKERD = """#!/bin/bash
+# A fake dockerd that answers and records each SIGHUP (a reload of daemon.json).
+trap 'echo hup >>"$FAKE_STATE/reloads"' HUP
+echo $$ >"$FAKE_STATE/docker.pid"
+touch "$FAKE_STATE/answering"
+while :; do sleep 0.1; done
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="engine.sh registers runsc only as root")
+def test_a_running_engine_gets_runsc_with_oci_seccomp_and_reloads(tmp_path: Path) -> None:
+    """An answering local dockerd whose runsc lacks --oci-seccomp is re-registered and sent
+    SIGHUP once; a second run finds nothing to change and sends none."""
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    executable(bin_dir / "dockerd", RELOADING_DOCKERD)
+    executable(bin_dir / "docker", FAKE_DOCKER)
+    executable(bin_dir / "runsc", "#!/bin/sh\nexit 0\n")
+    daemon_json = state / "daemon.json"
+    daemon_json.write_text(
+        '{"debug": true, "runtimes": {"runsc": {"path": "/x", "runtimeArgs": ["--network=none"]}}}'
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DOCKER_HOST"},
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "FAKE_STATE": str(state),
+        "EXECUTOR_DOCKERD_PIDFILE": str(state / "docker.pid"),
+        "EXECUTOR_DAEMON_JSON": str(daemon_json),
+        "EXECUTOR_DOCKERD_LOG": str(state / "dockerd.log"),
+    }
+    fake = subprocess.Popen([str(bin_dir / "dockerd")], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (state / "answering").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        script = ["bash", str(REPO / "scripts" / "engine.sh")]
+        first = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0, first.stderr
+        assert "reloaded its runtimes" in first.stderr
+        config = json.loads(daemon_json.read_text())
+        assert config["debug"] is True  # other settings kept
+        assert config["runtimes"]["runsc"]["runtimeArgs"] == ["--network=none", "--oci-seccomp"]
+        deadline = time.monotonic() + 10
+        while not (state / "reloads").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0 and "reloaded" not in second.stderr, second.stderr
+        time.sleep(0.3)
+        assert (state / "reloads").read_text().split() == ["hup"]
+    finally:
+        os.kill(fake.pid, signal.SIGKILL)
+        fake.wait(timeout=10)

@@ -80,3 +80,43 @@ def test_cache_key_ignores_order_and_spelling_but_not_content(tmp_path: Path) ->
     first = deps_key("python", "sha256:1", "linux/amd64", "pip 26", [], req, False)
     req.write_text("attrs==23.1\n")
     assert first != deps_key("python", "sha256:1", "linux/amd64", "pip 26", [], req, False)
+
+
+def test_included_files_are_part_of_the_key(tmp_path: Path) -> None:
+    """A file a requirements.txt includes with -r or -c (relative to it, recursively) counts
+    in the cache key by content: editing it makes another image."""
+    (tmp_path / "sub").mkdir()
+    req = tmp_path / "requirements.txt"
+    req.write_text("-r sub/base.txt\n--constraint=sub/pins.txt\n")
+    base = tmp_path / "sub" / "base.txt"
+    base.write_text("attrs\n-rmore.txt\n")
+    (tmp_path / "sub" / "more.txt").write_text("# nothing yet\n-r base.txt\n")  # a cycle
+    (tmp_path / "sub" / "pins.txt").write_text("attrs<99\n")
+    ContainerConfig(PY, requirements_file=str(req))
+
+    def key() -> str:
+        return deps_key("python", "sha256:1", "linux/amd64", "pip 26", [], req, False)
+
+    first = key()
+    assert first == key()
+    for name in ("base.txt", "more.txt", "pins.txt"):
+        path = tmp_path / "sub" / name
+        path.write_text(path.read_text() + "six\n")
+        assert key() != first, name
+        first = key()
+
+
+def test_bad_includes_are_config_errors(tmp_path: Path) -> None:
+    """An included file that is missing, a URL include and a malformed line in an included
+    file are refused when the config is made, naming the include."""
+    req = tmp_path / "requirements.txt"
+    req.write_text("attrs\n-r missing.txt\n")
+    with pytest.raises(ConfigError, match=r"includes 'missing\.txt' \(-r\).*is no file"):
+        ContainerConfig(PY, requirements_file=str(req))
+    req.write_text("--requirement https://example.invalid/reqs.txt\n")
+    with pytest.raises(ConfigError, match=r"includes the URL.*inline its lines"):
+        ContainerConfig(PY, requirements_file=str(req))
+    (tmp_path / "other.txt").write_text("not a requirement!\n")
+    req.write_text("-r other.txt\n")
+    with pytest.raises(ConfigError, match="not a pip requirement"):
+        ContainerConfig(PY, requirements_file=str(req))

@@ -27,6 +27,7 @@ __all__ = [
     "check_requirements",
     "deps_key",
     "normalized",
+    "requirement_files",
     "runner_of",
     "wanted",
 ]
@@ -84,11 +85,54 @@ def _npm_spec(text: str) -> str:
     return spec
 
 
+_INCLUDE = re.compile(r"(-r|-c|--requirement|--constraint)(?:\s*=\s*|\s+)?(\S+)$")
+
+
+def _lines(path: Path) -> list[str]:
+    """A requirements file's logical lines, comments and continuations removed."""
+    text = path.read_text().replace("\\\n", " ")
+    return [re.sub(r"(^|\s)#.*", "", raw).strip() for raw in text.splitlines()]
+
+
+def requirement_files(path: Path) -> list[Path]:
+    """A requirements.txt and every file it includes (``-r``/``-c``, recursively, relative to
+    the including file as pip reads them), each once: what the cache key hashes.
+
+    An include that is a URL or no file is a :class:`ConfigError`: its content could change
+    without the key seeing it.
+    """
+    found: list[Path] = []
+    pending = [path.resolve()]
+    while pending:
+        current = pending.pop(0)
+        if current in found:
+            continue
+        found.append(current)
+        for line in _lines(current):
+            if not (match := _INCLUDE.match(line)):
+                continue
+            target = match.group(2)
+            if "://" in target:
+                raise ConfigError(
+                    f"ContainerConfig.requirements_file: {str(current)!r} includes the URL "
+                    f"{target!r} ({match.group(1)}), whose content the image's cache key "
+                    "cannot see; download it next to the file or inline its lines"
+                )
+            included = (current.parent / target).resolve()
+            if not included.is_file():
+                raise ConfigError(
+                    f"ContainerConfig.requirements_file: {str(current)!r} includes "
+                    f"{target!r} ({match.group(1)}), but {str(included)!r} is no file"
+                )
+            pending.append(included)
+    return found
+
+
 def _python_file_lines(path: Path) -> list[str]:
-    """The requirement lines of a requirements.txt (options and comments skipped), checked."""
+    """The requirement lines of a requirements.txt and its includes (options and comments
+    skipped), checked."""
     found = []
-    for raw in path.read_text().replace("\\\n", " ").splitlines():
-        line = re.sub(r"(^|\s)#.*", "", raw).strip()
+    for line in [line for file in requirement_files(path) for line in _lines(file)]:
         if not line or line.startswith("-"):
             continue  # pip options (-r, --index-url, -c): pip reads them itself
         line = re.split(r"\s--?[a-z]", line, maxsplit=1)[0]  # per-line options (--hash)
@@ -176,7 +220,8 @@ def deps_key(
 ) -> str:
     """The content hash naming a derived image: base image, requirements, installer, platform.
 
-    Local inputs (a requirements file, its lock file, a tarball) count by content.
+    Local inputs (a requirements file and the files it includes, a lock file, a tarball) count
+    by content.
     """
     inputs: dict[str, Any] = {
         "runner": runner,
@@ -191,5 +236,7 @@ def deps_key(
         local.append(requirements_file)
         if requirements_file.name == "package.json":
             local.append(requirements_file.with_name("package-lock.json"))
+        else:  # the file and what it includes with -r/-c
+            local.extend(requirement_files(requirements_file)[1:])
     inputs["files"] = [[str(p), _file_digest(p) if p.is_file() else None] for p in local]
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]

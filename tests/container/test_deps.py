@@ -205,6 +205,17 @@ async def test_python_requirements_file(pypi: None, tmp_path: Path) -> None:
         assert "ok" in await run(ex, "import attrs; print('ok')")
 
 
+async def test_python_requirements_file_with_include(pypi: None, tmp_path: Path) -> None:
+    """A requirements.txt including another with -r (relative to it) installs what the
+    included file lists."""
+    (tmp_path / "reqs").mkdir()
+    (tmp_path / "reqs" / "base.txt").write_text(f"{unique('attrs')}\n")
+    req = tmp_path / "reqs" / "requirements.txt"
+    req.write_text("-r base.txt\n")
+    async with CodeExecutor("python", config(requirements_file=str(req))) as ex:
+        assert "ok" in await run(ex, "import attrs; print('ok')")
+
+
 async def test_unresolvable_requirement_names_it(pypi: None) -> None:
     """A version that does not exist is ImageBuildFailed naming the requirement and quoting
     pip; no image is tagged and no container is left."""

@@ -108,8 +108,6 @@ async def test_code_executor_programs_run_under_the_profile(runtime: str | None)
 
 async def test_session_cells_run_under_the_profile(runtime: str | None) -> None:
     """A session cell (code in the session server's interpreter) gets the same profile."""
-    if runtime == "runsc":
-        pytest.skip("gVisor implements io_uring in its own kernel (docs/SECURITY.md)")
     labels = case()
     try:
         async with Session("python", config(PYTHON_IMAGE, runtime=runtime, labels=labels)) as s:

@@ -98,6 +98,7 @@ class RunOptions:
     cpus: float | None = None
     network: bool | None = None
     runtime: str | None = None
+    seccomp: str | None = None
     mode: str | None = None
     containers: int | None = None
     fork: bool = False
@@ -157,6 +158,12 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--runtime", metavar="NAME", help="Engine runtime, e.g. runsc (gVisor)."),
         click.option(
+            "--seccomp",
+            metavar="default|engine|PATH",
+            help="System call filter: default, the library's profile (the default); engine, "
+            "the engine's own; or the path of a JSON seccomp profile.",
+        ),
+        click.option(
             "--mode",
             type=click.Choice(["fresh", "pool", "reuse", "fork"]),
             help="fresh: a new container per call (default); pool: single-use containers "
@@ -197,6 +204,7 @@ def run_options(kwargs: dict[str, Any]) -> RunOptions:
             "--cpus": opts.cpus,
             "--network/--no-network": opts.network,
             "--runtime": opts.runtime,
+            "--seccomp": opts.seccomp,
             "--mode": opts.mode,
             "--containers": opts.containers,
             "--label": opts.labels or None,
@@ -289,6 +297,8 @@ def build_executor(target: Target | None, opts: RunOptions) -> Executor[Any, Any
         settings["network"] = opts.network
     if opts.runtime:
         settings["runtime"] = opts.runtime
+    if opts.seccomp is not None:
+        settings["seccomp"] = opts.seccomp
     if opts.mode is not None:
         settings["mode"] = opts.mode
     if opts.containers is not None:

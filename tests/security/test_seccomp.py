@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from executor import CodeExecutor, CodeRun
+from executor import CodeExecutor, CodeRun, Session
 from executor.container.config import _default_profile
+from tests.container._support import case, containers
 from tests.container.conftest import PYTHON_IMAGE, config
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ IO_URING_PROBE = """
 import ctypes, errno
 libc = ctypes.CDLL(None, use_errno=True)
 params = ctypes.create_string_buffer(120)
-fd = libc.syscall(425, 4, ctypes.addressof(params))
+fd = libc.syscall(425, 4, params)  # the buffer passes as a pointer (an int is truncated)
 print("ok" if fd >= 0 else errno.errorcode[ctypes.get_errno()])
 """
 
@@ -103,3 +104,14 @@ async def test_code_executor_programs_run_under_the_profile(runtime: str | None)
     async with CodeExecutor("python", config(PYTHON_IMAGE, runtime=runtime)) as ex:
         result = (await ex.run(CodeRun(code=IO_URING_PROBE))).output
     assert result.stdout.strip() == "EPERM", result
+
+
+async def test_session_cells_run_under_the_profile(runtime: str | None) -> None:
+    """A session cell (code in the session server's interpreter) gets the same profile."""
+    labels = case()
+    try:
+        async with Session("python", config(PYTHON_IMAGE, runtime=runtime, labels=labels)) as s:
+            cell = await s.run(IO_URING_PROBE)
+    finally:
+        assert not containers(labels), "the session's container was left behind"
+    assert (cell.error, cell.stdout.strip()) == (None, "EPERM"), cell

@@ -10,14 +10,17 @@ installer configuration (pip's and npm's config files and environment: index URL
 certificate bundle, proxy), for the image's platform: a probe container (no network) reports
 the image's Python version, machine, C library and site directory, then ``pip download
 --only-binary=:all: --platform ... --python-version ...`` fetches wheels (a pure-Python sdist
-is built into a wheel with ``pip wheel``) and ``pip install --no-index --target`` installs
-them from there, offline; Node packages are installed with ``npm install``/``npm ci
+is built into a wheel with ``pip wheel``) and the wheels are unpacked where ``pip install
+--target`` would put them; Node packages are installed with ``npm install``/``npm ci
 --ignore-scripts`` into a staging directory. The engine only receives files: the image is
 derived like a ``files`` image (:meth:`executor.engine.Images.derive`), so it needs neither
 pip nor npm in the image nor the network on the engine (the runner images have neither).
 Python packages go into the image's first site directory (byte-compiled by the host when its
 Python version is the image's), Node packages into ``/node_modules`` (found from any
 directory by ``require`` and ``import``).
+
+The probe's answer is kept per base image id, in the process and in the user's cache directory
+(``~/.cache/executor/probes``): an id's contents never change.
 
 The image is committed under a temporary tag, then tagged: nothing half-made carries the
 final tag. Concurrent first uses in one process build once (single flight per engine and
@@ -41,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import zipfile
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -48,7 +52,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio
 
 from .._errors import ConfigError, ImageBuildFailed
-from .._observe import ENGINE, INFO, event
+from .._observe import DEBUG, ENGINE, INFO, event
 from ..engine import cleanup
 from .config import create_body
 from .lifecycle import kill, launch
@@ -78,6 +82,8 @@ _PROBE = (
     "'libc': list(platform.libc_ver()), 'site': dirs[0]}))"
 )
 _flights: dict[tuple[int, str, str], anyio.Lock] = {}
+#: Probe answers by base image id (an id's contents never change), also kept on disk.
+_probes: dict[str, dict[str, Any]] = {}
 
 
 class _Spec(NamedTuple):
@@ -199,7 +205,7 @@ async def deps_image(
     lock = _flights.setdefault(flight, anyio.Lock())
     async with lock:
         if not await images.exists(tag):
-            await _build(engine, config, image, spec, tag, labels)
+            await _build(engine, config, image, str(info.get("Id")), spec, tag, labels)
     return tag
 
 
@@ -207,6 +213,7 @@ async def _build(
     engine: Engine,
     config: ContainerConfig,
     image: str,
+    image_id: str,
     spec: _Spec,
     tag: str,
     labels: Mapping[str, str],
@@ -220,7 +227,7 @@ async def _build(
             work = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "executor-deps-"))
             try:
                 if spec.runner == "python":
-                    probe = await _probe(engine, config, image, labels)
+                    probe = await _probed(engine, config, image, image_id, labels)
                     files = await _python_files(spec, probe, work, image)
                 else:
                     files = await _node_files(spec, work, image)
@@ -253,6 +260,63 @@ async def _build(
         # The image keeps its final tag; a process that lost the race loses its image here.
         await cleanup(engine.images.remove, temp)
     event(ENGINE, INFO, "deps_built", "built %s for %s", tag, image, image=tag)
+
+
+def _probe_file(image_id: str) -> Path:
+    """Where the probe's answer for an image id is kept: the user's cache directory."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "executor" / "probes" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', image_id)}.json"
+
+
+def _read_probe(image_id: str) -> dict[str, Any] | None:
+    try:
+        found = json.loads(_probe_file(image_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and "version" in found else None
+
+
+def _write_probe(image_id: str, found: Mapping[str, Any]) -> None:
+    """Atomically (a reader never sees half a file); a cache that cannot be written is none."""
+    path = _probe_file(image_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}")
+        temp.write_text(json.dumps(found))
+        os.replace(temp, path)
+    except OSError:
+        pass
+
+
+async def _probed(
+    engine: Engine,
+    config: ContainerConfig,
+    image: str,
+    image_id: str,
+    labels: Mapping[str, str],
+) -> dict[str, Any]:
+    """The probe's answer for ``image``: remembered in this process, else on disk, else asked."""
+    cached: str | None = "memory"
+    if (found := _probes.get(image_id)) is None:
+        cached = "disk"
+        if (found := await anyio.to_thread.run_sync(_read_probe, image_id)) is None:
+            cached = None
+            found = await _probe(engine, config, image, labels)
+            await anyio.to_thread.run_sync(_write_probe, image_id, found)
+        _probes[image_id] = found
+    how = f"cached ({cached})" if cached else "probed"
+    event(
+        ENGINE,
+        DEBUG,
+        "deps_probe",
+        "%s: Python %s, %s",
+        image,
+        found.get("version"),
+        how,
+        image=image,
+        cached=cached,
+    )
+    return found
 
 
 async def _probe(
@@ -372,11 +436,9 @@ async def _python_files(
         links = [f"--find-links={built}"]
     else:
         raise _failure(output, spec, image, image, extra)
-    install = [*pip, "install", "--target", str(target), "--no-index", f"--find-links={wheels}"]
-    quiet = ["--no-compile", "--no-warn-script-location"]
-    code, output = await _run([*install, *links, *quiet, *target_flags, *wanted])
-    if code != 0:
-        raise _failure(output, spec, image, image, extra)
+    # The download resolved the set; installing it is unpacking each wheel (as ``pip install
+    # --target`` does, without a second resolution and pip's start: a second of numpy's 5).
+    await anyio.to_thread.run_sync(_unpack, _downloaded(output, wheels), target)
     if version == "{}.{}".format(*sys.version_info[:2]) and sys.implementation.name == "cpython":
         # The image's root filesystem is read-only: byte-code it cannot write must be here,
         # valid whatever the files' times (the derived image's are all zero).
@@ -385,6 +447,28 @@ async def _python_files(
         await _run([*compileall, "--invalidation-mode=unchecked-hash", str(target)])
     site = str(probe.get("site") or "/usr/local/lib/python3/dist-packages")
     return await anyio.to_thread.run_sync(_collect, target, site, {"bin"})
+
+
+def _downloaded(output: str, wheels: Path) -> list[Path]:
+    """The wheels ``pip download`` says it saved or found (else all in ``wheels``)."""
+    said = re.findall(r"^\s*(?:Saved|File was already downloaded) (\S+\.whl)\s*$", output, re.M)
+    found = [wheels / Path(p).name for p in said if (wheels / Path(p).name).is_file()]
+    return sorted(set(found)) or sorted(wheels.glob("*.whl"))
+
+
+def _unpack(wheels: Sequence[Path], target: Path) -> None:
+    """Install wheels into ``target`` as ``pip install --target`` lays them out: the archive
+    at the top, a ``<dist>.data``'s purelib and platlib merged into it; its scripts, headers
+    and data left out (nothing in the image would find them)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(target)  # zipfile drops absolute and ``..`` parts
+    for data in target.glob("*.data"):
+        for scheme in ("purelib", "platlib"):
+            if (data / scheme).is_dir():
+                shutil.copytree(data / scheme, target, dirs_exist_ok=True)
+        shutil.rmtree(data)
 
 
 def _wheel_name(name: str) -> str:

@@ -33,6 +33,7 @@ installer (unresolvable, no wheel for the platform, ``build_timeout`` passed),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import json
@@ -40,6 +41,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,7 +61,9 @@ from .lifecycle import kill, launch
 from .requirements import deps_key, normalized, runner_of
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from anyio.abc import Process
 
     from ..engine import Engine
     from .config import ContainerConfig
@@ -226,21 +230,8 @@ async def _build(
         with anyio.fail_after(config.build_timeout):
             work = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "executor-deps-"))
             try:
-                if spec.runner == "python":
-                    probe = await _probed(engine, config, image, image_id, labels)
-                    files = await _python_files(spec, probe, work, image)
-                else:
-                    files = await _node_files(spec, work, image)
-                label = json.dumps(
-                    {
-                        "runner": spec.runner,
-                        "requirements": spec.requirements,
-                        "file": str(spec.file) if spec.file else None,
-                    }
-                )
-                await engine.images.derive(
-                    image, files, temp, {DEPS_OF_LABEL: image, DEPS_LABEL: label}
-                )
+                async with contextlib.AsyncExitStack() as stack:
+                    await _derive(engine, config, image, image_id, spec, work, temp, labels, stack)
                 if not await engine.images.exists(tag):
                     await engine.images.tag(temp, repository, "latest")
             finally:
@@ -260,6 +251,34 @@ async def _build(
         # The image keeps its final tag; a process that lost the race loses its image here.
         await cleanup(engine.images.remove, temp)
     event(ENGINE, INFO, "deps_built", "built %s for %s", tag, image, image=tag)
+
+
+async def _derive(
+    engine: Engine,
+    config: ContainerConfig,
+    image: str,
+    image_id: str,
+    spec: _Spec,
+    work: Path,
+    temp: str,
+    labels: Mapping[str, str],
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """Install into ``work`` and commit ``image`` plus the installed files as ``temp``."""
+    later = None
+    if spec.runner == "python":
+        probe = await _probed(engine, config, image, image_id, labels)
+        files, later = await _python_files(spec, probe, work, image, stack)
+    else:
+        files = await _node_files(spec, work, image)
+    label = json.dumps(
+        {
+            "runner": spec.runner,
+            "requirements": spec.requirements,
+            "file": str(spec.file) if spec.file else None,
+        }
+    )
+    await engine.images.derive(image, files, temp, {DEPS_OF_LABEL: image, DEPS_LABEL: label}, later)
 
 
 def _probe_file(image_id: str) -> Path:
@@ -391,8 +410,14 @@ def _failure(
 
 
 async def _python_files(
-    spec: _Spec, probe: Mapping[str, Any], work: Path, image: str
-) -> dict[str, bytes]:
+    spec: _Spec,
+    probe: Mapping[str, Any],
+    work: Path,
+    image: str,
+    stack: contextlib.AsyncExitStack,
+) -> tuple[dict[str, bytes], Callable[[], Awaitable[dict[str, bytes]]] | None]:
+    """The installed files, and (when the host can make it) the byte-code still being
+    compiled: the engine copies the files in meanwhile. ``stack`` stops the compiler."""
     wheels, built, target = work / "wheels", work / "built", work / "site"
     version = str(probe.get("version"))
     platforms = _platforms(probe)
@@ -439,14 +464,36 @@ async def _python_files(
     # The download resolved the set; installing it is unpacking each wheel (as ``pip install
     # --target`` does, without a second resolution and pip's start: a second of numpy's 5).
     await anyio.to_thread.run_sync(_unpack, _downloaded(output, wheels), target)
+    site = str(probe.get("site") or "/usr/local/lib/python3/dist-packages")
+    later = None
     if version == "{}.{}".format(*sys.version_info[:2]) and sys.implementation.name == "cpython":
         # The image's root filesystem is read-only: byte-code it cannot write must be here,
         # valid whatever the files' times (the derived image's are all zero).
         # Test suites shipped inside packages (numpy's are a third of it) are left out.
         compileall = [sys.executable, "-m", "compileall", "-q", "-j0", "-x", r"/tests?/"]
-        await _run([*compileall, "--invalidation-mode=unchecked-hash", str(target)])
-    site = str(probe.get("site") or "/usr/local/lib/python3/dist-packages")
-    return await anyio.to_thread.run_sync(_collect, target, site, {"bin"})
+        compiler = await anyio.open_process(
+            [*compileall, "--invalidation-mode=unchecked-hash", str(target)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its workers too are stopped with it
+        )
+        stack.push_async_callback(_stop, compiler)
+
+        async def later() -> dict[str, bytes]:
+            await compiler.wait()
+            return await anyio.to_thread.run_sync(_collect, target, site, {"bin"}, True)
+
+    # Byte-code is not collected here: the compiler is writing it.
+    return await anyio.to_thread.run_sync(_collect, target, site, {"bin"}, False), later
+
+
+async def _stop(process: Process) -> None:
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
 
 
 def _downloaded(output: str, wheels: Path) -> list[Path]:
@@ -500,9 +547,12 @@ async def _node_files(spec: _Spec, work: Path, image: str) -> dict[str, bytes]:
     return await anyio.to_thread.run_sync(_collect, modules, "/node_modules", {".bin"})
 
 
-def _collect(root: Path, into: str, skip: set[str]) -> dict[str, bytes]:
+def _collect(
+    root: Path, into: str, skip: set[str], byte_code: bool | None = None
+) -> dict[str, bytes]:
     """Every regular file under ``root`` (symlinked files by content), keyed by its path
-    under ``into``; top-level directories in ``skip`` (scripts for the host's paths) left out."""
+    under ``into``; top-level directories in ``skip`` (scripts for the host's paths) left out;
+    with ``byte_code`` True only what is in ``__pycache__`` directories, with False none of it."""
     files: dict[str, bytes] = {}
     if not root.is_dir():
         return files
@@ -510,6 +560,10 @@ def _collect(root: Path, into: str, skip: set[str]) -> dict[str, bytes]:
         here = Path(directory)
         top = here == root
         dirs[:] = [d for d in dirs if not (top and d in skip) and not (here / d).is_symlink()]
+        if byte_code is not None and (here.name == "__pycache__") != byte_code:
+            if byte_code is False:
+                dirs[:] = []
+            continue
         for name in names:
             path = here / name
             if path.is_file():

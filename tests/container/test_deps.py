@@ -197,6 +197,8 @@ async def test_wheel_with_data_directory_is_laid_out_like_pip(
         code = "import executor_datawheel as m, importlib.metadata as md; "
         code += "print(m.ANSWER, md.version('executor-datawheel'))"
         assert (await run(ex, code)).split() == ["42", "1.0"]
+
+
 async def test_pure_python_sdist_is_built_into_a_wheel_on_the_host(pypi: None) -> None:
     """A pure-Python package published only as an sdist (docopt 0.6.2) is built into a wheel
     on the host and installed."""

@@ -1,14 +1,14 @@
 """What ``requirements=["numpy"]`` costs: first use, cache hit, and a plain ``docker build``.
 
-Run: ``.venv/bin/python bench/deps.py [--hits N]`` (engine, runner images, and a package
-registry this host reaches with its pip settings).
+Run: ``.venv/bin/python bench/deps.py [--rounds N] [--hits N]`` (engine, runner images, and a
+package registry this host reaches with its pip settings).
 
 Rows (milliseconds, one process, the same machine):
 
 * first use: a new ``CodeExecutor("python", ContainerConfig(..., requirements=[R]))`` up to
-  the answer of ``import numpy``, R spelled for this run only (``numpy!=0.0.<random>``: the
-  same packages, an image no earlier run cached): probe, ``pip download``, ``pip install
-  --target``, byte-compiling, commit, then the call;
+  the answer of ``import numpy``, R spelled for this round only (``numpy!=0.0.<random>``: the
+  same packages, an image no earlier round cached): probe (or its cached answer), ``pip
+  download``, unpacking the wheels, byte-compiling, commit, then the call;
 * cache hit: the same with the image present, next to the same executor without requirements
   running ``print(1)`` (their difference is what the requirements add to a start, plus the
   import of numpy), and ``deps_image()`` alone (the lookup a hit adds: the base image's
@@ -18,6 +18,9 @@ Rows (milliseconds, one process, the same machine):
   -e`` each into the site directory and byte-compile it, as ``pip install`` does (the runner
   image has no pip, and a container here cannot reach the registry over TLS, so ``RUN pip
   install numpy`` cannot be the comparison).
+
+First uses and plain builds alternate, ``--rounds`` of each (which goes first alternates too),
+so that both see the same load; the table gives their p50 and max side by side.
 
 Everything the benchmark builds is removed at the end.
 """
@@ -78,17 +81,26 @@ def plain_docker_build(requirement: str) -> tuple[float, float]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-async def main(hits: int) -> None:
-    requirement = f"numpy!=0.0.{random.randrange(1 << 30)}"
+async def main(rounds: int, hits: int) -> None:
     code = "import numpy; print(numpy.arange(10).sum())"
     labels = {BENCH_LABEL: "deps"}  # other benchmarks may run meanwhile
-    with_deps = ContainerConfig(PYTHON_IMAGE, requirements=[requirement], labels=labels)
     plain = ContainerConfig(PYTHON_IMAGE, labels=labels)
     engine = DockerEngine()
-    tag = None
+    tags: list[str] = []
+    first, download, build = [], [], []
     try:
-        first = await first_call(with_deps, code)
-        tag = await deps_image(engine, with_deps, PYTHON_IMAGE, labels)
+        for n in range(rounds):
+            requirement = f"numpy!=0.0.{random.randrange(1 << 30)}"
+            with_deps = ContainerConfig(PYTHON_IMAGE, requirements=[requirement], labels=labels)
+            for what in ("first", "plain") if n % 2 == 0 else ("plain", "first"):
+                if what == "first":
+                    first.append(await first_call(with_deps, code))
+                    tags.append(await deps_image(engine, with_deps, PYTHON_IMAGE, labels))
+                else:
+                    d, b = plain_docker_build(requirement)
+                    await engine.images.remove(BUILT_TAG)
+                    download.append(d)
+                    build.append(b)
         hit, base, lookup = [], [], []
         for _ in range(hits):
             base.append(await first_call(plain, "print(1)"))
@@ -96,22 +108,22 @@ async def main(hits: int) -> None:
             t0 = time.perf_counter()
             await deps_image(engine, with_deps, PYTHON_IMAGE, labels)
             lookup.append(time.perf_counter() - t0)
-        download, build = plain_docker_build(requirement)
     finally:
-        if tag:
+        for tag in tags:
             await engine.images.remove(tag)
         await engine.images.remove(BUILT_TAG)
         await engine.aclose()
     print(machine())
-    print(f"requirements=[{requirement!r}], {hits} cache hits\n")
+    print(f"requirements=['numpy!=0.0.<random>'], {rounds} rounds, {hits} cache hits\n")
+    plain_total = [d + b for d, b in zip(download, build, strict=True)]
     rows = [
-        ["first use (probe, download, install, commit, call)", first * 1e3, "", ""],
+        ["first use (probe, download, unpack, compile, commit, call)", *_p(first)],
+        ["plain: download + build", *_p(plain_total)],
+        ["plain: pip download on the host", *_p(download)],
+        ["plain: docker build --no-cache (COPY wheels, unzip, compile)", *_p(build)],
         ["cache hit: new executor, first call importing numpy", *_p(hit)],
         ["no requirements: new executor, first call print(1)", *_p(base)],
         ["deps_image() on a hit (the lookup alone)", *_p(lookup)],
-        ["plain: pip download on the host", download * 1e3, "", ""],
-        ["plain: docker build --no-cache (COPY wheels, unzip, compile)", build * 1e3, "", ""],
-        ["plain: download + build", (download + build) * 1e3, "", ""],
     ]
     print(table(["what", "p50 ms", "p95 ms", "max ms"], rows))
     left = [c for c in bench_leftovers() if _label(c) == "deps"]
@@ -135,5 +147,7 @@ def _p(samples: list[float]) -> list[float]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hits", type=int, default=5)
-    anyio.run(main, parser.parse_args().hits)
+    args = parser.parse_args()
+    anyio.run(main, args.rounds, args.hits)

@@ -295,11 +295,18 @@ class _FakeImages(Images):
         await self._add(f"{repository}:{tag}")
 
     async def derive(
-        self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
+        self,
+        image: str,
+        files: Mapping[str, bytes],
+        tag: str,
+        labels: Mapping[str, str],
+        more: Callable[[], Awaitable[Mapping[str, bytes]]] | None = None,
     ) -> None:
         await self._engine._enter("image")
         if not self._has(image):
             raise ImageNotFound(image, engine=self._engine.name)
+        if more is not None:
+            await more()
         await self._add(tag, labels)
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:

@@ -10,14 +10,17 @@ installer configuration (pip's and npm's config files and environment: index URL
 certificate bundle, proxy), for the image's platform: a probe container (no network) reports
 the image's Python version, machine, C library and site directory, then ``pip download
 --only-binary=:all: --platform ... --python-version ...`` fetches wheels (a pure-Python sdist
-is built into a wheel with ``pip wheel``) and ``pip install --no-index --target`` installs
-them from there, offline; Node packages are installed with ``npm install``/``npm ci
+is built into a wheel with ``pip wheel``) and the wheels are unpacked where ``pip install
+--target`` would put them; Node packages are installed with ``npm install``/``npm ci
 --ignore-scripts`` into a staging directory. The engine only receives files: the image is
 derived like a ``files`` image (:meth:`executor.engine.Images.derive`), so it needs neither
 pip nor npm in the image nor the network on the engine (the runner images have neither).
 Python packages go into the image's first site directory (byte-compiled by the host when its
 Python version is the image's), Node packages into ``/node_modules`` (found from any
 directory by ``require`` and ``import``).
+
+The probe's answer is kept per base image id, in the process and in the user's cache directory
+(``~/.cache/executor/probes``): an id's contents never change.
 
 The image is committed under a temporary tag, then tagged: nothing half-made carries the
 final tag. Concurrent first uses in one process build once (single flight per engine and
@@ -30,6 +33,7 @@ installer (unresolvable, no wheel for the platform, ``build_timeout`` passed),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import json
@@ -37,10 +41,12 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import zipfile
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -48,14 +54,16 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio
 
 from .._errors import ConfigError, ImageBuildFailed
-from .._observe import ENGINE, INFO, event
+from .._observe import DEBUG, ENGINE, INFO, event
 from ..engine import cleanup
 from .config import create_body
 from .lifecycle import kill, launch
 from .requirements import deps_key, normalized, runner_of
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from anyio.abc import Process
 
     from ..engine import Engine
     from .config import ContainerConfig
@@ -78,6 +86,8 @@ _PROBE = (
     "'libc': list(platform.libc_ver()), 'site': dirs[0]}))"
 )
 _flights: dict[tuple[int, str, str], anyio.Lock] = {}
+#: Probe answers by base image id (an id's contents never change), also kept on disk.
+_probes: dict[str, dict[str, Any]] = {}
 
 
 class _Spec(NamedTuple):
@@ -199,7 +209,7 @@ async def deps_image(
     lock = _flights.setdefault(flight, anyio.Lock())
     async with lock:
         if not await images.exists(tag):
-            await _build(engine, config, image, spec, tag, labels)
+            await _build(engine, config, image, str(info.get("Id")), spec, tag, labels)
     return tag
 
 
@@ -207,6 +217,7 @@ async def _build(
     engine: Engine,
     config: ContainerConfig,
     image: str,
+    image_id: str,
     spec: _Spec,
     tag: str,
     labels: Mapping[str, str],
@@ -219,21 +230,8 @@ async def _build(
         with anyio.fail_after(config.build_timeout):
             work = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp, None, "executor-deps-"))
             try:
-                if spec.runner == "python":
-                    probe = await _probe(engine, config, image, labels)
-                    files = await _python_files(spec, probe, work, image)
-                else:
-                    files = await _node_files(spec, work, image)
-                label = json.dumps(
-                    {
-                        "runner": spec.runner,
-                        "requirements": spec.requirements,
-                        "file": str(spec.file) if spec.file else None,
-                    }
-                )
-                await engine.images.derive(
-                    image, files, temp, {DEPS_OF_LABEL: image, DEPS_LABEL: label}
-                )
+                async with contextlib.AsyncExitStack() as stack:
+                    await _derive(engine, config, image, image_id, spec, work, temp, labels, stack)
                 if not await engine.images.exists(tag):
                     await engine.images.tag(temp, repository, "latest")
             finally:
@@ -253,6 +251,91 @@ async def _build(
         # The image keeps its final tag; a process that lost the race loses its image here.
         await cleanup(engine.images.remove, temp)
     event(ENGINE, INFO, "deps_built", "built %s for %s", tag, image, image=tag)
+
+
+async def _derive(
+    engine: Engine,
+    config: ContainerConfig,
+    image: str,
+    image_id: str,
+    spec: _Spec,
+    work: Path,
+    temp: str,
+    labels: Mapping[str, str],
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """Install into ``work`` and commit ``image`` plus the installed files as ``temp``."""
+    later = None
+    if spec.runner == "python":
+        probe = await _probed(engine, config, image, image_id, labels)
+        files, later = await _python_files(spec, probe, work, image, stack)
+    else:
+        files = await _node_files(spec, work, image)
+    label = json.dumps(
+        {
+            "runner": spec.runner,
+            "requirements": spec.requirements,
+            "file": str(spec.file) if spec.file else None,
+        }
+    )
+    await engine.images.derive(image, files, temp, {DEPS_OF_LABEL: image, DEPS_LABEL: label}, later)
+
+
+def _probe_file(image_id: str) -> Path:
+    """Where the probe's answer for an image id is kept: the user's cache directory."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "executor" / "probes" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', image_id)}.json"
+
+
+def _read_probe(image_id: str) -> dict[str, Any] | None:
+    try:
+        found = json.loads(_probe_file(image_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and "version" in found else None
+
+
+def _write_probe(image_id: str, found: Mapping[str, Any]) -> None:
+    """Atomically (a reader never sees half a file); a cache that cannot be written is none."""
+    path = _probe_file(image_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}")
+        temp.write_text(json.dumps(found))
+        os.replace(temp, path)
+    except OSError:
+        pass
+
+
+async def _probed(
+    engine: Engine,
+    config: ContainerConfig,
+    image: str,
+    image_id: str,
+    labels: Mapping[str, str],
+) -> dict[str, Any]:
+    """The probe's answer for ``image``: remembered in this process, else on disk, else asked."""
+    cached: str | None = "memory"
+    if (found := _probes.get(image_id)) is None:
+        cached = "disk"
+        if (found := await anyio.to_thread.run_sync(_read_probe, image_id)) is None:
+            cached = None
+            found = await _probe(engine, config, image, labels)
+            await anyio.to_thread.run_sync(_write_probe, image_id, found)
+        _probes[image_id] = found
+    how = f"cached ({cached})" if cached else "probed"
+    event(
+        ENGINE,
+        DEBUG,
+        "deps_probe",
+        "%s: Python %s, %s",
+        image,
+        found.get("version"),
+        how,
+        image=image,
+        cached=cached,
+    )
+    return found
 
 
 async def _probe(
@@ -327,8 +410,14 @@ def _failure(
 
 
 async def _python_files(
-    spec: _Spec, probe: Mapping[str, Any], work: Path, image: str
-) -> dict[str, bytes]:
+    spec: _Spec,
+    probe: Mapping[str, Any],
+    work: Path,
+    image: str,
+    stack: contextlib.AsyncExitStack,
+) -> tuple[dict[str, bytes], Callable[[], Awaitable[dict[str, bytes]]] | None]:
+    """The installed files, and (when the host can make it) the byte-code still being
+    compiled: the engine copies the files in meanwhile. ``stack`` stops the compiler."""
     wheels, built, target = work / "wheels", work / "built", work / "site"
     version = str(probe.get("version"))
     platforms = _platforms(probe)
@@ -372,19 +461,61 @@ async def _python_files(
         links = [f"--find-links={built}"]
     else:
         raise _failure(output, spec, image, image, extra)
-    install = [*pip, "install", "--target", str(target), "--no-index", f"--find-links={wheels}"]
-    quiet = ["--no-compile", "--no-warn-script-location"]
-    code, output = await _run([*install, *links, *quiet, *target_flags, *wanted])
-    if code != 0:
-        raise _failure(output, spec, image, image, extra)
+    # The download resolved the set; installing it is unpacking each wheel (as ``pip install
+    # --target`` does, without a second resolution and pip's start: a second of numpy's 5).
+    await anyio.to_thread.run_sync(_unpack, _downloaded(output, wheels), target)
+    site = str(probe.get("site") or "/usr/local/lib/python3/dist-packages")
+    later = None
     if version == "{}.{}".format(*sys.version_info[:2]) and sys.implementation.name == "cpython":
         # The image's root filesystem is read-only: byte-code it cannot write must be here,
         # valid whatever the files' times (the derived image's are all zero).
         # Test suites shipped inside packages (numpy's are a third of it) are left out.
         compileall = [sys.executable, "-m", "compileall", "-q", "-j0", "-x", r"/tests?/"]
-        await _run([*compileall, "--invalidation-mode=unchecked-hash", str(target)])
-    site = str(probe.get("site") or "/usr/local/lib/python3/dist-packages")
-    return await anyio.to_thread.run_sync(_collect, target, site, {"bin"})
+        compiler = await anyio.open_process(
+            [*compileall, "--invalidation-mode=unchecked-hash", str(target)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its workers too are stopped with it
+        )
+        stack.push_async_callback(_stop, compiler)
+
+        async def later() -> dict[str, bytes]:
+            await compiler.wait()
+            return await anyio.to_thread.run_sync(_collect, target, site, {"bin"}, True)
+
+    # Byte-code is not collected here: the compiler is writing it.
+    return await anyio.to_thread.run_sync(_collect, target, site, {"bin"}, False), later
+
+
+async def _stop(process: Process) -> None:
+    with anyio.CancelScope(shield=True):
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
+def _downloaded(output: str, wheels: Path) -> list[Path]:
+    """The wheels ``pip download`` says it saved or found (else all in ``wheels``)."""
+    said = re.findall(r"^\s*(?:Saved|File was already downloaded) (\S+\.whl)\s*$", output, re.M)
+    found = [wheels / Path(p).name for p in said if (wheels / Path(p).name).is_file()]
+    return sorted(set(found)) or sorted(wheels.glob("*.whl"))
+
+
+def _unpack(wheels: Sequence[Path], target: Path) -> None:
+    """Install wheels into ``target`` as ``pip install --target`` lays them out: the archive
+    at the top, a ``<dist>.data``'s purelib and platlib merged into it; its scripts, headers
+    and data left out (nothing in the image would find them)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(target)  # zipfile drops absolute and ``..`` parts
+    for data in target.glob("*.data"):
+        for scheme in ("purelib", "platlib"):
+            if (data / scheme).is_dir():
+                shutil.copytree(data / scheme, target, dirs_exist_ok=True)
+        shutil.rmtree(data)
 
 
 def _wheel_name(name: str) -> str:
@@ -416,9 +547,12 @@ async def _node_files(spec: _Spec, work: Path, image: str) -> dict[str, bytes]:
     return await anyio.to_thread.run_sync(_collect, modules, "/node_modules", {".bin"})
 
 
-def _collect(root: Path, into: str, skip: set[str]) -> dict[str, bytes]:
+def _collect(
+    root: Path, into: str, skip: set[str], byte_code: bool | None = None
+) -> dict[str, bytes]:
     """Every regular file under ``root`` (symlinked files by content), keyed by its path
-    under ``into``; top-level directories in ``skip`` (scripts for the host's paths) left out."""
+    under ``into``; top-level directories in ``skip`` (scripts for the host's paths) left out;
+    with ``byte_code`` True only what is in ``__pycache__`` directories, with False none of it."""
     files: dict[str, bytes] = {}
     if not root.is_dir():
         return files
@@ -426,6 +560,10 @@ def _collect(root: Path, into: str, skip: set[str]) -> dict[str, bytes]:
         here = Path(directory)
         top = here == root
         dirs[:] = [d for d in dirs if not (top and d in skip) and not (here / d).is_symlink()]
+        if byte_code is not None and (here.name == "__pycache__") != byte_code:
+            if byte_code is False:
+                dirs[:] = []
+            continue
         for name in names:
             path = here / name
             if path.is_file():

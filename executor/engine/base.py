@@ -128,9 +128,18 @@ class Images(ABC):
 
     @abstractmethod
     async def derive(
-        self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
+        self,
+        image: str,
+        files: Mapping[str, bytes],
+        tag: str,
+        labels: Mapping[str, str],
+        more: Callable[[], Awaitable[Mapping[str, bytes]]] | None = None,
     ) -> None:
-        """Create ``tag``: ``image`` plus ``files`` (path → content), config unchanged."""
+        """Create ``tag``: ``image`` plus ``files`` (path → content), config unchanged.
+
+        ``more``, awaited once ``files`` are in, gives files still being made meanwhile (they
+        win over ``files``): the engine copies the first part while the caller makes the rest.
+        """
 
     @abstractmethod
     def export(self, ref: str) -> AsyncIterator[bytes]:

@@ -82,7 +82,7 @@ from .labels import MANAGED_LABEL, OWNER_LABEL, owner_id
 if TYPE_CHECKING:
     import asyncio
     import ssl
-    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 __all__ = ["TESTED_AIODOCKER", "DockerEngine", "translate"]
 
@@ -380,7 +380,12 @@ class _DockerImages(Images):
         return True
 
     async def derive(
-        self, image: str, files: Mapping[str, bytes], tag: str, labels: Mapping[str, str]
+        self,
+        image: str,
+        files: Mapping[str, bytes],
+        tag: str,
+        labels: Mapping[str, str],
+        more: Callable[[], Awaitable[Mapping[str, bytes]]] | None = None,
     ) -> None:
         client = await self._engine.connected()
         with self._engine.errors(image=image):
@@ -397,8 +402,12 @@ class _DockerImages(Images):
             try:
                 # A file object, not bytes: aiohttp warns (ResourceWarning) on a large bytes
                 # body, and a dependencies image's files are tens of MB.
-                archive = io.BytesIO(_tar(files))
+                # Made in a thread: tens of MB would hold up the event loop.
+                archive = io.BytesIO(await anyio.to_thread.run_sync(_tar, files))
                 await cast("Any", helper).put_archive("/", archive)  # untyped in aiodocker
+                if more is not None and (rest := await more()):
+                    archive = io.BytesIO(await anyio.to_thread.run_sync(_tar, rest))
+                    await cast("Any", helper).put_archive("/", archive)
                 repository, _, version = tag.rpartition(":")
                 # An empty config changes nothing on Docker; Podman cannot commit without one.
                 await helper.commit(repository=repository, tag=version, config={}, pause=False)

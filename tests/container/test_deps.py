@@ -147,6 +147,58 @@ async def test_concurrent_first_uses_in_one_process_build_once(
     assert len(builds(caplog)) == 1
 
 
+async def test_probe_answer_is_cached_per_base_image_in_process_and_on_disk(
+    pypi: None, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Builds on the same base image probe it once: a second build takes the answer from the
+    process, a third (the process's memory cleared) from the file under the user's cache dir."""
+    from executor.container import deps
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(deps, "_probes", {})
+    caplog.set_level(logging.DEBUG, "executor.engine")
+    answers = []
+    for n in range(3):
+        if n == 2:
+            deps._probes.clear()
+        caplog.clear()
+        async with CodeExecutor("python", config(requirements=[f"attrs!=0.3{n}.{UNIQUE}"])) as ex:
+            assert "attrs" in await run(ex, "import attrs; print(attrs.__name__)")
+        [probe] = [r for r in caplog.records if getattr(r, "event", None) == "deps_probe"]
+        answers.append(probe.cached)
+    assert answers == [None, "memory", "disk"]
+    assert len(list((tmp_path / "executor" / "probes").glob("*.json"))) == 1
+
+
+async def test_wheel_with_data_directory_is_laid_out_like_pip(
+    pypi: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A wheel whose module sits in ``<dist>.data/purelib`` (offered by a find-links directory
+    in the host's pip environment) is importable from the site directory, as pip lays it out."""
+    import zipfile
+
+    links = tmp_path / "links"
+    links.mkdir()
+    dist = "executor_datawheel-1.0"
+    with zipfile.ZipFile(links / f"{dist}-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{dist}.data/purelib/executor_datawheel.py", "ANSWER = 42\n")
+        wheel.writestr(
+            f"{dist}.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: executor-datawheel\nVersion: 1.0\n",
+        )
+        wheel.writestr(
+            f"{dist}.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        wheel.writestr(f"{dist}.dist-info/RECORD", "")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    cfg = config(requirements=[f"executor-datawheel!=0.0.{UNIQUE}"])
+    async with CodeExecutor("python", cfg) as ex:
+        code = "import executor_datawheel as m, importlib.metadata as md; "
+        code += "print(m.ANSWER, md.version('executor-datawheel'))"
+        assert (await run(ex, code)).split() == ["42", "1.0"]
+
+
 async def test_pure_python_sdist_is_built_into_a_wheel_on_the_host(pypi: None) -> None:
     """A pure-Python package published only as an sdist (docopt 0.6.2) is built into a wheel
     on the host and installed."""

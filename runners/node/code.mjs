@@ -48,8 +48,12 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 const POLL_MS = 20; // how often the limits are checked against /proc
 const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
 // The program's preload: its own CPU time and peak RSS, written to fd 3 as it exits.
+// Only the main thread of this process reports; the program's own child processes and workers
+// do not get it (it leaves process.execArgv, which they inherit).
 const USAGE_PRELOAD = `"use strict";
-process.on("exit", () => {
+const at = process.execArgv.indexOf("--require");
+if (at >= 0) process.execArgv.splice(at, 2);
+if (require("node:worker_threads").isMainThread) process.on("exit", () => {
   try {
     const u = process.resourceUsage();
     const line = JSON.stringify({ cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, rss: u.maxRSS * 1024 });
@@ -249,9 +253,16 @@ function run(args, work, task, preload, limits = {}) {
       for (const output of Object.values(outputs)) output.flush();
       let own = null;
       try {
-        own = JSON.parse(reported.split("\n")[0]);
+        own = JSON.parse(reported.split("\n").filter(Boolean).pop());
       } catch {
         // killed before it could say (or it closed fd 3): the polled values stand
+      }
+      // It reported at its own exit: a poll that raced with that exit is judged by its own
+      // final numbers (killed for a limit, it could not have reported).
+      if (limitHit === "cpu" && typeof own?.cpu === "number" && own.cpu <= limits.cpu) {
+        limitHit = null;
+      } else if (limitHit === "memory" && typeof own?.rss === "number" && own.rss <= limits.memory) {
+        limitHit = null;
       }
       const duration = ((endedAt ?? performance.now()) - started) / 1000;
       const cpu = typeof own?.cpu === "number" ? own.cpu : polled.cpu;

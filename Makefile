@@ -56,7 +56,7 @@ engine:
 # runner images copied from the Docker engine, then these tests against it. Tests that cannot
 # pass on Podman skip with their reason (tests/podman/conftest.py).
 PODMAN_SOCKET ?= /run/podman/podman.sock
-# Judging and usage on Podman, the fast part (~15 s; the judge image is one of the runner-*
+# Judging and usage on Podman, the fast part (~25 s; the judge image is one of the runner-*
 # images scripts/podman.sh copies anyway): every verdict in every language takes a minute more.
 PODMAN_JUDGE_TESTS := test_every_container_call_reports_usage \
         test_usage_matches_the_programs_own_getrusage \

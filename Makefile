@@ -56,10 +56,17 @@ engine:
 # runner images copied from the Docker engine, then these tests against it. Tests that cannot
 # pass on Podman skip with their reason (tests/podman/conftest.py).
 PODMAN_SOCKET ?= /run/podman/podman.sock
+# Judging and usage on Podman, the fast part (~25 s; the judge image is one of the runner-*
+# images scripts/podman.sh copies anyway): every verdict in every language takes a minute more.
+PODMAN_JUDGE_TESTS := test_every_container_call_reports_usage \
+        test_usage_matches_the_programs_own_getrusage \
+        test_node_usage_matches_the_programs_own_resource_usage \
+        test_plain_runs_report_usage_and_compile
 PODMAN_TESTS := tests/podman tests/container/test_defaults.py tests/container/test_failures.py \
         tests/container/test_pool.py tests/container/test_load.py tests/container/test_files.py \
         tests/container/test_reap.py tests/container/test_deps.py tests/security \
-        tests/cli/test_engine_commands.py::test_images_prune_removes_derived_images_no_container_uses
+        tests/cli/test_engine_commands.py::test_images_prune_removes_derived_images_no_container_uses \
+        $(addprefix tests/container/test_judge.py::,$(PODMAN_JUDGE_TESTS))
 test-podman: venv images
 	PODMAN_SOCKET=$(PODMAN_SOCKET) scripts/podman.sh
 	DOCKER_HOST=unix://$(PODMAN_SOCKET) EXECUTOR_REQUIRE_PODMAN=1 \

@@ -199,12 +199,11 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
                 )
             timeout, limit = program_timeout(run.timeout), run.timeout
         tests = list(run.tests) if run.tests else None
-        judging = tests or run.checker or run.time_limit or run.memory_limit
-        if judging and self._family == "node":
+        if run.checker is not None and self._family == "node":
             raise InputValidationError(
-                "tests and limits run in the Python-based images (python, bash and the "
-                "compiled languages); the Node code runner does not judge yet",
-                path="$.tests",
+                "a checker runs in the Python-based images (python, bash and the compiled "
+                "languages), not the Node one: compare the output with compare=... instead",
+                path="$.checker",
             )
         checker = run.checker
         if checker is not None:

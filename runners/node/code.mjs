@@ -20,7 +20,19 @@
 // 5. the directory is removed.
 //
 // Output: {stdout, stderr, exit_code, stdout_truncated, stderr_truncated, timed_out, duration,
-// files, files_error}; exit_code is 128 + N for a program killed by signal N. No dependencies.
+// files, files_error, usage}; exit_code is 128 + N for a program killed by signal N.
+//
+// Usage: the program is started with `--require usage.cjs` (written next to the working
+// directory), which writes process.resourceUsage() (CPU seconds, peak RSS) to fd 3 on exit;
+// a program killed before it could (a limit, a signal) has the last values polled from
+// /proc/<pid>/stat and /proc/<pid>/status (VmHWM; VmRSS where gVisor has no VmHWM).
+//
+// Judging (task.tests, time_limit, memory_limit; the semantics of runners/python/code.py): each
+// test runs as its own process in a fresh copy of the working directory, killed at the CPU limit
+// (polled), 3x it in wall time, a peak RSS over memory_limit (polled) or more than max_stdout
+// bytes of output; its verdict (TLE, MLE, OLE, RE, WA, AC) and usage come back in `tests`, the
+// first failure's verdict (or AC) in `verdict`. A checker needs the Python-based images: the
+// host refuses one here. No dependencies.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -33,6 +45,22 @@ const DRAIN_MS = 500; // after the exit, how long to wait for what leftovers hol
 const CONTROL = /[\x00-\x1f\x7f]/;
 const ESM = /^\s*(import\s*[\w{*'"]|export\s)/m;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+const POLL_MS = 20; // how often the limits are checked against /proc
+const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
+// The program's preload: its own CPU time and peak RSS, written to fd 3 as it exits.
+// Only the main thread of this process reports; the program's own child processes and workers
+// do not get it (it leaves process.execArgv, which they inherit).
+const USAGE_PRELOAD = `"use strict";
+const at = process.execArgv.indexOf("--require");
+if (at >= 0) process.execArgv.splice(at, 2);
+if (require("node:worker_threads").isMainThread) process.on("exit", () => {
+  try {
+    const u = process.resourceUsage();
+    const line = JSON.stringify({ cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, rss: u.maxRSS * 1024 });
+    require("node:fs").writeSync(3, line + "\\n");
+  } catch {}
+});
+`;
 
 class TooLarge extends Error {}
 
@@ -50,9 +78,11 @@ function forward(data) {
 
 // One of the program's output pipes: the bytes kept, and the line being forwarded.
 class Output {
-  constructor(name, cap, live) {
+  constructor(name, cap, live, limit = null) {
     this.tag = live ? TAGS[name] : null;
     this.cap = cap;
+    this.limit = limit; // judging: more than this many bytes is OLE (the program is killed)
+    this.total = 0;
     this.kept = [];
     this.size = 0;
     this.truncated = false;
@@ -60,6 +90,7 @@ class Output {
   }
 
   take(data) {
+    this.total += data.length;
     const room = this.cap - this.size;
     if (data.length > room) {
       this.truncated = true;
@@ -132,6 +163,29 @@ function environment(work) {
   return env;
 }
 
+// The CPU seconds (user + system, all threads) a running process used so far, or null.
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1");
+    const fields = stat.slice(stat.lastIndexOf(")") + 1).trim().split(/\s+/);
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks / TICK : null;
+  } catch {
+    return null;
+  }
+}
+
+// The peak resident set (bytes) of a running process so far (VmRSS where there is no VmHWM).
+function peakRss(pid) {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, "latin1");
+    const match = /^VmHWM:\s+(\d+)/m.exec(status) ?? /^VmRSS:\s+(\d+)/m.exec(status);
+    return match === null ? null : Number(match[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
 function killGroup(pid) {
   try {
     process.kill(-pid, "SIGKILL");
@@ -140,66 +194,124 @@ function killGroup(pid) {
   }
 }
 
-function run(args, work, task) {
+// Run the program; what it wrote, how it ended, how long it took and what it used.
+// `limits` (judging): cpu seconds (polled), wall seconds, memory bytes of peak RSS (polled),
+// output bytes of stdout; the first passed is limit_hit (the program is killed then).
+function run(args, work, task, preload, limits = {}) {
   const live = Boolean(task.forward);
   const outputs = {
-    stdout: new Output("stdout", task.max_stdout, live),
+    stdout: new Output("stdout", task.max_stdout, live, limits.output ?? null),
     stderr: new Output("stderr", task.max_stderr, live),
   };
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(process.execPath, ["--require", preload, ...args], {
       cwd: work,
       env: environment(work),
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe", "pipe"],
       detached: true, // its own process group, killed as a whole
     });
     let timedOut = false;
+    let limitHit = null;
     let endedAt = null;
     let status = null;
+    let signal = null;
     let settled = false;
     let timer = null;
+    let wallTimer = null;
+    let poller = null;
     let drain = null;
+    let reported = "";
+    const polled = { cpu: null, rss: null };
+    const hit = (what) => {
+      if (limitHit === null && endedAt === null && !timedOut) {
+        limitHit = what;
+        killGroup(child.pid);
+      }
+    };
+    const poll = () => {
+      if (endedAt !== null) return;
+      const cpu = cpuSeconds(child.pid);
+      const rss = peakRss(child.pid);
+      if (cpu !== null) polled.cpu = cpu;
+      if (rss !== null) polled.rss = Math.max(polled.rss ?? 0, rss);
+      if (limits.cpu != null && cpu !== null && cpu > limits.cpu) hit("cpu");
+      else if (limits.memory != null && rss !== null && rss > limits.memory) hit("memory");
+    };
+    const stop = () => {
+      clearTimeout(timer);
+      clearTimeout(wallTimer);
+      clearInterval(poller);
+    };
     const finish = () => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      stop();
       clearTimeout(drain);
       killGroup(child.pid);
-      child.stdout.destroy();
-      child.stderr.destroy();
+      for (const pipe of [child.stdout, child.stderr, child.stdio[3]]) pipe.destroy();
       for (const output of Object.values(outputs)) output.flush();
+      let own = null;
+      try {
+        own = JSON.parse(reported.split("\n").filter(Boolean).pop());
+      } catch {
+        // killed before it could say (or it closed fd 3): the polled values stand
+      }
+      // It reported at its own exit: a poll that raced with that exit is judged by its own
+      // final numbers (killed for a limit, it could not have reported).
+      if (limitHit === "cpu" && typeof own?.cpu === "number" && own.cpu <= limits.cpu) {
+        limitHit = null;
+      } else if (limitHit === "memory" && typeof own?.rss === "number" && own.rss <= limits.memory) {
+        limitHit = null;
+      }
+      const duration = ((endedAt ?? performance.now()) - started) / 1000;
+      const cpu = typeof own?.cpu === "number" ? own.cpu : polled.cpu;
+      const rss = typeof own?.rss === "number" ? Math.max(own.rss, polled.rss ?? 0) : polled.rss;
       resolve({
         stdout: outputs.stdout.text(),
         stderr: outputs.stderr.text(),
         stdout_truncated: outputs.stdout.truncated,
         stderr_truncated: outputs.stderr.truncated,
         exit_code: status,
+        signal,
         timed_out: timedOut,
-        duration: ((endedAt ?? performance.now()) - started) / 1000,
+        limit_hit: limitHit,
+        duration,
+        usage: { cpu_time: cpu, peak_memory: rss, wall_time: duration },
       });
     };
     child.on("error", (err) => {
       if (!settled) {
         settled = true;
-        clearTimeout(timer);
+        stop();
         reject(err);
       }
     });
-    child.stdout.on("data", (data) => outputs.stdout.take(data));
+    child.stdout.on("data", (data) => {
+      const out = outputs.stdout;
+      out.take(data);
+      if (out.limit !== null && out.total > out.limit) hit("output");
+    });
     child.stderr.on("data", (data) => outputs.stderr.take(data));
+    child.stdio[3].on("data", (data) => {
+      if (reported.length < 4096) reported += data.toString("utf8");
+    });
+    child.stdio[3].on("error", () => {});
     child.stdin.on("error", () => {}); // the program closed its stdin: the rest is not wanted
     child.stdin.end(Buffer.from(task.stdin ?? "", "utf8"));
     if (task.timeout !== null && task.timeout !== undefined) {
       timer = setTimeout(() => {
-        timedOut = true;
+        if (endedAt === null && limitHit === null) timedOut = true;
         killGroup(child.pid);
       }, task.timeout * 1000);
     }
-    child.on("exit", (code, signal) => {
+    if (limits.wall != null) wallTimer = setTimeout(() => hit("wall"), limits.wall * 1000);
+    poller = setInterval(poll, POLL_MS);
+    child.on("exit", (code, sig) => {
       endedAt = performance.now();
-      status = code ?? 128 + (os.constants.signals[signal] ?? 0);
-      clearTimeout(timer);
+      signal = sig === null ? null : (os.constants.signals[sig] ?? 0);
+      status = code ?? 128 + (signal ?? 0);
+      stop();
       killGroup(child.pid); // what the program left running ends with it
       drain = setTimeout(finish, DRAIN_MS); // an escaped process may hold the pipes
     });
@@ -283,18 +395,189 @@ function remove(dir) {
   }
 }
 
+function tokensEqual(actual, expected, tolerance) {
+  const got = actual.split(/\s+/).filter(Boolean);
+  const want = expected.split(/\s+/).filter(Boolean);
+  if (got.length !== want.length) return false;
+  return got.every((a, index) => {
+    const b = want[index];
+    if (a === b) return true;
+    if (tolerance === null) return false;
+    const x = Number(a);
+    const y = Number(b);
+    if (a.trim() === "" || b.trim() === "" || Number.isNaN(x) || Number.isNaN(y)) return false;
+    return Math.abs(x - y) <= tolerance * Math.max(1, Math.abs(y));
+  });
+}
+
+function lines(text) {
+  const all = text.split("\n").map((line) => line.trimEnd());
+  while (all.length > 0 && all[all.length - 1] === "") all.pop();
+  return all;
+}
+
+function same(actual, expected, compare, tolerance) {
+  if (compare === "exact") return actual === expected;
+  if (compare === "lines") {
+    const [a, b] = [lines(actual), lines(expected)];
+    return a.length === b.length && a.every((line, index) => line === b[index]);
+  }
+  return tokensEqual(actual, expected, compare === "float" ? tolerance : null);
+}
+
+// The verdict of a run before its output is looked at (null: it ended well), and why.
+function verdictOf(result, memoryLimit) {
+  const peak = result.usage.peak_memory;
+  switch (result.limit_hit) {
+    case "cpu":
+      return ["TLE", "CPU time limit exceeded (killed)"];
+    case "wall":
+      return ["TLE", "wall time limit (3x the CPU limit) exceeded: the program waited (killed)"];
+    case "memory":
+      return ["MLE", `peak memory over the limit of ${memoryLimit} bytes (killed)`];
+    case "output":
+      return ["OLE", "output limit exceeded (killed)"];
+    default:
+  }
+  if (memoryLimit && peak !== null && peak > memoryLimit) {
+    return ["MLE", `peak memory ${peak} bytes > limit ${memoryLimit}`];
+  }
+  if (/JavaScript heap out of memory/.test(result.stderr)) {
+    return ["MLE", "JavaScript heap out of memory"];
+  }
+  if (result.signal !== null) {
+    const name = Object.keys(os.constants.signals).find(
+      (key) => os.constants.signals[key] === result.signal,
+    );
+    return ["RE", `killed by ${name ?? `signal ${result.signal}`}`];
+  }
+  if (result.exit_code !== 0) return ["RE", `exit code ${result.exit_code}`];
+  return [null, ""];
+}
+
+function limitsOf(task, output) {
+  const cpu = task.time_limit ?? null;
+  return {
+    cpu,
+    wall: cpu === null ? null : 3 * cpu,
+    memory: task.memory_limit ?? null,
+    output,
+  };
+}
+
+function copyTree(source, target) {
+  fs.cpSync(source, target, { recursive: true, verbatimSymlinks: true });
+}
+
+async function judge(task, base, work, program, preload) {
+  const started = performance.now();
+  const deadline = task.timeout == null ? null : started + task.timeout * 1000;
+  const limits = limitsOf(task, task.max_stdout);
+  const keep = {
+    ...task,
+    max_stdout: task.keep_stdout || task.max_stdout,
+    max_stderr: task.keep_stderr || task.max_stderr,
+    forward: false,
+  };
+  const compare = task.compare || "tokens";
+  const tolerance = compare === "float" ? Number(task.float_tolerance || 0) : null;
+  const results = [];
+  let timedOut = false;
+  for (const [index, test] of (task.tests ?? []).entries()) {
+    if (deadline !== null && performance.now() >= deadline) {
+      timedOut = true;
+      break;
+    }
+    // Each test in a fresh copy of the program's directory, removed after it.
+    const where = path.join(base, `test-${index}`);
+    copyTree(work, where);
+    let result;
+    try {
+      const timeout = deadline === null ? null : Math.max(deadline - performance.now(), 0) / 1000;
+      const sub = { ...keep, stdin: test.stdin ?? "", timeout };
+      result = await run([program], where, sub, preload, limits);
+    } finally {
+      remove(where);
+    }
+    if (result.timed_out) {
+      timedOut = true;
+      break;
+    }
+    let [verdict, message] = verdictOf(result, task.memory_limit);
+    const expected = test.expected ?? null;
+    if (verdict === null && expected !== null) {
+      if (result.stdout_truncated) {
+        [verdict, message] = ["WA", "output longer than what is kept for comparison"];
+      } else if (same(result.stdout, expected, compare, tolerance)) {
+        verdict = "AC";
+      } else {
+        [verdict, message] = ["WA", `output differs from the expected (${compare})`];
+      }
+    } else if (verdict === null) {
+      verdict = "AC";
+    }
+    results.push({
+      verdict,
+      message,
+      stdout: result.stdout,
+      stderr: result.stderr,
+      exit_code: result.exit_code,
+      usage: result.usage,
+      stdout_truncated: result.stdout_truncated,
+      stderr_truncated: result.stderr_truncated,
+    });
+    if (verdict !== "AC" && task.stop_on_first_failure) break;
+  }
+  const failed = results.filter((r) => r.verdict !== "AC");
+  const wall = (performance.now() - started) / 1000;
+  return {
+    stdout: "",
+    stderr: "",
+    stdout_truncated: false,
+    stderr_truncated: false,
+    exit_code: 0,
+    timed_out: timedOut,
+    duration: wall,
+    usage: {
+      cpu_time: results.reduce((sum, r) => sum + (r.usage.cpu_time ?? 0), 0),
+      peak_memory: results.reduce((most, r) => Math.max(most, r.usage.peak_memory ?? 0), 0),
+      wall_time: wall,
+    },
+    compile: null,
+    verdict: failed.length > 0 ? failed[0].verdict : "AC",
+    tests: results,
+    files: {},
+    files_error: null,
+  };
+}
+
 export async function executeFunction(task) {
   if (task.language !== "node") {
     throw new Error(`this image runs node programs, not ${JSON.stringify(task.language)}`);
   }
+  if (task.checker) {
+    throw new Error("a checker runs in the Python-based images, not the Node one");
+  }
   const program = ESM.test(task.code) ? "main.mjs" : "main.cjs";
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "executor-code-"));
   try {
+    const preload = path.join(base, "usage.cjs");
+    fs.writeFileSync(preload, USAGE_PRELOAD);
     const work = path.join(base, "work");
     fs.mkdirSync(work);
     const inputs = writeInputs(work, task.files, program, task.code);
+    if (task.tests !== null && task.tests !== undefined) {
+      return await judge(task, base, work, program, preload);
+    }
+    const limited = task.time_limit != null || task.memory_limit != null;
     const argv = (task.argv ?? []).map(String);
-    const result = await run([program, ...argv], work, task);
+    const result = await run([program, ...argv], work, task, preload, limitsOf(task, null));
+    result.compile = null;
+    result.verdict = null;
+    if (limited && !result.timed_out) result.verdict = verdictOf(result, task.memory_limit)[0] ?? "AC";
+    result.tests = null;
+    delete result.signal;
+    delete result.limit_hit;
     result.files = {};
     result.files_error = null;
     if (!result.timed_out) {

@@ -129,6 +129,19 @@ PROGRAMS: dict[str, dict[str, str]] = {
         'while(true)o.println("xxxxxxxxxxxxxxxx");}}',
         "ce": "public class Main{ int x = ; }",
     },
+    # Node runs in its own image (runners/node/code.mjs judges there); no compile step.
+    "node": {
+        "ac": 'const [a, b] = require("fs").readFileSync(0, "utf8").split(/\\s+/).map(Number);\n'
+        "console.log(a + b);",
+        "wa": 'const [a, b] = require("fs").readFileSync(0, "utf8").split(/\\s+/).map(Number);\n'
+        "console.log(a + b + 1);",
+        "busy": "for (;;) {}",
+        "sleep": "setTimeout(() => {}, 100000);",
+        "memory": "const x = [];\nfor (;;) x.push(Buffer.alloc(1 << 20, 1));",
+        "segfault": 'process.kill(process.pid, "SIGSEGV");',
+        "exception": 'throw new Error("boom");',
+        "output": 'for (;;) process.stdout.write("x".repeat(65536));',
+    },
 }
 EXPECTED = {
     "ac": "AC",
@@ -146,6 +159,8 @@ TESTS = [TestCase("1 2\n", "3\n"), TestCase("40 2\n", "42\n")]
 
 def image_of(language: str) -> str:
     """The image that runs ``language``'s programs."""
+    if language == "node":
+        return NODE_IMAGE
     return PYTHON_IMAGE if language in ("python", "bash") else JUDGE_IMAGE
 
 
@@ -174,10 +189,14 @@ async def test_every_verdict_in_every_language(language: str, runtime: str | Non
     sleep (wall clock, said so), MLE, RE for a crash and an uncaught exception, OLE, and CE
     with the compiler's message for the compiled ones; compiled once, usage on every test."""
     labels = case()
-    memory = 256 * MiB if language == "java" else 64 * MiB
+    # The JVM and Node start bigger (Node's own resident set is ~100 MB under gVisor).
+    memory = 256 * MiB if language in ("java", "node") else 64 * MiB
+    # Node under gVisor on a loaded machine needs more than a second of CPU to start and fill
+    # its memory (page faults are dear there).
+    seconds = 2.0 if language == "node" else 1.0
     async with judge(language, runtime, labels=labels) as ex:
         for name, code in PROGRAMS[language].items():
-            run = CodeRun(code, tests=TESTS, time_limit=1.0, memory_limit=memory)
+            run = CodeRun(code, tests=TESTS, time_limit=seconds, memory_limit=memory)
             result = await ex.execute(run)
             want = EXPECTED[name]
             got = [test.verdict for test in result.tests]
@@ -187,14 +206,14 @@ async def test_every_verdict_in_every_language(language: str, runtime: str | Non
                 assert result.compile.stderr and result.tests == []
                 continue
             assert got == [want, want], (name, got, result.tests)
-            if language not in ("python", "bash"):
+            if language not in ("python", "bash", "node"):
                 assert result.compile is not None and result.compile.ok
             for test in result.tests:
                 assert test.usage.cpu_time is not None and test.usage.peak_memory
                 assert test.usage.wall_time is not None
             if name == "sleep":
                 assert all("wall" in test.message for test in result.tests)
-            if name == "segfault" and language in ("c", "cpp", "rust", "bash"):
+            if name == "segfault" and language in ("c", "cpp", "rust", "bash", "node"):
                 assert all("SIGSEGV" in test.message for test in result.tests)
             if name == "ac":
                 assert [test.stdout.strip() for test in result.tests] == ["3", "42"]
@@ -311,6 +330,33 @@ int main(void) {
     assert result.usage is not None and result.usage.cpu_time == pytest.approx(own_cpu, rel=0.2)
 
 
+async def test_node_usage_matches_the_programs_own_resource_usage() -> None:
+    """A Node test's cpu_time and peak_memory are within 20% of the program's own
+    process.resourceUsage(); a plain Node run reports usage too, and a time limit gives it a
+    verdict."""
+    program = """
+const block = Buffer.alloc(100 << 20, 7);
+let x = 0;
+const start = process.cpuUsage();
+while (process.cpuUsage(start).user < 400000) x += block[x % block.length];
+const u = process.resourceUsage();
+console.log((u.userCPUTime + u.systemCPUTime) / 1e6, u.maxRSS * 1024);
+"""
+    async with judge("node") as ex:
+        result = await ex.execute(CodeRun(program, tests=[TestCase("")], time_limit=30.0))
+        plain = await ex.execute(CodeRun(program))
+        limited = await ex.execute(CodeRun("for (;;) {}", time_limit=0.5))
+    test = result.tests[0]
+    assert test.verdict == "AC", test
+    own_cpu, own_peak = (float(v) for v in test.stdout.split())
+    assert test.usage.cpu_time == pytest.approx(own_cpu, rel=0.2)
+    assert test.usage.peak_memory == pytest.approx(own_peak, rel=0.2)
+    assert test.usage.wall_time is not None and test.usage.wall_time >= own_cpu * 0.8
+    assert plain.usage is not None and plain.usage.cpu_time and plain.usage.peak_memory
+    assert plain.verdict is None and plain.tests == []
+    assert limited.verdict == "TLE" and limited.usage is not None and limited.usage.cpu_time
+
+
 async def test_plain_runs_report_usage_and_compile() -> None:
     """A run without tests reports its usage; a compiled one its compile step too, and a
     compile error is a result (verdict CE, exit_code -1), not an exception."""
@@ -337,7 +383,7 @@ async def test_fork_mode_judges_too() -> None:
 
 
 def test_bad_judging_inputs_are_refused() -> None:
-    """Bad limits, comparisons and checkers, and judging on the Node image, are
+    """Bad limits, comparisons and checkers, and a checker on the Node image, are
     InputValidationError with the path of the problem."""
     ex = CodeExecutor("python", config(PYTHON_IMAGE))
     for bad, path in (
@@ -352,8 +398,9 @@ def test_bad_judging_inputs_are_refused() -> None:
             ex._task(bad)
         assert info.value.path == path
     node = CodeExecutor("node", config(NODE_IMAGE))
-    with pytest.raises(InputValidationError, match="Node"):
-        node._task(CodeRun("x", tests=TESTS))
+    with pytest.raises(InputValidationError, match="Node") as info:
+        node._task(CodeRun("x", tests=TESTS, checker=Checker("print(1)")))
+    assert info.value.path == "$.checker"
 
 
 BURN = """

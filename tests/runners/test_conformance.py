@@ -31,6 +31,8 @@ import pytest
 
 from executor.protocol import decode_response
 
+from ._gvisor import gvisor_profile_file
+
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS_DIR = ROOT / "tests" / "vectors"
 MODULES = Path(__file__).resolve().parent / "modules"
@@ -46,6 +48,14 @@ IMAGES = {
 SECCOMP = ROOT / "executor" / "container" / "seccomp.json"
 LOCKDOWN = ("--read-only", "--network", "none", "--cap-drop", "ALL", "--tmpfs", "/tmp")
 LOCKDOWN += ("--security-opt", f"seccomp={SECCOMP}")
+
+
+def gvisor_lockdown(runtime: str) -> tuple[str, ...]:
+    """The runtime and, after LOCKDOWN's, the profile the executor sends under gVisor (the
+    last ``seccomp=`` option wins): ``clone3`` left to gVisor's kernel (docs/SECURITY.md)."""
+    return ("--runtime", runtime, "--security-opt", f"seccomp={gvisor_profile_file()}")
+
+
 #: Where each image looks for the user module.
 MODULE_MOUNT = {"python": "/app/execute.py", "node": "/app/execute.mjs"}
 SUFFIX = {"python": ".py", "node": ".mjs"}
@@ -558,7 +568,7 @@ def test_in_image_under_gvisor(
 ) -> None:
     """The runner images also speak the protocol under gVisor (runtime runsc)."""
     vector = json.loads((VECTORS_DIR / f"{name}.json").read_text())
-    extra = ("--runtime", runsc_runtime)
+    extra = gvisor_lockdown(runsc_runtime)
     run_vector(docker_launch(lang, vector["module"], runner_images, request, extra), vector, lang)
 
 
@@ -576,6 +586,6 @@ def test_fork_in_image_under_gvisor(
     reason = skip_reason(vector, lang)
     if reason:
         pytest.skip(reason)
-    extra = ("--runtime", runsc_runtime)
+    extra = gvisor_lockdown(runsc_runtime)
     launch = docker_launch(lang, vector["module"], runner_images, request, extra)
     run_fork(launch, vector, lang, gvisor=True)

@@ -35,6 +35,18 @@ IMAGES = {
 }
 LOCKDOWN = ("--read-only", "--network", "none", "--cap-drop", "ALL", "--tmpfs", "/tmp")
 READ_TIMEOUT = 30.0
+
+
+def runtime_options(runtime: str) -> tuple[str, ...]:
+    """``--runtime``, and under gVisor the profile the executor sends there (tests/runners/
+    _gvisor.py: the engine's default would keep every thread of the Node runner from starting)."""
+    if "runsc" in runtime:
+        from tests.runners._gvisor import gvisor_profile_file  # run as a script: from the root
+
+        return ("--runtime", runtime, "--security-opt", f"seccomp={gvisor_profile_file()}")
+    return ("--runtime", runtime)
+
+
 GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local", "GOPROXY": "off"}
 REQUEST: dict[str, Any] = {"schema_in": None, "schema_out": None}
 
@@ -197,7 +209,7 @@ def start(
     extra: tuple[str, ...] = (),
 ) -> Forked:
     name = f"executor-forkd-{uuid.uuid4().hex[:12]}"
-    argv = ["docker", "run", "-i", "--rm", "--name", name, *LOCKDOWN, "--runtime", runtime]
+    argv = ["docker", "run", "-i", "--rm", "--name", name, *LOCKDOWN, *runtime_options(runtime)]
     argv += ["-e", "EXECUTOR_SERVE=fork", *extra]
     if lang == "go":
         assert workdir is not None
@@ -429,10 +441,10 @@ def measure(image: str, calls: int = 50, runtime: str = "runc") -> str:
     """Per-call latency (p50) with calls spaced out, and back-to-back throughput, of a trivial
     call to a fork-mode container (the image's own echo function), through ``docker run -i``.
 
-    ``python tests/runners/test_forkd.py IMAGE [CALLS] [RUNTIME]`` prints it.
+    ``python -m tests.runners.test_forkd IMAGE [CALLS] [RUNTIME]`` prints it.
     """
     name = f"executor-forkd-bench-{uuid.uuid4().hex[:12]}"
-    argv = ["docker", "run", "-i", "--rm", "--name", name, *LOCKDOWN, "--runtime", runtime]
+    argv = ["docker", "run", "-i", "--rm", "--name", name, *LOCKDOWN, *runtime_options(runtime)]
     forked = Forked([*argv, "-e", "EXECUTOR_SERVE=fork", image], name)
     try:
         request = {"input": {"n": 1}, "log_marker": "bench-marker"}
@@ -482,5 +494,5 @@ if __name__ == "__main__":
 
     args = sys.argv[1:]
     if not args:
-        sys.exit("usage: python tests/runners/test_forkd.py IMAGE [CALLS] [RUNTIME]")
+        sys.exit("usage: python -m tests.runners.test_forkd IMAGE [CALLS] [RUNTIME]")
     print(measure(args[0], int(args[1]) if len(args) > 1 else 50, *args[2:3]))

@@ -162,7 +162,7 @@ async def _smoke_check() -> Check:
         async with ContainerExecutor[Any, Any](config) as ex:
             output = await ex.execute({"doctor": True})
     except ExecutorError as exc:
-        fix = "see the message; `docker run --rm executor/runner-python:latest` shows more"
+        fix = f"see the message; `docker run --rm {config.image}` shows more"
         if "error setting rlimit" in exc.message:
             # Podman sets 1048576 open files and processes unless configured otherwise, which
             # fails where the engine may not raise its own limits (no CAP_SYS_RESOURCE).

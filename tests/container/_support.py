@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
+
+import pytest
 
 from .conftest import RUN_ID, RUN_LABEL
 
@@ -22,3 +25,21 @@ def containers(labels: dict[str, str]) -> list[str]:
         ["docker", "ps", "-aq", *filters], capture_output=True, text=True, check=True
     )
     return done.stdout.split()
+
+
+def reachable(command: list[str]) -> str | None:
+    """None when ``command`` succeeds, else why it did not (the tail of its output)."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None if done.returncode == 0 else (done.stderr or done.stdout).strip()[-300:]
+
+
+@pytest.fixture(scope="module")
+def pypi(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Skip unless this host's pip can download a package."""
+    dest = tmp_path_factory.mktemp("pip")
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(dest), "attrs"]
+    if (why := reachable(pip)) is not None:
+        pytest.skip(f"the Python package registry cannot be reached from this host: {why}")

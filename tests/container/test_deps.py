@@ -24,6 +24,8 @@ from executor import CodeExecutor, CodeRun, ConfigError, ContainerExecutor, Imag
 from executor.container.images import prune_files_images
 from executor.engine.docker import DockerEngine
 
+from ._support import pypi as pypi  # the registry check, shared with sessions and Ray
+from ._support import reachable
 from .conftest import NODE_IMAGE, PYTHON_IMAGE, config
 
 pytestmark = pytest.mark.docker
@@ -32,27 +34,10 @@ UNIQUE = int(uuid.uuid4().hex[:6], 16)
 _made: list[str] = []
 
 
-def _reachable(command: list[str]) -> str | None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    return None if done.returncode == 0 else (done.stderr or done.stdout).strip()[-300:]
-
-
-@pytest.fixture(scope="module")
-def pypi(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Skip unless this host's pip can download a package."""
-    dest = tmp_path_factory.mktemp("pip")
-    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(dest), "attrs"]
-    if (why := _reachable(pip)) is not None:
-        pytest.skip(f"the Python package registry cannot be reached from this host: {why}")
-
-
 @pytest.fixture(scope="module")
 def npm_registry() -> None:
     """Skip unless this host's npm can reach its registry."""
-    if (why := _reachable(["npm", "view", "lodash@4", "version"])) is not None:
+    if (why := reachable(["npm", "view", "lodash@4", "version"])) is not None:
         pytest.skip(f"the npm registry cannot be reached from this host: {why}")
 
 

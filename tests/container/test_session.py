@@ -30,8 +30,8 @@ from executor import (
 from executor.container.session import SESSION_LABEL
 
 from ._support import case, containers
+from ._support import pypi as pypi  # the registry check: skip when pip reaches none
 from .conftest import PYTHON_IMAGE, config
-from .test_deps import pypi as pypi  # the registry check: skip when pip reaches none
 from .test_runtime import require_runsc
 
 pytestmark = pytest.mark.docker

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.container.test_deps import pypi
+from tests.container._support import pypi
 
 from .conftest import MakeRay, TwoNodes, case
 

@@ -17,7 +17,7 @@ import json
 import os
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -26,7 +26,7 @@ from .bake import CHECKOUT, DEFAULT_BAKE_FILE, bake_variables, load_bake, resolv
 from .context import context_files, context_hash, context_tar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
     from ..engine import Engine, Images
     from .bake import TargetSpec
@@ -196,22 +196,7 @@ async def _build_one(
             labels=labels,
             network=spec.network,
         )
-        async for chunk in stream:
-            if "error" in chunk:
-                message = str(chunk.get("error", "")).strip()
-                tail.append(message)
-                raise ImageBuildFailed(
-                    f"building {spec.name} failed: {message}{_missing_base_hint(spec, base_ids)}",
-                    target=spec.name,
-                    logs="\n".join(tail),
-                )
-            text = chunk.get("stream") or chunk.get("status")
-            if isinstance(text, str):
-                for line in text.splitlines():
-                    if line.strip():
-                        tail.append(line)
-                        if progress:
-                            progress(f"{spec.name}: {line}")
+        await _follow(stream, spec.name, tail, progress, _missing_base_hint(spec, base_ids))
     except ExecutorError as exc:
         if isinstance(exc, ImageBuildFailed) or exc.code == "ENGINE_UNAVAILABLE":
             raise
@@ -231,6 +216,37 @@ async def _build_one(
     if progress:
         progress(f"{spec.name}: built {', '.join(spec.tags)}")
     return True
+
+
+async def _follow(
+    stream: AsyncIterator[dict[str, Any]],
+    name: str,
+    tail: deque[str],
+    progress: Callable[[str], None] | None,
+    hint: str,
+) -> None:
+    """Read a build's progress objects into ``tail``; an error line is ImageBuildFailed."""
+    try:
+        async for chunk in stream:
+            if "error" in chunk:
+                message = str(chunk.get("error", "")).strip()
+                tail.append(message)
+                raise ImageBuildFailed(
+                    f"building {name} failed: {message}{hint}", target=name, logs="\n".join(tail)
+                )
+            text = chunk.get("stream") or chunk.get("status")
+            if isinstance(text, str):
+                for line in text.splitlines():
+                    if line.strip():
+                        tail.append(line)
+                        if progress:
+                            progress(f"{name}: {line}")
+    finally:
+        # Leaving on an error line closes the build request's connection now, not when the
+        # generator is collected (perhaps after its event loop has closed: an unclosed socket).
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def build_images(

@@ -60,8 +60,7 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     ``usage`` is what the task used as its runner measured it (every runner here: the kernel's
     counters of the task process and the children it waited for, over the call; per runner and
     mode in docs/RUNNERS.md, "Usage"); ``None`` for local calls and runners that do not report
-    it, ``peak_memory`` ``None`` where it cannot be the call's own (Node and Go serve mode under
-    gVisor).
+    it, ``peak_memory`` ``None`` where it cannot be the call's own (reuse mode under gVisor).
     """
 
     output: B

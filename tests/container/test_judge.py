@@ -364,6 +364,19 @@ int main(void) {
     assert result.usage is not None and result.usage.cpu_time == pytest.approx(own_cpu, rel=0.2)
 
 
+async def test_usage_matches_what_the_shells_time_reports() -> None:
+    """A bash run's cpu_time is within 20% of what bash's own `time` reports for the program it
+    runs in the same container (the judge image has no /usr/bin/time; `time` gives no peak)."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    program = f"TIMEFORMAT='%3U %3S'\n{{ time python3 -c '{burn}' ; }} 2>&1\n"
+    async with judge("bash") as ex:
+        result = await ex.execute(CodeRun(program))
+    assert result.exit_code == 0, result
+    user, system = (float(v) for v in result.stdout.split())
+    assert result.usage is not None
+    assert result.usage.cpu_time == pytest.approx(user + system, rel=0.2), result.usage
+
+
 async def test_node_usage_matches_the_programs_own_resource_usage() -> None:
     """A Node test's cpu_time and peak_memory are within 20% of the program's own
     process.resourceUsage(); a plain Node run reports usage too, and a time limit gives it a

@@ -1,6 +1,7 @@
-"""Execution.usage of plain (non-code) calls on the Node and Go runners, in every mode.
+"""Execution.usage of plain (non-code) calls on every runner, in every mode.
 
-The Python runner's are pinned in test_judge.py (test_every_container_call_reports_usage).
+test_judge.py (test_every_container_call_reports_usage) pins the Python runner's numbers
+against the task's own process_time too.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from tests.container.test_runtime import require_runsc
 
-from .conftest import GO_IMAGE, NODE_IMAGE, MakeExecutor
+from .conftest import GO_IMAGE, NODE_IMAGE, PYTHON_IMAGE, MakeExecutor
 
 pytestmark = pytest.mark.docker
 
@@ -27,8 +28,20 @@ MODES: dict[str, dict[str, Any]] = {
     "fork": {"mode": "fork", "containers": 1},
 }
 
-# Burns input.seconds of its own CPU, then (with input.mib) touches that many MiB (Go: and
-# gives them back to the kernel before it returns).
+# Burns input.seconds of its own CPU, then (with input.mib) touches that many MiB (Python
+# and Go: and give them back to the kernel before they return).
+PYTHON_BURN = """
+import time
+
+def execute(input):
+    start = time.process_time()
+    while time.process_time() - start < input["seconds"]:
+        pass
+    block = bytearray(input["mib"] << 20)
+    block[::4096] = b"x" * len(block[::4096])
+    return {"cpu": time.process_time() - start, "touched": len(block)}
+"""
+
 NODE_BURN = """
 export function executeFunction(input) {
   const start = process.cpuUsage();
@@ -107,6 +120,8 @@ def go_burn(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def burner(lang: str, make_executor: MakeExecutor, go_burn: Path | None, **config: Any) -> Any:
+    if lang == "python":
+        return make_executor(PYTHON_IMAGE, files={"/app/execute.py": PYTHON_BURN}, **config)
     if lang == "node":
         return make_executor(NODE_IMAGE, files={"/app/execute.mjs": NODE_BURN}, **config)
     assert go_burn is not None
@@ -115,11 +130,11 @@ def burner(lang: str, make_executor: MakeExecutor, go_burn: Path | None, **confi
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-@pytest.mark.parametrize("lang", ["node", "go"])
-async def test_node_and_go_calls_report_usage(
+@pytest.mark.parametrize("lang", ["python", "node", "go"])
+async def test_every_runner_reports_usage(
     make_executor: MakeExecutor, request: pytest.FixtureRequest, lang: str, mode: str
 ) -> None:
-    """A Node or Go call reports its CPU time (within 20% of what the task measured itself),
+    """A Python, Node or Go call reports its CPU time (within 20% of what the task measured itself),
     a peak resident set that grows by a big allocation, and a wall time, in every mode."""
     go_burn = request.getfixturevalue("go_burn") if lang == "go" else None
     ex = burner(lang, make_executor, go_burn, memory_bytes=512 * MiB, **MODES[mode])
@@ -135,13 +150,13 @@ async def test_node_and_go_calls_report_usage(
     assert big.usage.peak_memory is not None and small.usage.peak_memory is not None
     assert big.usage.peak_memory >= 200 * MiB
     assert small.usage.peak_memory < 200 * MiB
-    if lang == "go":  # it gave the memory back: a later call's peak is its own, in every mode
+    if lang != "node":  # it gave the memory back: a later call's peak is its own, in every mode
         after = await ex.run({"seconds": 0.0, "mib": 0})
         assert after.usage is not None and after.usage.peak_memory is not None
         assert after.usage.peak_memory < 200 * MiB, after.usage
 
 
-@pytest.mark.parametrize("lang", ["node", "go"])
+@pytest.mark.parametrize("lang", ["python", "node", "go"])
 async def test_serve_mode_under_gvisor_reports_no_peak(
     make_executor: MakeExecutor, request: pytest.FixtureRequest, lang: str
 ) -> None:

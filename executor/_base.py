@@ -57,9 +57,10 @@ class Execution(msgspec.Struct, Generic[B], frozen=True, kw_only=True):
     ``None`` also when the call returned before the container's exit was seen (the normal case:
     a response is taken as soon as it is complete). ``files`` holds what the task left in
     ``ContainerConfig.collect``, by path relative to it (empty without ``collect``).
-    ``usage`` is what the task used as its runner measured it (the Python runner:
-    ``getrusage`` of the task process and the children it waited for, over the call; see the
-    README, "Judging programs"); ``None`` for local calls and runners that do not report it.
+    ``usage`` is what the task used as its runner measured it (every runner here: the kernel's
+    counters of the task process and the children it waited for, over the call; per runner and
+    mode in docs/RUNNERS.md, "Usage"); ``None`` for local calls and runners that do not report
+    it, ``peak_memory`` ``None`` where it cannot be the call's own (reuse mode under gVisor).
     """
 
     output: B

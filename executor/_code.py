@@ -317,6 +317,11 @@ class TestCase(msgspec.Struct, frozen=True):
 class Checker(msgspec.Struct, frozen=True):
     """A checker program (any language the image runs): ``checker INPUT OUTPUT ANSWER``.
 
+    A Node program's checker runs in the Node image, so it is JavaScript (``language="node"``);
+    any other program's runs in its Python-based image (python, bash, the judge image's
+    compiled languages). Another pairing is :class:`InputValidationError` at
+    ``$.checker.language``.
+
     It is compiled once per run and started once per test with three file paths: the test's
     stdin, the program's stdout, the expected output (testlib's order); exit status 0 means
     AC, anything else WA; what it prints is the test's ``message``.
@@ -397,8 +402,6 @@ def check_judging(run: CodeRun) -> None:
             raise _fail("expected a Checker", "$.checker")
         if run.checker.language not in LANGUAGES:
             raise _fail(f"unknown language {run.checker.language!r}", "$.checker.language")
-        if LANGUAGES[run.checker.language][0] == "node":
-            raise _fail("a checker runs in the code runner of Python images", "$.checker.language")
     for where, flags in (
         ("$.flags", run.flags),
         ("$.checker.flags", getattr(run.checker, "flags", None)),

@@ -199,13 +199,9 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
                 )
             timeout, limit = program_timeout(run.timeout), run.timeout
         tests = list(run.tests) if run.tests else None
-        if run.checker is not None and self._family == "node":
-            raise InputValidationError(
-                "a checker runs in the Python-based images (python, bash and the compiled "
-                "languages), not the Node one: compare the output with compare=... instead",
-                path="$.checker",
-            )
         checker = run.checker
+        if checker is not None:
+            _check_checker_language(self._family, checker.language)
         if checker is not None:
             flags = compile_flags(checker.language, checker.flags)
             checker = Checker(code=checker.code, language=checker.language, flags=flags)
@@ -311,3 +307,24 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             raise self._no_code_runner(exc) from exc.__cause__
         logs = untagged(execution.logs)
         return self._result(msgspec.structs.replace(execution, logs=logs), limit)
+
+
+def _check_checker_language(family: str, language: str) -> None:
+    """A checker runs in the program's image, next to it: refuse one that image cannot run.
+
+    The Node image runs only JavaScript; the Python-based images (python, bash, and the
+    compiled languages of the judge image) have no Node.
+    """
+    if (family == "node") == (language_of(language)[0] == "node"):
+        return
+    if family == "node":
+        reason = (
+            "a Node program is judged in the Node image, which runs only JavaScript checkers: "
+            "write it as Checker(code, language='node'), or compare with compare=..."
+        )
+    else:
+        reason = (
+            "a Node checker runs only for Node programs (the Python-based images have no "
+            "Node): write it in python or bash, or a compiled language in the judge image"
+        )
+    raise InputValidationError(reason, path="$.checker.language")

@@ -259,7 +259,7 @@ def interpret(
 
 
 def _usage(text: bytes) -> Usage | None:
-    """The runner's usage report (the Python runner's getrusage over the call), if any."""
+    """The runner's usage report (its kernel counters over the call), if any."""
     if b'"usage"' not in text[-200:]:
         return None  # no need to scan the whole answer: the report comes last
     got = decode_usage(text)

@@ -31,8 +31,10 @@
 // test runs as its own process in a fresh copy of the working directory, killed at the CPU limit
 // (polled), 3x it in wall time, a peak RSS over memory_limit (polled) or more than max_stdout
 // bytes of output; its verdict (TLE, MLE, OLE, RE, WA, AC) and usage come back in `tests`, the
-// first failure's verdict (or AC) in `verdict`. A checker needs the Python-based images: the
-// host refuses one here. No dependencies.
+// first failure's verdict (or AC) in `verdict`. A checker (task.checker, JavaScript: the only
+// language of this image; the host refuses others) runs per test as `node main.{mjs,cjs}
+// INPUT OUTPUT ANSWER` in a fresh copy of its directory, exit 0 = AC, what it prints the
+// test's message. No dependencies.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -469,6 +471,44 @@ function copyTree(source, target) {
   fs.cpSync(source, target, { recursive: true, verbatimSymlinks: true });
 }
 
+// Write the checker (JavaScript) into base/checker, as the program is written into work/.
+function prepareChecker(checker, base) {
+  const program = ESM.test(checker.code) ? "main.mjs" : "main.cjs";
+  const dir = path.join(base, "checker");
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, program), checker.code);
+  return { dir, program };
+}
+
+// Run the checker on one test: [passed, message]; passed is null when time ran out.
+async function check(checker, test, actual, base, task, deadline, preload) {
+  const where = fs.mkdtempSync(path.join(base, "check-"));
+  try {
+    const work = path.join(where, "work");
+    copyTree(checker.dir, work);
+    const files = [
+      ["input.txt", test.stdin ?? ""],
+      ["output.txt", actual],
+      ["answer.txt", test.expected ?? ""],
+    ].map(([name, text]) => {
+      const file = path.join(where, name);
+      fs.writeFileSync(file, text);
+      return file;
+    });
+    const timeout = deadline === null ? null : Math.max(deadline - performance.now(), 0) / 1000;
+    const sub = { ...task, stdin: "", forward: false, timeout, max_stdout: 4096, max_stderr: 4096 };
+    const result = await run([checker.program, ...files], work, sub, preload);
+    const message = (result.stdout + result.stderr).trim().slice(0, 1000);
+    if (result.timed_out) return [null, "the checker ran out of time"];
+    if (result.exit_code !== 0) {
+      return [false, message || `the checker said WA (exit code ${result.exit_code})`];
+    }
+    return [true, message];
+  } finally {
+    remove(where);
+  }
+}
+
 async function judge(task, base, work, program, preload) {
   const started = performance.now();
   const deadline = task.timeout == null ? null : started + task.timeout * 1000;
@@ -479,6 +519,7 @@ async function judge(task, base, work, program, preload) {
     max_stderr: task.keep_stderr || task.max_stderr,
     forward: false,
   };
+  const checker = task.checker ? prepareChecker(task.checker, base) : null;
   const compare = task.compare || "tokens";
   const tolerance = compare === "float" ? Number(task.float_tolerance || 0) : null;
   const results = [];
@@ -505,7 +546,15 @@ async function judge(task, base, work, program, preload) {
     }
     let [verdict, message] = verdictOf(result, task.memory_limit);
     const expected = test.expected ?? null;
-    if (verdict === null && expected !== null) {
+    if (verdict === null && checker !== null) {
+      // The checker reads the whole output: OLE already caps what it could be.
+      const [passed, said] = await check(checker, test, result.stdout, base, task, deadline, preload);
+      if (passed === null) {
+        timedOut = true;
+        break;
+      }
+      [verdict, message] = [passed ? "AC" : "WA", said];
+    } else if (verdict === null && expected !== null) {
       if (result.stdout_truncated) {
         [verdict, message] = ["WA", "output longer than what is kept for comparison"];
       } else if (same(result.stdout, expected, compare, tolerance)) {
@@ -555,8 +604,9 @@ export async function executeFunction(task) {
   if (task.language !== "node") {
     throw new Error(`this image runs node programs, not ${JSON.stringify(task.language)}`);
   }
-  if (task.checker) {
-    throw new Error("a checker runs in the Python-based images, not the Node one");
+  if (task.checker && task.checker.language !== "node") {
+    const language = JSON.stringify(task.checker.language);
+    throw new Error(`this image runs node checkers, not ${language}`);
   }
   const program = ESM.test(task.code) ? "main.mjs" : "main.cjs";
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "executor-code-"));

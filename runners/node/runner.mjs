@@ -156,6 +156,7 @@ async function respond(raw) {
     if (err instanceof Failure) return done(errorResponse(err.code, err.message), marker);
     throw err;
   }
+  const before = usageNow();
   let output;
   try {
     output = await fn(request.input ?? null);
@@ -175,6 +176,7 @@ async function respond(raw) {
   try {
     const response = { ok: true, output: output === undefined ? null : output };
     if (files !== undefined) response.files = files;
+    response.usage = usageSince(before);
     const text = JSON.stringify(response);
     if (text === undefined) throw new TypeError("JSON.stringify returned nothing");
     return done(text, marker);
@@ -186,6 +188,66 @@ async function respond(raw) {
       ),
       marker,
     );
+  }
+}
+
+// --- usage (docs/RUNNERS.md, "Usage") -------------------------------------------------------
+
+// A serve-mode process answers many calls, and its ru_maxrss is the peak over its life: the
+// kernel's high-water mark is reset before each call (/proc/self/clear_refs, "5") and read
+// from VmHWM after it. Where the reset is refused (gVisor), a serve-mode call reports no peak.
+// A one-shot process (fresh, pool, a fork-mode spare) serves one call: its ru_maxrss is it.
+let serving = false;
+
+function usageNow() {
+  const peakReset = serving && resetPeak();
+  return { wall: performance.now(), own: process.resourceUsage(), ticks: childTicks(), peakReset };
+}
+
+// The call's usage: CPU seconds of this process (process.resourceUsage) and of the children
+// it waited for (cutime + cstime from /proc/self/stat, in 10 ms ticks; Node has no
+// RUSAGE_CHILDREN), this process's peak resident set in bytes (children's not known here),
+// and the call's wall seconds.
+function usageSince(before) {
+  const own = process.resourceUsage();
+  const cpuMicros =
+    own.userCPUTime + own.systemCPUTime - before.own.userCPUTime - before.own.systemCPUTime;
+  const cpu = cpuMicros / 1e6 + (childTicks() - before.ticks) / 100;
+  let peak = null;
+  if (!serving) peak = own.maxRSS * 1024;
+  else if (before.peakReset) peak = highWaterMark();
+  const wall = (performance.now() - before.wall) / 1000;
+  return { cpu_time: round6(cpu), peak_memory: peak, wall_time: round6(wall) };
+}
+
+const round6 = (x) => Math.round(Math.max(x, 0) * 1e6) / 1e6;
+
+function resetPeak() {
+  try {
+    fs.writeFileSync("/proc/self/clear_refs", "5");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function highWaterMark() {
+  try {
+    const found = /^VmHWM:\s*(\d+) kB/m.exec(fs.readFileSync("/proc/self/status", "latin1"));
+    return found === null ? null : Number(found[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+function childTicks() {
+  try {
+    const stat = fs.readFileSync("/proc/self/stat", "latin1");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields[0] is field 3
+    const ticks = Number(fields[13]) + Number(fields[14]); // cutime, cstime
+    return Number.isFinite(ticks) ? ticks : 0;
+  } catch {
+    return 0;
   }
 }
 
@@ -305,6 +367,7 @@ const serve = process.argv.includes("--serve") || process.env.EXECUTOR_SERVE ===
 const requests =
   requestFd === 0 ? process.stdin : fs.createReadStream(null, { fd: requestFd, autoClose: false });
 if (serve) {
+  serving = true;
   const { default: readline } = await import("node:readline");
   const lines = readline.createInterface({ input: requests, crlfDelay: Infinity });
   for await (const line of lines) {

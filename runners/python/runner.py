@@ -1369,27 +1369,67 @@ class _ForkServer:
         _write_fd(channel, response + b"\n")
 
 
-def _usage_now():
+#: Set in serve mode: this process answers many calls, and its ru_maxrss is the peak over its
+#: life. The kernel's high-water mark is then reset before each call (/proc/self/clear_refs,
+#: "5") and read from VmHWM after it; where the reset is refused (gVisor) the peak is None.
+_SERVING = False
+
+
+def _usage_now(start: bool = True):
+    """Counters now; at a call's ``start`` in serve mode, with the high-water mark reset."""
     import resource
 
+    reset = start and _SERVING and _reset_peak()
     return (
         time.monotonic(),
         resource.getrusage(resource.RUSAGE_SELF),
         resource.getrusage(resource.RUSAGE_CHILDREN),
+        reset,
     )
 
 
 def _usage_since(before) -> dict:
     """The call's usage: CPU seconds of this process and the children it waited for during the
-    call (getrusage deltas), the peak resident set of either so far (ru_maxrss, bytes), and
-    the call's wall seconds."""
-    t0, self0, children0 = before
-    now, own, children = _usage_now()
+    call (getrusage deltas), the peak resident set of either (ru_maxrss, bytes; in serve mode
+    the call's own, see _SERVING), and the call's wall seconds."""
+    t0, self0, children0, reset = before
+    now, own, children, _ = _usage_now(start=False)
     cpu = (own.ru_utime + own.ru_stime - self0.ru_utime - self0.ru_stime) + (
         children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
     )
-    peak = max(own.ru_maxrss, children.ru_maxrss) * 1024
+    if not _SERVING:
+        peak = max(own.ru_maxrss, children.ru_maxrss) * 1024
+    else:
+        peak = _high_water_mark() if reset else None
+        if peak is not None and children.ru_maxrss > children0.ru_maxrss:
+            # a child waited for during this call rose above every earlier one
+            peak = max(peak, children.ru_maxrss * 1024)
     return {"cpu_time": round(cpu, 6), "peak_memory": peak, "wall_time": round(now - t0, 6)}
+
+
+def _reset_peak() -> bool:
+    try:
+        fd = os.open("/proc/self/clear_refs", os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        return os.write(fd, b"5") == 1
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _high_water_mark():
+    """VmHWM of /proc/self/status in bytes, None without it."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _fork_main() -> int:
@@ -1403,9 +1443,11 @@ def _fork_main() -> int:
 
 
 def main(argv) -> int:
+    global _SERVING
     if "--fork" in argv or os.environ.get("EXECUTOR_SERVE") == "fork":
         return _fork_main()
     serve = "--serve" in argv or os.environ.get("EXECUTOR_SERVE") == "1"
+    _SERVING = serve
     runner = _Runner()
     stdin = os.fdopen(_PROTOCOL_IN_FD, "rb")
     try:

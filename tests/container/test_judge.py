@@ -276,6 +276,40 @@ int main(int argc, char** argv) {
     assert result.verdict == "WA"
 
 
+NODE_CHECKER = """
+const fs = require("node:fs");
+const [input, output, answer] = process.argv.slice(2).map((p) => fs.readFileSync(p, "utf8"));
+const [a, b] = input.trim().split(/\\s+/).map(Number);
+const got = Number(output.trim());
+if (output.trim() === "" || got !== a + b || got !== Number(answer)) {
+  console.log(`got ${output.trim()}`);
+  process.exit(1);
+}
+console.log(`ok ${got}`);
+"""
+
+
+async def test_node_program_with_a_javascript_checker(runtime: str | None) -> None:
+    """A JavaScript checker judges a Node program in the Node image: given input, output and
+    answer files, its exit status decides AC or WA and what it prints is the test's message."""
+    program = (
+        "const [a, b] = require('node:fs').readFileSync(0, 'utf8').trim().split(/\\s+/)"
+        ".map(Number);\nconsole.log(a < 10 ? a + b : 0);"
+    )
+    labels = case()
+    async with judge("node", runtime, labels=labels) as ex:
+        result = await ex.execute(
+            CodeRun(
+                program,
+                tests=[TestCase("1 2\n", "3\n"), TestCase("40 2\n", "42\n")],
+                checker=Checker(NODE_CHECKER, language="node"),
+            )
+        )
+    assert [(t.verdict, t.message) for t in result.tests] == [("AC", "ok 3"), ("WA", "got 0")]
+    assert result.verdict == "WA"
+    assert not containers(labels)
+
+
 async def test_tests_cannot_see_each_other() -> None:
     """Every test runs in a fresh copy of the program's directory: a file written by one test
     is gone for the next, and no test's input or expected output is on disk to find."""
@@ -328,6 +362,19 @@ int main(void) {
     assert test.usage.peak_memory == pytest.approx(own_peak, rel=0.2)
     assert test.usage.wall_time is not None and test.usage.wall_time >= own_cpu * 0.8
     assert result.usage is not None and result.usage.cpu_time == pytest.approx(own_cpu, rel=0.2)
+
+
+async def test_usage_matches_what_the_shells_time_reports() -> None:
+    """A bash run's cpu_time is within 20% of what bash's own `time` reports for the program it
+    runs in the same container (the judge image has no /usr/bin/time; `time` gives no peak)."""
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    program = f"TIMEFORMAT='%3U %3S'\n{{ time python3 -c '{burn}' ; }} 2>&1\n"
+    async with judge("bash") as ex:
+        result = await ex.execute(CodeRun(program))
+    assert result.exit_code == 0, result
+    user, system = (float(v) for v in result.stdout.split())
+    assert result.usage is not None
+    assert result.usage.cpu_time == pytest.approx(user + system, rel=0.2), result.usage
 
 
 async def test_node_usage_matches_the_programs_own_resource_usage() -> None:
@@ -383,8 +430,9 @@ async def test_fork_mode_judges_too() -> None:
 
 
 def test_bad_judging_inputs_are_refused() -> None:
-    """Bad limits, comparisons and checkers, and a checker on the Node image, are
-    InputValidationError with the path of the problem."""
+    """Bad limits, comparisons and checkers, and a checker its program's image cannot run (a
+    Node program's in another language than JavaScript, a Node checker for any other program),
+    are InputValidationError with the path of the problem."""
     ex = CodeExecutor("python", config(PYTHON_IMAGE))
     for bad, path in (
         (CodeRun("x", time_limit=-1), "$.time_limit"),
@@ -398,9 +446,12 @@ def test_bad_judging_inputs_are_refused() -> None:
             ex._task(bad)
         assert info.value.path == path
     node = CodeExecutor("node", config(NODE_IMAGE))
-    with pytest.raises(InputValidationError, match="Node") as info:
+    with pytest.raises(InputValidationError, match="language='node'") as info:
         node._task(CodeRun("x", tests=TESTS, checker=Checker("print(1)")))
-    assert info.value.path == "$.checker"
+    assert info.value.path == "$.checker.language" and info.value.code == "INPUT_INVALID"
+    with pytest.raises(InputValidationError, match="Node checker") as info:
+        ex._task(CodeRun("x", tests=TESTS, checker=Checker("x", language="node")))
+    assert info.value.path == "$.checker.language"
 
 
 BURN = """

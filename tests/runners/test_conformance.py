@@ -111,6 +111,7 @@ def check_response(raw: bytes, expect: dict[str, Any], lang: str, sent: bytes) -
         assert response.get("log_marker") == expect["log_marker"], response
     if expect["ok"]:
         assert "error" not in response
+        check_usage(response)
         if expect.get("output_is_input"):
             assert response["output"] == json.loads(sent)["input"]
         else:
@@ -128,6 +129,18 @@ def check_response(raw: bytes, expect: dict[str, Any], lang: str, sent: bytes) -
         assert error.get("exit_code") == expect["exit_code"], error
     for needle in per_language(expect.get("details_contains"), lang):
         assert needle in (error.get("details") or ""), (needle, error)
+
+
+def check_usage(response: dict[str, Any]) -> None:
+    """An ok response carries ``usage``: CPU and wall seconds, the peak resident set in bytes
+    or null (a serve-mode runner that cannot make it the call's own)."""
+    usage = response.get("usage")
+    assert isinstance(usage, dict), response
+    assert set(usage) == {"cpu_time", "peak_memory", "wall_time"}, usage
+    for key in ("cpu_time", "wall_time"):
+        assert isinstance(usage[key], int | float) and usage[key] >= 0, usage
+    peak = usage["peak_memory"]
+    assert peak is None or (isinstance(peak, int) and peak > 0), usage
 
 
 def check_stderr(stderr: str, vector: dict[str, Any], lang: str) -> None:
@@ -471,7 +484,8 @@ def test_image_without_a_task(lang: str, runner_images: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr.decode()
     response = json.loads(done.stdout)
     if lang == "go":
-        assert response == {"ok": True, "output": {"fresh": lang}}
+        check_usage(response)
+        assert response["ok"] is True and response["output"] == {"fresh": lang}, response
         return
     assert response["ok"] is False and response["error"]["code"] == "NO_TASK", response
     assert MODULE_MOUNT[lang] in response["error"]["message"]

@@ -167,6 +167,11 @@ class Forked:
             return None
         assert line.endswith(b"\n")
         answer: dict[str, Any] = json.loads(line)
+        if answer.get("ok") is True:
+            # Every ok answer says what the call used (docs/RUNNERS.md, "Usage"): its shape is
+            # checked here, its numbers in tests/container/test_usage.py.
+            usage = answer.pop("usage")
+            assert set(usage) == {"cpu_time", "peak_memory", "wall_time"}, usage
         return answer
 
     def logs(self) -> str:

@@ -130,7 +130,7 @@ async def test_build_custom_go_function_image(tmp_path: Path) -> None:
             check=True,
         )
         response = json.loads(done.stdout)
-        response.pop("usage", None)  # the Python runner's measurement of the call
+        response.pop("usage", None)  # the runner's measurement of the call
         assert response == {
             "ok": True,
             "output": {"count": 3, "sum": 9, "mean": 3},

@@ -37,8 +37,9 @@ type errorInfo struct {
 }
 
 type okResponse struct {
-	OK     bool `json:"ok"`
-	Output any  `json:"output"`
+	OK     bool   `json:"ok"`
+	Output any    `json:"output"`
+	Usage  *usage `json:"usage,omitempty"`
 }
 
 // okFilesResponse is okResponse with the collected files (encoding/json writes []byte as
@@ -47,6 +48,7 @@ type okFilesResponse struct {
 	OK     bool              `json:"ok"`
 	Output any               `json:"output"`
 	Files  map[string][]byte `json:"files"`
+	Usage  *usage            `json:"usage,omitempty"`
 }
 
 type errorResponse struct {
@@ -149,6 +151,7 @@ func RunOnce(fn Func, in io.Reader, out io.Writer) error {
 
 // Serve answers newline-delimited requests, one response line each, until EOF.
 func Serve(fn Func, in io.Reader, out io.Writer) error {
+	serving = true
 	reader := bufio.NewReaderSize(in, 1<<16)
 	for {
 		line, err := reader.ReadBytes('\n')
@@ -211,6 +214,7 @@ func handle(fn Func, raw []byte) ([]byte, string) {
 			return failure(problem.code, problem.message, ""), marker
 		}
 	}
+	before := usageNow()
 	output, err := call(fn, input)
 	if err != nil {
 		var f *userFailure
@@ -219,13 +223,15 @@ func handle(fn Func, raw []byte) ([]byte, string) {
 		}
 		return failure("USER_ERROR", err.Error(), fmt.Sprintf("%+v", err)), marker
 	}
-	var response any = okResponse{OK: true, Output: output}
+	var response any
 	if spec != nil {
 		files, problem := collect(spec)
 		if problem != nil {
 			return failure(problem.code, problem.message, ""), marker
 		}
-		response = okFilesResponse{OK: true, Output: output, Files: files}
+		response = okFilesResponse{OK: true, Output: output, Files: files, Usage: usageSince(before)}
+	} else {
+		response = okResponse{OK: true, Output: output, Usage: usageSince(before)}
 	}
 	encoded, err := marshal(response)
 	if err != nil {

@@ -64,7 +64,8 @@ PODMAN_JUDGE_TESTS := test_every_container_call_reports_usage \
         test_plain_runs_report_usage_and_compile
 PODMAN_TESTS := tests/podman tests/container/test_defaults.py tests/container/test_failures.py \
         tests/container/test_pool.py tests/container/test_load.py tests/container/test_files.py \
-        tests/container/test_reap.py tests/container/test_deps.py tests/security \
+        tests/container/test_reap.py tests/container/test_deps.py tests/container/test_usage.py \
+        tests/security \
         tests/cli/test_engine_commands.py::test_images_prune_removes_derived_images_no_container_uses \
         $(addprefix tests/container/test_judge.py::,$(PODMAN_JUDGE_TESTS))
 test-podman: venv images

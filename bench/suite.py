@@ -6,8 +6,10 @@ aiodocker, fresh, warm pool, reuse), throughput of 200 calls at concurrency 1/4/
 and Go runners, memory per idle pooled container, and llm-sandbox where it can be installed.
 Then the focused benchmarks, each in a process of its own and quoted whole: fork mode against
 an unsandboxed harness (``fork.py``), admission control under load (``load.py``), code strings
-and streaming (``code.py``), OpenTelemetry's cost (``observe.py``) and, with the ``ray`` extra,
-Ray against a direct executor (``ray.py``). ``--only-suite`` skips them.
+and streaming (``code.py``), OpenTelemetry's cost (``observe.py``), with the ``ray`` extra Ray
+against a direct executor (``ray.py``), sessions (``sessions.py``), the seccomp profile's cost
+(``seccomp.py``), judging (``judge.py``) and ``requirements=`` (``deps.py``). ``--only-suite``
+skips them.
 """
 
 from __future__ import annotations
@@ -226,6 +228,10 @@ FOCUSED: list[tuple[str, str, list[str], list[str]]] = [
     ("Code strings, files back, streaming", "code.py", [], ["--calls", "30"]),
     ("What OpenTelemetry costs a call", "observe.py", [], ["--calls", "20000"]),
     ("Ray against a direct executor", "ray.py", [], ["--calls", "300", "--rounds", "1"]),
+    ("Sessions", "sessions.py", [], ["--enters", "5", "--cells", "50", "--idle", "5"]),
+    ("The seccomp profile's cost", "seccomp.py", [], ["--calls", "5"]),
+    ("Judging programs: A+B in C++ against 100 tests", "judge.py", [], ["--rounds", "1"]),
+    ("Dependencies (`requirements=`)", "deps.py", [], ["--rounds", "1", "--hits", "1"]),
 ]
 
 

@@ -13,6 +13,12 @@
 const v8 = require("node:v8");
 
 if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  // What every start would load otherwise: the runner's `import fs from "node:fs"` reads all of
+  // fs's lazy getters (its promises, streams, watchers, ...), and the import uses module and url.
+  const fs = require("node:fs");
+  for (const key of Object.keys(fs)) void fs[key];
+  require("node:module");
+  require("node:url");
   v8.startupSnapshot.setDeserializeMainFunction(() => {
     if (process.env.EXECUTOR_NODE_SNAPSHOT_CHECK === "1") return; // run.sh: does the blob load?
     delete process.env.EXECUTOR_NODE_SNAPSHOT;

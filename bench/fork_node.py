@@ -23,10 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BENCH_LABEL, bench_leftovers, machine, table  # noqa: E402
-from fork import container_cpu, container_ids  # noqa: E402
+from _common import BENCH_LABEL, bench_leftovers, machine, table
+from fork import container_cpu, container_ids
 
-from executor import ContainerConfig, ContainerExecutor  # noqa: E402
+from executor import ContainerConfig, ContainerExecutor
 
 ECHO = {"/app/execute.mjs": "export function executeFunction(input) { return input; }\n"}
 

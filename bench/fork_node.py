@@ -1,12 +1,13 @@
-"""Node fork mode, two runner images side by side (issue 22's Node rows).
+"""Node fork mode with and without the spares' start-up snapshot, side by side.
 
-Run: ``.venv/bin/python bench/fork_node.py [--before IMAGE] [--after IMAGE] [--calls N]``
-(engine + images). The echo task ships with ``files=``. Per image, in alternated rounds:
-trivial-call latency on one container, one call at a time, with a gap of 5 ms and of 250 ms
+Run: ``.venv/bin/python bench/fork_node.py [--calls N] [--rounds R]`` (engine + images): the
+Node runner image (``EXECUTOR_NODE_IMAGE``) with ``EXECUTOR_NODE_SNAPSHOT=0``, then as it
+comes; or ``--before IMAGE --after IMAGE``: two images, each as it comes. The echo task ships
+with ``files=``. Per row, in alternated rounds:
+trivial-call latency on one container, one call at a time, with a gap of 5 ms and of 100 ms
 between an answer and the next call (p50, p95); calls/s with 4 containers at concurrency 8
-and the containers' CPU per call (their cgroups); and the memory of each waiting spare (RSS
-and PSS, read on the host from ``/proc/PID/smaps_rollup`` of the container's processes other
-than PID 1).
+and the containers' CPU per call (their cgroups); and the memory of the waiting spares (RSS
+and PSS, read on the host from ``/proc/PID/smaps_rollup`` of the container's node processes).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import BENCH_LABEL, bench_leftovers, machine, table
+from _common import BENCH_LABEL, STOCK_NODE_IMAGE, bench_leftovers, machine, table
 from fork import container_cpu, container_ids
 
 from executor import ContainerConfig, ContainerExecutor
@@ -32,15 +33,27 @@ ECHO = {"/app/execute.mjs": "export function executeFunction(input) { return inp
 
 
 def spare_memory(cid: str) -> tuple[float, float, int] | None:
-    """(RSS MiB, PSS MiB) summed over the container's processes but PID 1, and their count."""
-    out = subprocess.run(
-        ["docker", "top", cid, "-o", "pid"], capture_output=True, text=True, check=False
-    ).stdout.split()[1:]
-    pids = sorted(int(p) for p in out if p.isdigit())
-    if len(pids) < 2:
+    """(RSS MiB, PSS MiB) summed over the container's node processes (its waiting spares), and
+    their count; None when no spare has started within 10 s."""
+    pids: list[int] = []
+    for _ in range(100):
+        out = subprocess.run(
+            ["docker", "top", cid, "-o", "pid"], capture_output=True, text=True, check=False
+        ).stdout.split()[1:]
+        pids = []
+        for pid in (int(p) for p in out if p.isdigit()):
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "node":
+                    pids.append(pid)
+            except OSError:
+                pass
+        if pids:
+            break
+        time.sleep(0.1)
+    if not pids:
         return None
     rss = pss = 0
-    for pid in pids[1:]:  # the lowest host pid is the container's PID 1, the supervisor
+    for pid in pids:
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 key, _, value = line.partition(":")
@@ -50,12 +63,18 @@ def spare_memory(cid: str) -> tuple[float, float, int] | None:
                     pss += int(value.split()[0])
         except OSError:
             return None
-    return rss / 1024, pss / 1024, len(pids) - 1
+    return rss / 1024, pss / 1024, len(pids)
 
 
-async def latency(image: str, calls: int, gap: float) -> list[float]:
+async def latency(image: str, env: dict[str, str], calls: int, gap: float) -> list[float]:
     config = ContainerConfig(
-        image, mode="fork", files=ECHO, containers=1, labels={BENCH_LABEL: "1"}, timeout=30
+        image,
+        mode="fork",
+        files=ECHO,
+        env=env,
+        containers=1,
+        labels={BENCH_LABEL: "1"},
+        timeout=30,
     )
     async with ContainerExecutor(config) as ex:
         for _ in range(3):
@@ -69,12 +88,15 @@ async def latency(image: str, calls: int, gap: float) -> list[float]:
     return took
 
 
-async def throughput(image: str, calls: int) -> tuple[float, float | None, Any]:
+async def throughput(
+    image: str, env: dict[str, str], calls: int
+) -> tuple[float, float | None, Any]:
     label = uuid.uuid4().hex[:12]
     config = ContainerConfig(
         image,
         mode="fork",
         files=ECHO,
+        env=env,
         containers=4,
         max_uses=100_000,
         timeout=30,
@@ -101,35 +123,46 @@ def pct(values: list[float], q: float) -> float:
 
 async def main(args: argparse.Namespace) -> None:
     print(f"machine: {machine()}")
-    images = {"before": args.before, "after": args.after}
-    lat: dict[str, dict[float, list[float]]] = {k: {0.005: [], 0.25: []} for k in images}
+    images: dict[str, tuple[str, dict[str, str]]]
+    if args.before or args.after:
+        before, after = args.before or STOCK_NODE_IMAGE, args.after or STOCK_NODE_IMAGE
+        images = {f"before: {before}": (before, {}), f"after: {after}": (after, {})}
+    else:
+        images = {
+            f"{STOCK_NODE_IMAGE}, EXECUTOR_NODE_SNAPSHOT=0": (
+                STOCK_NODE_IMAGE,
+                {"EXECUTOR_NODE_SNAPSHOT": "0"},
+            ),
+            f"{STOCK_NODE_IMAGE} (snapshot)": (STOCK_NODE_IMAGE, {}),
+        }
+    lat: dict[str, dict[float, list[float]]] = {k: {0.005: [], 0.1: []} for k in images}
     rate: dict[str, list[float]] = {k: [] for k in images}
     cpu: dict[str, list[float]] = {k: [] for k in images}
     mem: dict[str, Any] = {}
     for _ in range(args.rounds):
-        for key, image in images.items():
+        for key, (image, env) in images.items():
             for gap in lat[key]:
-                lat[key][gap] += await latency(image, args.calls, gap)
-            per_s, per_call, memory = await throughput(image, args.calls * 2)
+                lat[key][gap] += await latency(image, env, args.calls, gap)
+            per_s, per_call, memory = await throughput(image, env, args.calls * 2)
             rate[key].append(per_s)
             if per_call is not None:
                 cpu[key].append(per_call)
             mem[key] = memory
     rows = []
-    for key, image in images.items():
+    for key in images:
         memory = mem[key]
         spares = "-" if memory is None else f"{memory[2]}: {memory[0]:.0f} / {memory[1]:.0f}"
         rows.append(
             [
-                f"{key}: {image}",
+                key,
                 f"{pct(lat[key][0.005], 0.5):.1f} / {pct(lat[key][0.005], 0.95):.1f}",
-                f"{pct(lat[key][0.25], 0.5):.1f} / {pct(lat[key][0.25], 0.95):.1f}",
+                f"{pct(lat[key][0.1], 0.5):.1f} / {pct(lat[key][0.1], 0.95):.1f}",
                 f"{statistics.median(rate[key]):.1f}",
                 f"{statistics.median(cpu[key]):.1f}" if cpu[key] else "-",
                 spares,
             ]
         )
-    headers = ["node fork mode, image", "p50 / p95 ms, 5 ms apart", "p50 / p95 ms, 250 ms apart"]
+    headers = ["node fork mode", "p50 / p95 ms, 5 ms apart", "p50 / p95 ms, 100 ms apart"]
     headers += ["calls/s, 4 containers, conc. 8", "container CPU ms/call"]
     headers += ["spares: RSS / PSS MiB (all)"]
     print(table(headers, rows))
@@ -138,8 +171,8 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--before", default="executor/runner-node:latest")
-    parser.add_argument("--after", default="executor-nodefork/runner-node:latest")
+    parser.add_argument("--before", help="an image to compare (as it comes)")
+    parser.add_argument("--after", help="the other image")
     parser.add_argument("--calls", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2)
     asyncio.run(main(parser.parse_args()))

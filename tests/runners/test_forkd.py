@@ -358,6 +358,9 @@ def test_out_of_memory(lang: str, fork: Any) -> None:
 def test_parent_is_hardened(fork: Any) -> None:
     """Signals sent to PID 1 are ignored; its /proc files are closed to the task's uid."""
     forked = fork("node", "fork_state")
+    # Until its ready line PID 1 may still be run.sh (its snapshot check runs node once), and
+    # no task has run yet: the supervisor's hardening is what is probed here.
+    forked.wait_ready()
     for signal in ("TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "ABRT"):
         subprocess.run(["docker", "kill", "-s", signal, forked.name], capture_output=True)
     probe = subprocess.run(

@@ -224,6 +224,12 @@ def llm_sandbox(calls: int) -> dict[str, Any]:
 #: The focused benchmarks: title, script and arguments (full run, then --quick run).
 FOCUSED: list[tuple[str, str, list[str], list[str]]] = [
     ("Fork mode against an unsandboxed harness", "fork.py", [], ["--quick"]),
+    (
+        "Node fork mode: the start-up snapshot",
+        "fork_node.py",
+        [],
+        ["--calls", "15", "--rounds", "1"],
+    ),
     ("Admission control under load", "load.py", [], ["--quick"]),
     ("Code strings, files back, streaming", "code.py", [], ["--calls", "30"]),
     ("What OpenTelemetry costs a call", "observe.py", [], ["--calls", "20000"]),

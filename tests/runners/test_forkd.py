@@ -363,6 +363,9 @@ def test_out_of_memory(lang: str, fork: Any) -> None:
 def test_parent_is_hardened(fork: Any) -> None:
     """Signals sent to PID 1 are ignored; its /proc files are closed to the task's uid."""
     forked = fork("node", "fork_state")
+    # Until its ready line PID 1 may still be run.sh (its snapshot check runs node once), and
+    # no task has run yet: the supervisor's hardening is what is probed here.
+    forked.wait_ready()
     for signal in ("TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "ABRT"):
         subprocess.run(["docker", "kill", "-s", signal, forked.name], capture_output=True)
     probe = subprocess.run(
@@ -392,6 +395,38 @@ def test_protocol_fds_out_of_reach(fork: Any, runtimes: list[str]) -> None:
             assert answer["output"] == "secret", answer
         assert forked.close() == 0
         assert forked.next_line(timeout=5) is None, "a stray line on the protocol stdout"
+
+
+@pytest.mark.docker
+def test_node_spares_start_from_the_snapshot(
+    fork: Any, runtimes: list[str], tmp_path: Path
+) -> None:
+    """Node spares start from the image's start-up snapshot, and their tasks cannot tell
+    (execArgv without the blob, worker threads work, Math.random differs per call); with
+    EXECUTOR_NODE_SNAPSHOT=0, or a blob this node cannot load, they start without it."""
+    for runtime in runtimes:
+        forked = fork("node", "fork_snapshot", runtime)
+        first, second = (forked.call({"input": None}) for _ in range(2))
+        for answer in (first, second):
+            assert answer["ok"] is True, answer
+            output = answer["output"]
+            assert "--snapshot-blob" in output["cmdline"], output
+            assert output["execArgv"] == [] and output["env"] is None, output
+            assert output["worker"] == 42, output
+        assert first["output"]["random"] != second["output"]["random"]
+        assert forked.close() == 0
+    garbage = tmp_path / "runner.blob"
+    garbage.write_bytes(b"not a snapshot\n")
+    for extra in (
+        ("-e", "EXECUTOR_NODE_SNAPSHOT=0"),
+        ("-v", f"{garbage}:/opt/executor/runner.blob:ro"),
+    ):
+        forked = fork("node", "fork_snapshot", extra=extra)
+        answer = forked.call({"input": None})
+        assert answer["ok"] is True, answer
+        assert "--snapshot-blob" not in answer["output"]["cmdline"], answer
+        assert forked.close() == 0
+        assert ("cannot load" in forked.logs()) == (extra[0] == "-v"), forked.logs()
 
 
 @pytest.mark.docker

@@ -56,6 +56,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import mmap  # noqa: E402
 import re  # noqa: E402
+import resource  # noqa: E402  (here: imported in a fork-mode task process, ~110 faults)
 import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -1370,8 +1371,6 @@ class _ForkServer:
 
 
 def _usage_now():
-    import resource
-
     return (
         time.monotonic(),
         resource.getrusage(resource.RUSAGE_SELF),

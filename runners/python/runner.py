@@ -1167,7 +1167,10 @@ class _ForkServer:
                     if not self.read_channel(fd, _CHUNK):
                         poller.unregister(fd)  # end of file: the task and its children closed it
             if woken:  # after the channel: what the task wrote before it stopped is read
-                os.read(exit_fd, 4096)  # readable, so no BlockingIOError to raise and catch
+                try:  # noqa: SIM105  (no context manager object while pages are shared)
+                    os.read(exit_fd, 4096)
+                except BlockingIOError:  # gVisor: a task can open /proc/1/fd/N and read it first
+                    pass
                 pid, got = os.waitpid(spare.pid, os.WNOHANG | os.WUNTRACED)
                 if pid:
                     status = 0 if os.WIFSTOPPED(got) else got
@@ -1411,26 +1414,77 @@ class _ForkServer:
         """
         runner = self.runner
         with contextlib.suppress(Exception):
-            request = runner.parse(_WARM_UP)
+            request = self.parse(_WARM_UP)
             _control_line(*_control(request), runner.marker)
-            runner.respond_to(lambda: request.get("input"))
-            runner.respond_to(lambda: inspect.isawaitable(runner.function))
+            self.respond(request, _echo)  # the path of a call, with the runner's own function
+            inspect.isawaitable(runner.function)  # what a result of another type meets
             _flush_stdio()
         runner.marker = None
 
     def answer(self, raw: bytes, channel: int) -> None:
         runner = self.runner
         try:
-            request = runner.parse(raw)
+            request = self.parse(raw)
             timeout, limit = _control(request)
         except _Failure as failure:
             error = _encode(_error(failure.code, failure.message, failure.details))
             _write_fd(channel, _control_line(None, None, runner.marker) + error + b"\n")
             return
         _write_fd(channel, _control_line(timeout, limit, runner.marker))
-        response = runner.respond_to(lambda: runner._invoke(request))
+        response = self.respond(request, runner.function)
         _flush_stdio()
         _write_fd(channel, response + b"\n")
+
+    # The usual call in fewer frames and objects than runner.parse and runner.respond_to: every
+    # function and object a task process touches costs it copy-on-write faults (a back-to-back
+    # call took ~55 fewer this way, measured). Anything unusual takes the general path.
+
+    def parse(self, raw) -> dict:
+        """``runner.parse(raw)``: a UTF-8 JSON object with nothing around it decoded at once."""
+        runner = self.runner
+        if raw[:2] == b'{"':  # so json.detect_encoding would say UTF-8, and no blanks ahead
+            try:
+                text = raw.decode("utf-8", "surrogatepass")
+                request, end = _RAW_DECODE(text)
+            except (ValueError, RecursionError):
+                pass  # the general path says what is wrong
+            else:
+                if end == len(text):
+                    marker = request.get("log_marker")
+                    runner.marker = marker if isinstance(marker, str) else None
+                    return request
+        return runner.parse(raw)
+
+    def respond(self, request: dict, function) -> bytes:
+        """``runner.respond_to(lambda: runner._invoke(request))``, ``function`` called."""
+        runner = self.runner
+        if isinstance(function, _Failure) or request.get("collect") is not None:
+            return runner.respond_to(lambda: runner._invoke(request))
+        runner.files = None
+        before = _usage_now()
+        try:
+            result = function(request.get("input"))
+            if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
+                result = runner._ensure_loop().run_until_complete(result)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            message = f"{type(exc).__name__}: {exc}"
+            return _encode(_error("USER_ERROR", message, _user_traceback(exc)))
+        response = {"ok": True, "output": result, "usage": _usage_since(before)}
+        try:
+            return _encode(response)
+        except (TypeError, ValueError, RecursionError) as exc:
+            message = f"the output cannot be encoded as JSON: {type(exc).__name__}: {exc}"
+            return _encode(_error("OUTPUT_NOT_SERIALIZABLE", message))
+
+
+#: Exact types no result of which is awaitable (inspect.isawaitable is False): not asked.
+_NEVER_AWAITABLE = frozenset((str, int, float, bool, type(None), dict, list, tuple))
+
+
+def _echo(value):
+    return value
 
 
 def _usage_now():

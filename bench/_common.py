@@ -32,7 +32,9 @@ ECHO_TASKS = {
 def echo_image(stock: str, module: str) -> str:
     """``stock`` with the echo task at ``module``: what every benchmark calls (built once,
     then cached by the engine; the stock image itself is returned when no engine answers)."""
-    tag = f"executor-bench/echo-{stock.rpartition('/')[2].replace(':', '-')}:latest"
+    # The whole name: a variant (EXECUTOR_PYTHON_IMAGE=executor-x/runner-python) must not
+    # share its echo image's tag with the stock image's.
+    tag = f"executor-bench/echo-{stock.replace('/', '-').replace(':', '-')}:latest"
     dockerfile = f"FROM {stock}\nCOPY execute {module}\n".encode()
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:

@@ -250,7 +250,7 @@ async def test_host_secrets_are_out_of_reach(
     assert out["shadow"] == "EACCES"
     assert secret not in out["environ_1"]
     assert "EXECUTOR_TEST_HOST_SECRET" not in out["environ_1"]
-    assert out["cmdline_1"] == "python3\0/opt/executor/runner.py\0"
+    assert out["cmdline_1"] == "python3\0/opt/executor/runner.pyc\0"
     assert out["sockets"] == []
     assert out["pids"] == [1]
     assert out["uids"] == [1000]

@@ -92,6 +92,7 @@ build_node_build() {
     local start tag ctx
     start=$(date +%s)
     tag=$(tag_for node-build)
+    rm -rf /var/tmp/executor-base-node-build.*  # left by an interrupted or failed run
     ctx=$(mktemp -d /var/tmp/executor-base-node-build.XXXXXX)
     # shellcheck disable=SC2064
     trap "rm -rf '$ctx'" RETURN

@@ -184,6 +184,11 @@ if [ ${#todo[@]} -gt 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
     fi
+    if [[ " ${todo[*]} " == *" node"* ]] && ! command -v curl >/dev/null 2>&1; then
+        say "installing curl (Node and npm come from the npm registry)"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates >/dev/null
+    fi
     mkdir -p "$LOGDIR"
     rm -f "$LOGDIR"/*.done "$LOGDIR"/*.failed
     # Downloads dominate, so build all in parallel; each logs to its own file.

@@ -2,7 +2,7 @@
 // The start-up snapshot of the Node runner's fork-mode spares (docs/RUNNERS.md, "Fork mode").
 //
 // Built once with the image: `node --snapshot-blob runner.blob --build-snapshot snapshot.cjs`
-// (Node >= 18.20). A spare then starts as `node --snapshot-blob runner.blob runner.mjs`: Node
+// (Node >= 18.20), when the image's node has no built-in start-up snapshot (Dockerfile). A spare then starts as `node --snapshot-blob runner.blob runner.mjs`: Node
 // deserializes its bootstrapped heap instead of running its own bootstrap again, and the
 // function below imports the runner (argv[1]), which loads the user module as always. Node
 // builds without a built-in snapshot (Debian's) spend most of a start in that bootstrap.

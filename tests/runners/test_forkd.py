@@ -397,15 +397,32 @@ def test_protocol_fds_out_of_reach(fork: Any, runtimes: list[str]) -> None:
         assert forked.next_line(timeout=5) is None, "a stray line on the protocol stdout"
 
 
+def node_blob(image: str, out: Path) -> tuple[str, ...]:
+    """The docker options that give the image's spares a start-up snapshot: none when the image
+    ships one, else a blob built here from its snapshot.cjs (the image builds none when its node
+    has V8's built-in snapshot, as the official builds do) and mounted where run.sh looks."""
+    blob = "/opt/executor/runner.blob"
+    probe = ["docker", "run", "--rm", "--network", "none", "--entrypoint", "test", image]
+    if subprocess.run([*probe, "-r", blob], capture_output=True).returncode == 0:
+        return ()
+    build = ["docker", "run", "--rm", "--network", "none", "--user", "0", "-v", f"{out}:/out"]
+    build += ["--entrypoint", "node", image, "--snapshot-blob", "/out/runner.blob"]
+    subprocess.run([*build, "--build-snapshot", "/opt/executor/snapshot.cjs"], check=True)
+    return ("-v", f"{out / 'runner.blob'}:{blob}:ro")
+
+
 @pytest.mark.docker
 def test_node_spares_start_from_the_snapshot(
-    fork: Any, runtimes: list[str], tmp_path: Path
+    fork: Any, images: dict[str, str], runtimes: list[str], tmp_path: Path
 ) -> None:
-    """Node spares start from the image's start-up snapshot, and their tasks cannot tell
-    (execArgv without the blob, worker threads work, Math.random differs per call); with
-    EXECUTOR_NODE_SNAPSHOT=0, or a blob this node cannot load, they start without it."""
+    """Node spares start from a start-up snapshot (the image's, or one built from its
+    snapshot.cjs), and their tasks cannot tell (execArgv without the blob, worker threads work,
+    Math.random differs per call); with EXECUTOR_NODE_SNAPSHOT=0, or a blob this node cannot
+    load, they start without it."""
+    (tmp_path / "blob").mkdir()
+    with_blob = node_blob(images["node"], tmp_path / "blob")
     for runtime in runtimes:
-        forked = fork("node", "fork_snapshot", runtime)
+        forked = fork("node", "fork_snapshot", runtime, extra=with_blob)
         first, second = (forked.call({"input": None}) for _ in range(2))
         for answer in (first, second):
             assert answer["ok"] is True, answer

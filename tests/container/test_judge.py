@@ -191,9 +191,10 @@ async def test_every_verdict_in_every_language(language: str, runtime: str | Non
     labels = case()
     # The JVM and Node start bigger (Node's own resident set is ~100 MB under gVisor).
     memory = 256 * MiB if language in ("java", "node") else 64 * MiB
-    # Node under gVisor on a loaded machine needs more than a second of CPU to start and fill
-    # its memory (page faults are dear there).
-    seconds = 2.0 if language == "node" else 1.0
+    # Node and the JVM under gVisor on a loaded machine need more than a second of CPU to start
+    # and fill their memory (page faults are dear there; the JVM's start-up alone took ~0.9 s of
+    # CPU in a CI run, and its output program got TLE before OLE).
+    seconds = 2.0 if language in ("node", "java") else 1.0
     async with judge(language, runtime, labels=labels) as ex:
         for name, code in PROGRAMS[language].items():
             run = CodeRun(code, tests=TESTS, time_limit=seconds, memory_limit=memory)

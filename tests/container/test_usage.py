@@ -6,22 +6,22 @@ against the task's own process_time too.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests._gorunner import build_go_runner
 from tests.container.test_runtime import require_runsc
 
 from .conftest import GO_IMAGE, NODE_IMAGE, PYTHON_IMAGE, MakeExecutor
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 pytestmark = pytest.mark.docker
 
 MiB = 1024 * 1024
-RUNNERS = Path(__file__).resolve().parents[2] / "runners"
 MODES: dict[str, dict[str, Any]] = {
     "fresh": {},
     "reuse": {"mode": "reuse", "containers": 1},
@@ -98,23 +98,9 @@ def go_burn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("go") is None:
         pytest.skip("no Go toolchain on PATH (Debian: apt-get install golang-go)")
     work = tmp_path_factory.mktemp("go-burn")
-    src = work / "src"
-    shutil.copytree(RUNNERS / "go", src, ignore=shutil.ignore_patterns("function"))
-    (src / "function").mkdir()
-    (src / "function" / "execute.go").write_text(GO_BURN)
-    out = work / "executor-runner"
-    env = {**os.environ, "CGO_ENABLED": "0", "GOTOOLCHAIN": "local", "GOPROXY": "off"}
-    done = subprocess.run(
-        ["go", "build", "-trimpath", "-o", str(out), "./cmd/runner"],
-        cwd=src,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    out.chmod(0o755)
+    (work / "function").mkdir()
+    (work / "function" / "execute.go").write_text(GO_BURN)
+    out = build_go_runner(work / "function", work / "executor-runner")
     work.chmod(0o755)
     return out
 

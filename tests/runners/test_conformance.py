@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from executor.protocol import decode_response
+from tests._gorunner import build_go_runner
 
 from ._gvisor import gvisor_profile_file
 
@@ -307,28 +308,7 @@ class GoBuilder:
     def binary(self, module: str) -> Path:
         if module in self.built:
             return self.built[module]
-        src = self.workdir / f"src-{module}"
-        shutil.copytree(RUNNERS / "go", src, ignore=shutil.ignore_patterns("function"))
-        shutil.copytree(MODULES / "go" / module, src / "function")
-        out = self.workdir / "bin" / module
-        env = {
-            **os.environ,
-            "CGO_ENABLED": "0",
-            "GOFLAGS": "-trimpath",
-            "GOTOOLCHAIN": "local",
-            "GOPROXY": "off",
-        }
-        done = subprocess.run(
-            ["go", "build", "-ldflags=-s -w", "-o", str(out), "./cmd/runner"],
-            cwd=src,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, f"go build failed:\n{done.stderr}"
-        out.chmod(0o755)
+        out = build_go_runner(MODULES / "go" / module, self.workdir / "bin" / module)
         self.built[module] = out
         return out
 

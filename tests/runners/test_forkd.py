@@ -26,6 +26,8 @@ from typing import IO, Any
 
 import pytest
 
+from tests._gorunner import GO_ENV, build_go_runner
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = Path(__file__).resolve().parent / "modules"
 RUNNERS = ROOT / "runners"
@@ -47,7 +49,6 @@ def runtime_options(runtime: str) -> tuple[str, ...]:
     return ("--runtime", runtime)
 
 
-GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local", "GOPROXY": "off"}
 REQUEST: dict[str, Any] = {"schema_in": None, "schema_out": None}
 
 
@@ -59,21 +60,7 @@ def go_build(workdir: Path, module: str | None, package: str = "./cmd/runner") -
     out = workdir / "bin" / f"{package.rsplit('/', 1)[-1]}-{module}"
     if out.exists():
         return out
-    src = workdir / f"src-{module}"
-    if not src.exists():
-        shutil.copytree(RUNNERS / "go", src, ignore=shutil.ignore_patterns("function"))
-        shutil.copytree(MODULES / "go" / (module or "echo"), src / "function")
-    done = subprocess.run(
-        ["go", "build", "-ldflags=-s -w", "-o", str(out), package],
-        cwd=src,
-        env={**os.environ, **GO_ENV},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"go build failed:\n{done.stderr}"
-    return out
+    return build_go_runner(MODULES / "go" / (module or "echo"), out, package)
 
 
 @pytest.fixture(scope="module")

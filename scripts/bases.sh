@@ -121,16 +121,37 @@ DOCKERFILE
     say "built $tag in $(($(date +%s) - start)) s ($(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
 
+# Remove a bootstrap root, unmounting first what a failed debootstrap left mounted in it
+# (its /proc and /sys: rm cannot remove their entries, and would fail every later run).
+remove_root() {
+    local target
+    for target in "$@"; do
+        [ -e "$target" ] || continue
+        awk -v root="$target" 'index($2, root "/") == 1 { print $2 }' /proc/mounts | sort -r \
+            | while read -r mounted; do umount -l "$mounted" 2>/dev/null || true; done
+        rm -rf "$target"
+    done
+}
+
 build_one() {
     local name=$1 tag pkgs root start msg
     tag=$(tag_for "$name")
     pkgs=$(packages_for "$name")
     start=$(date +%s)
-    rm -rf "/var/tmp/executor-base-$name".*  # left by an interrupted run
+    remove_root "/var/tmp/executor-base-$name".*  # left by an interrupted run
     root=$(mktemp -d "/var/tmp/executor-base-$name.XXXXXX")
     # shellcheck disable=SC2064
-    trap "rm -rf '$root'" RETURN
-    debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$root" "$MIRROR"
+    trap "remove_root '$root'" RETURN
+    # A mirror can serve a file that fails validation twice (seen here: debootstrap gives up
+    # after its one retry), so the whole bootstrap is tried three times on a fresh root.
+    local attempt
+    for attempt in 1 2 3; do
+        debootstrap --variant=minbase --include="$pkgs" "$SUITE" "$root" "$MIRROR" && break
+        [ "$attempt" -lt 3 ] || return 1
+        say "debootstrap of $tag failed (attempt $attempt); retrying in $((attempt * 10)) s"
+        sleep $((attempt * 10))
+        remove_root "$root" && mkdir -p "$root"
+    done
     msg="debootstrap --variant=minbase --include=$pkgs $SUITE"
     if [ "$name" = node ]; then
         install_node "$root"

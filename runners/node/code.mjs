@@ -52,16 +52,27 @@ const TICK = 100; // USER_HZ: clock ticks per second in /proc/<pid>/stat
 // The program's preload: its own CPU time and peak RSS, written to fd 3 as it exits.
 // Only the main thread of this process reports; the program's own child processes and workers
 // do not get it (it leaves process.execArgv, which they inherit).
+// The preload also reports once as the program starts ("start": a floor for a program killed
+// before its exit handler and before the first poll, e.g. by its own signal), and makes the
+// program's stdout and stderr block on a full pipe as every other language's do: Node makes
+// them non-blocking and queues what does not fit in memory, so a program flooding its output
+// would stall at the socket's buffer and grow until MLE instead of reaching the output limit.
 const USAGE_PRELOAD = `"use strict";
 const at = process.execArgv.indexOf("--require");
 if (at >= 0) process.execArgv.splice(at, 2);
-if (require("node:worker_threads").isMainThread) process.on("exit", () => {
-  try {
-    const u = process.resourceUsage();
-    const line = JSON.stringify({ cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, rss: u.maxRSS * 1024 });
-    require("node:fs").writeSync(3, line + "\\n");
-  } catch {}
-});
+if (require("node:worker_threads").isMainThread) {
+  const report = (start) => {
+    try {
+      const u = process.resourceUsage();
+      const line = { cpu: (u.userCPUTime + u.systemCPUTime) / 1e6, rss: u.maxRSS * 1024 };
+      if (start) line.start = true;
+      require("node:fs").writeSync(3, JSON.stringify(line) + "\\n");
+    } catch {}
+  };
+  report(true);
+  process.on("exit", () => report(false));
+  for (const stream of [process.stdout, process.stderr]) stream._handle?.setBlocking?.(true);
+}
 `;
 
 class TooLarge extends Error {}
@@ -254,11 +265,22 @@ function run(args, work, task, preload, limits = {}) {
       for (const pipe of [child.stdout, child.stderr, child.stdio[3]]) pipe.destroy();
       for (const output of Object.values(outputs)) output.flush();
       let own = null;
-      try {
-        own = JSON.parse(reported.split("\n").filter(Boolean).pop());
-      } catch {
-        // killed before it could say (or it closed fd 3): the polled values stand
+      for (const line of reported.split("\n").filter(Boolean)) {
+        let said = null;
+        try {
+          said = JSON.parse(line);
+        } catch {
+          continue; // cut short by a kill (or it wrote on fd 3 itself)
+        }
+        if (said?.start !== true) {
+          own = said; // its exit handler's: the final numbers
+        } else {
+          // As it started: what the kernel said then, a floor for the polled values.
+          if (typeof said.cpu === "number") polled.cpu = Math.max(polled.cpu ?? 0, said.cpu);
+          if (typeof said.rss === "number") polled.rss = Math.max(polled.rss ?? 0, said.rss);
+        }
       }
+      // Without an exit report (killed before it could say): the polled values stand.
       // It reported at its own exit: a poll that raced with that exit is judged by its own
       // final numbers (killed for a limit, it could not have reported).
       if (limitHit === "cpu" && typeof own?.cpu === "number" && own.cpu <= limits.cpu) {

@@ -76,7 +76,8 @@ target "runner-python" {
   tags = ["${REGISTRY}/runner-python:${VERSION}", "${REGISTRY}/runner-python:latest"]
 }
 
-# The Python runner plus Debian's compilers (CodeExecutor's c, cpp, rust, java, go; judging).
+# The Python runner plus Debian's compilers (CodeExecutor's c, cpp, rust, java, go; judging)
+# and the Node base's node (Node programs and checkers judged next to any other language).
 # Its one RUN step installs them with apt: it needs the network (a few minutes).
 target "runner-judge" {
   inherits   = ["_common"]
@@ -84,6 +85,7 @@ target "runner-judge" {
   dockerfile = "Dockerfile.judge"
   args = {
     BASE_IMAGE = "${PYTHON_BASE}"
+    NODE_IMAGE = "${NODE_BASE}"
   }
   tags = ["${REGISTRY}/runner-judge:${VERSION}", "${REGISTRY}/runner-judge:latest"]
 }

@@ -19,6 +19,7 @@ import msgspec
 from ._errors import ConfigError, InputValidationError
 
 __all__ = [
+    "CODE_PY",
     "COMPARISONS",
     "COMPILE_FLAGS",
     "LANGUAGES",
@@ -40,6 +41,7 @@ __all__ = [
     "code_run",
     "compile_flags",
     "default_image",
+    "judge_image",
     "language_of",
 ]
 
@@ -180,6 +182,21 @@ def language_of(language: str) -> tuple[str, str]:
     raise ConfigError(f"CodeExecutor runs {supported} programs; {why}")
 
 
+#: The code runner of the Python-based images (the judge image's runs node programs too).
+CODE_PY = "/opt/executor/code.py"
+
+
+def judge_image(image: str) -> bool:
+    """Whether ``image`` is the judge image, or one named after it: the judge image's own
+    (``EXECUTOR_JUDGE_IMAGE``), or a name whose last part holds ``judge`` as a word
+    (``executor/runner-judge:latest``, ``myorg/judge-extra:1``). It has node next to the
+    compilers, so any program is judged there with a checker in any language."""
+    if image == default_image("judge"):
+        return True
+    name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0].lower()
+    return re.search(r"(^|[-_.])judge($|[-_.0-9])", name) is not None
+
+
 def default_image(family: str) -> str:
     """The stock runner image of a family; ``EXECUTOR_<FAMILY>_IMAGE`` points elsewhere."""
     return os.environ.get(f"EXECUTOR_{family.upper()}_IMAGE") or f"executor/runner-{family}:latest"
@@ -317,10 +334,11 @@ class TestCase(msgspec.Struct, frozen=True):
 class Checker(msgspec.Struct, frozen=True):
     """A checker program (any language the image runs): ``checker INPUT OUTPUT ANSWER``.
 
-    A Node program's checker runs in the Node image, so it is JavaScript (``language="node"``);
-    any other program's runs in its Python-based image (python, bash, the judge image's
-    compiled languages). Another pairing is :class:`InputValidationError` at
-    ``$.checker.language``.
+    It runs next to the program, in the program's image: in the judge image
+    (``CodeExecutor.image_for("judge")``) any program takes a checker in any language; in the
+    Node image only JavaScript (``language="node"``); in the Python image Python or bash.
+    Another pairing is :class:`InputValidationError` at ``$.checker.language``, naming the
+    judge image.
 
     It is compiled once per run and started once per test with three file paths: the test's
     stdin, the program's stdout, the expected output (testlib's order); exit status 0 means

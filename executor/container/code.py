@@ -18,6 +18,7 @@ import msgspec
 
 from .._base import Execution, Executor
 from .._code import (
+    CODE_PY,
     MAX_TESTS,
     TAGS,
     TEST_OVERHEAD,
@@ -30,6 +31,7 @@ from .._code import (
     code_run,
     compile_flags,
     default_image,
+    judge_image,
     language_of,
 )
 from .._errors import (
@@ -111,6 +113,10 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             config = ContainerConfig(default_image(family))
         elif not isinstance(config, ContainerConfig):
             raise ConfigError(f"config must be a ContainerConfig, got {type(config).__name__}")
+        self._judge = family == "judge" or judge_image(config.image)
+        if family == "node" and self._judge:
+            # The judge image runs node programs through code.py, next to every compiler.
+            module = CODE_PY
         self.language = language
         self.config = config
         self.input_type: Any = CodeRun
@@ -152,9 +158,14 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
     @staticmethod
     def image_for(language: str) -> str:
         """The stock runner image for ``language`` (``executor/runner-python:latest`` for
-        Python and bash, ``executor/runner-node:latest`` for Node), or the one named by
-        ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``: the start of a config of your own,
-        ``ContainerConfig(CodeExecutor.image_for("python"), mode="fork")``."""
+        Python and bash, ``executor/runner-node:latest`` for Node,
+        ``executor/runner-judge:latest`` for the compiled languages and for ``"judge"``), or
+        the one named by ``EXECUTOR_PYTHON_IMAGE``/``EXECUTOR_NODE_IMAGE``/
+        ``EXECUTOR_JUDGE_IMAGE``: the start of a config of your own,
+        ``ContainerConfig(CodeExecutor.image_for("python"), mode="fork")``. The judge image
+        runs every language, so a program there takes a checker in any language."""
+        if language == "judge":
+            return default_image("judge")
         return default_image(language_of(language)[0])
 
     def __repr__(self) -> str:
@@ -201,7 +212,7 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         tests = list(run.tests) if run.tests else None
         checker = run.checker
         if checker is not None:
-            _check_checker_language(self._family, checker.language)
+            _check_checker_language(self.language, self._family, self._judge, checker.language)
         if checker is not None:
             flags = compile_flags(checker.language, checker.flags)
             checker = Checker(code=checker.code, language=checker.language, flags=flags)
@@ -309,22 +320,27 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
         return self._result(msgspec.structs.replace(execution, logs=logs), limit)
 
 
-def _check_checker_language(family: str, language: str) -> None:
+def _check_checker_language(program: str, family: str, judge: bool, language: str) -> None:
     """A checker runs in the program's image, next to it: refuse one that image cannot run.
 
-    The Node image runs only JavaScript; the Python-based images (python, bash, and the
-    compiled languages of the judge image) have no Node.
+    The judge image runs every language; the Node image only JavaScript; the Python image
+    Python and bash (and the compiled languages where it is the judge image: its code runner
+    says so otherwise).
     """
-    if (family == "node") == (language_of(language)[0] == "node"):
+    checker_family = language_of(language)[0]
+    if judge or (family == "node") == (checker_family == "node"):
         return
+    judged = f"ContainerConfig({default_image('judge')!r})"  # CodeExecutor.image_for("judge")
     if family == "node":
         reason = (
-            "a Node program is judged in the Node image, which runs only JavaScript checkers: "
-            "write it as Checker(code, language='node'), or compare with compare=..."
+            f"the Node image runs only JavaScript checkers, not {language!r}: judge the program "
+            f"in the judge image, which runs every language, CodeExecutor('node', {judged}), "
+            "or write the checker as Checker(code, language='node')"
         )
     else:
         reason = (
-            "a Node checker runs only for Node programs (the Python-based images have no "
-            "Node): write it in python or bash, or a compiled language in the judge image"
+            "this image has no Node for a JavaScript checker: judge the program in the judge "
+            f"image, which runs every language, CodeExecutor({program!r}, {judged}), or write the "
+            "checker in python or bash"
         )
     raise InputValidationError(reason, path="$.checker.language")

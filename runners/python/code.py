@@ -485,21 +485,51 @@ _SIGNALS = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") an
 _COMPILE_SECONDS = 60.0
 
 
-def _program(language: str) -> str:
+#: An ES module (import/export statements): main.mjs, else main.cjs; as runners/node/code.mjs.
+_ESM = re.compile(r"^\s*(import\s*[\w{*'\"]|export\s)", re.MULTILINE | re.ASCII)
+
+
+def _program(language: str, code: str = "") -> str:
     if language in LANGUAGES:
         return LANGUAGES[language]
+    if language == "node" and shutil.which("node"):
+        # The judge image carries the Node runner's node: a Node program next to a checker in
+        # any language, or a JavaScript checker for any program.
+        return "main.mjs" if _ESM.search(code) else "main.cjs"
     if language in _COMPILERS and shutil.which(_COMPILERS[language][1][0]):
         return _COMPILERS[language][0]
     runs = sorted(set(LANGUAGES) | {n for n, c in _COMPILERS.items() if shutil.which(c[1][0])})
+    if shutil.which("node"):
+        runs.append("node")
     raise ValueError(f"this image runs {', '.join(runs)} programs, not {language!r}")
 
 
-def _command(language: str, work: str, program: str, memory_limit) -> list:
-    """How to start the (compiled) program in ``work``."""
+#: A Node program's preload: its stdout and stderr block on a full pipe, as every other
+#: language's do. Node makes pipes non-blocking and queues what does not fit in memory, so a
+#: program flooding its output would stall at the pipe's 64 KiB and grow until MLE instead of
+#: reaching the output limit (OLE).
+_NODE_PRELOAD = """"use strict";
+{ const at = process.execArgv.indexOf("--require"); if (at >= 0) process.execArgv.splice(at, 2); }
+for (const stream of [process.stdout, process.stderr]) stream._handle?.setBlocking?.(true);
+"""
+
+
+def _node_preload(base: str) -> str:
+    path = os.path.join(base, "stdio.cjs")
+    if not os.path.exists(path):
+        with open(path, "w") as fh:
+            fh.write(_NODE_PRELOAD)
+    return path
+
+
+def _command(language: str, work: str, program: str, memory_limit, base: str) -> list:
+    """How to start the (compiled) program in ``work`` (``base``: the run's directory)."""
     if language == "python":
         return [sys.executable, program]
     if language == "bash":
         return ["bash", program]
+    if language == "node":
+        return ["node", "--require", _node_preload(base), program]
     if language == "java":
         # RLIMIT_AS would stop the JVM reserving its heap and code cache: the heap is capped
         # with -Xmx instead, and the peak RSS is measured like everyone else's.
@@ -582,12 +612,13 @@ def _same(actual: str, expected: str, compare: str, tolerance) -> bool:
     return _tokens_equal(actual, expected, None)
 
 
-def _verdict(run: dict, memory_limit, java: bool):
+def _verdict(run: dict, memory_limit, language: str):
     """The verdict of a run before its output is looked at (None: it ended well), and why.
 
     The limits this runner enforced come first (it killed the program for one of them); then
     what the kernel says: SIGXCPU (RLIMIT_CPU), a peak RSS over the limit (the container's
-    OOM killer included: its peak was over it too), Java's OutOfMemoryError (-Xmx).
+    OOM killer included: its peak was over it too), Java's OutOfMemoryError (-Xmx), V8's heap
+    out of memory.
     """
     hit = run["limit_hit"]
     peak = run["usage"]["peak_memory"]
@@ -603,8 +634,10 @@ def _verdict(run: dict, memory_limit, java: bool):
         return "TLE", "CPU time limit exceeded (SIGXCPU)"
     if memory_limit and peak is not None and peak > memory_limit:
         return "MLE", f"peak memory {peak} bytes > limit {memory_limit}"
-    if java and "java.lang.OutOfMemoryError" in run["stderr"]:
+    if language == "java" and "java.lang.OutOfMemoryError" in run["stderr"]:
         return "MLE", "java.lang.OutOfMemoryError (heap capped at the memory limit)"
+    if language == "node" and "JavaScript heap out of memory" in run["stderr"]:
+        return "MLE", "JavaScript heap out of memory"
     if run["signal"] is not None:
         return "RE", f"killed by {_signal_name(run['signal'])}"
     if run["exit_code"] != 0:
@@ -643,7 +676,7 @@ def _check(checker: dict, test: dict, actual: str, base: str, task: dict, deadli
             with open(path, "wb") as fh:
                 fh.write(text.encode("utf-8", "surrogateescape"))
             paths.append(path)
-        command = _command(checker["language"], work, checker["program"], None)
+        command = _command(checker["language"], work, checker["program"], None, base)
         seconds = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         sub = dict(task, stdin="", forward=False, timeout=seconds, max_stdout=4096, max_stderr=4096)
         result = _run([*command, *paths], work, sub)
@@ -659,7 +692,7 @@ def _check(checker: dict, test: dict, actual: str, base: str, task: dict, deadli
 
 def _prepare(language: str, code: str, files: dict, flags, base: str, name: str, task, deadline):
     """Write and (for compiled languages) compile one program in ``base/name``."""
-    program = _program(language)
+    program = _program(language, code)
     work = os.path.join(base, name)
     os.mkdir(work)
     inputs = _write_inputs(work, files, program, code)
@@ -721,13 +754,13 @@ def _judge(task: dict, language: str, base: str, work: str, program: str, compil
                 stdin=test.get("stdin") or "",
                 timeout=None if deadline is None else max(deadline - time.monotonic(), 0.0),
             )
-            run = _run(_command(language, where, program, memory_limit), where, sub, limits)
+            run = _run(_command(language, where, program, memory_limit, base), where, sub, limits)
         finally:
             _remove(where)
         if run["timed_out"]:
             timed_out = True
             break
-        verdict, message = _verdict(run, memory_limit, language == "java")
+        verdict, message = _verdict(run, memory_limit, language)
         expected = test.get("expected")
         if verdict is None and checker is not None:
             # The checker reads the whole output: OLE already caps what it could be.
@@ -830,15 +863,13 @@ def execute(task):
             "spawn": True,
         }
         argv = [str(arg) for arg in task.get("argv") or []]
-        command = _command(language, work, program, task.get("memory_limit"))
+        command = _command(language, work, program, task.get("memory_limit"), base)
         env = _toolchain_env(base, work) if compiled is not None else None
         result = _run([*command, *argv], work, task, limits, env=env)
         result["compile"] = compiled
         result["verdict"] = None
         if limited and not result["timed_out"]:
-            result["verdict"] = (
-                _verdict(result, task.get("memory_limit"), language == "java")[0] or "AC"
-            )
+            result["verdict"] = _verdict(result, task.get("memory_limit"), language)[0] or "AC"
         result["tests"] = None
         result["files"] = {}
         result["files_error"] = None

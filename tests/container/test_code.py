@@ -266,6 +266,17 @@ def test_languages_and_inputs_are_checked() -> None:
     """Unknown languages are ConfigError naming the supported ones (Go is one, in the judge
     image); bad inputs are InputValidationError with the path of the problem."""
     assert CodeExecutor.image_for("go") == CodeExecutor.image_for("cpp") != PYTHON_IMAGE
+    assert CodeExecutor.image_for("judge") == CodeExecutor.image_for("cpp")
+    # Node programs go to code.py in an image named like the judge image, else to code.mjs.
+    for image, module in (
+        (CodeExecutor.image_for("judge"), "/opt/executor/code.py"),
+        ("registry.example:5000/team/runner-judge:1.2", "/opt/executor/code.py"),
+        ("myorg/judge_extra@sha256:" + "0" * 64, "/opt/executor/code.py"),
+        ("executor/runner-node:latest", "/opt/executor/code.mjs"),
+        ("myorg/prejudged:1", "/opt/executor/code.mjs"),
+    ):
+        node = CodeExecutor("node", config(image))
+        assert node._inner.config.env["EXECUTOR_MODULE"] == module, image
     with pytest.raises(ConfigError, match="'python', 'bash', 'node', 'c', 'cpp'"):
         CodeExecutor("cobol")
     ex = CodeExecutor("python", config(PYTHON_IMAGE))

@@ -183,19 +183,22 @@ def judge(language: str, runtime: str | None = None, **kwargs: Any) -> CodeExecu
     return CodeExecutor(language, config(image, runtime=runtime, **kwargs))
 
 
-@pytest.mark.parametrize("language", list(PROGRAMS))
+@pytest.mark.parametrize("language", [*PROGRAMS, "node@judge"])
 async def test_every_verdict_in_every_language(language: str, runtime: str | None) -> None:
     """Each language's programs get their verdict: AC, WA, TLE for a busy loop (CPU) and a
     sleep (wall clock, said so), MLE, RE for a crash and an uncaught exception, OLE, and CE
-    with the compiler's message for the compiled ones; compiled once, usage on every test."""
+    with the compiler's message for the compiled ones; compiled once, usage on every test.
+    ``node@judge``: Node programs in the judge image (its code runner, code.py, runs node)."""
     labels = case()
+    language, _, where = language.partition("@")
+    image = JUDGE_IMAGE if where == "judge" else None
     # The JVM and Node start bigger (Node's own resident set is ~100 MB under gVisor).
     memory = 256 * MiB if language in ("java", "node") else 64 * MiB
     # Node and the JVM under gVisor on a loaded machine need more than a second of CPU to start
     # and fill their memory (page faults are dear there; the JVM's start-up alone took ~0.9 s of
     # CPU in a CI run, and its output program got TLE before OLE).
     seconds = 2.0 if language in ("node", "java") else 1.0
-    async with judge(language, runtime, labels=labels) as ex:
+    async with judge(language, runtime, labels=labels, image=image) as ex:
         for name, code in PROGRAMS[language].items():
             run = CodeRun(code, tests=TESTS, time_limit=seconds, memory_limit=memory)
             result = await ex.execute(run)
@@ -248,35 +251,6 @@ async def test_comparisons_and_stop_on_first_failure() -> None:
         assert stop == ["WA"]
 
 
-async def test_checker_in_another_language() -> None:
-    """A C++ checker judges a Python program: given input, output and answer files, its exit
-    status decides AC or WA and what it prints is the test's message."""
-    checker = r"""
-#include <fstream>
-#include <iostream>
-int main(int argc, char** argv) {
-    std::ifstream in(argv[1]), out(argv[2]), ans(argv[3]);
-    long a, b, got, want;
-    in >> a >> b; ans >> want;
-    if (!(out >> got)) { std::cout << "no number"; return 1; }
-    if (got != a + b || got != want) { std::cout << "got " << got; return 1; }
-    std::cout << "ok " << got;
-    return 0;
-}
-"""
-    program = "a, b = map(int, input().split())\nprint(a + b if a < 10 else 0)"
-    async with judge("python", image=JUDGE_IMAGE) as ex:
-        result = await ex.execute(
-            CodeRun(
-                program,
-                tests=[TestCase("1 2\n", "3\n"), TestCase("40 2\n", "42\n")],
-                checker=Checker(checker, language="cpp"),
-            )
-        )
-    assert [(t.verdict, t.message) for t in result.tests] == [("AC", "ok 3"), ("WA", "got 0")]
-    assert result.verdict == "WA"
-
-
 NODE_CHECKER = """
 const fs = require("node:fs");
 const [input, output, answer] = process.argv.slice(2).map((p) => fs.readFileSync(p, "utf8"));
@@ -309,6 +283,97 @@ async def test_node_program_with_a_javascript_checker(runtime: str | None) -> No
     assert [(t.verdict, t.message) for t in result.tests] == [("AC", "ok 3"), ("WA", "got 0")]
     assert result.verdict == "WA"
     assert not containers(labels)
+
+
+PYTHON_CHECKER = """
+import sys
+given, output, answer = (open(path).read() for path in sys.argv[1:4])
+a, b = map(int, given.split())
+got = output.strip()
+if not got.lstrip("-").isdigit() or int(got) != a + b or int(got) != int(answer):
+    print("got", got or "nothing")
+    sys.exit(1)
+print("ok", got)
+"""
+CPP_CHECKER = r"""
+#include <fstream>
+#include <iostream>
+int main(int argc, char** argv) {
+    std::ifstream in(argv[1]), out(argv[2]), ans(argv[3]);
+    long a, b, got, want;
+    in >> a >> b; ans >> want;
+    if (!(out >> got)) { std::cout << "got nothing"; return 1; }
+    if (got != a + b || got != want) { std::cout << "got " << got; return 1; }
+    std::cout << "ok " << got;
+    return 0;
+}
+"""
+#: Right for small inputs, 0 for the second test's: AC then WA, whoever checks.
+A_PLUS_B = {
+    "node": (
+        "const [a, b] = require('node:fs').readFileSync(0, 'utf8').trim().split(/\\s+/)"
+        ".map(Number);\nconsole.log(a < 10 ? a + b : 0);"
+    ),
+    # An ES module (main.mjs): import statements are told apart as code.mjs does.
+    "node-esm": (
+        "import { readFileSync } from 'node:fs';\n"
+        "const [a, b] = readFileSync(0, 'utf8').trim().split(/\\s+/).map(Number);\n"
+        "console.log(a < 10 ? a + b : 0);"
+    ),
+    "python": "a, b = map(int, input().split())\nprint(a + b if a < 10 else 0)",
+    "cpp": "#include <iostream>\nint main(){long a,b;std::cin>>a>>b;"
+    "std::cout<<(a<10?a+b:0)<<std::endl;}",
+}
+CHECKERS = {"python": PYTHON_CHECKER, "cpp": CPP_CHECKER, "node": NODE_CHECKER}
+
+
+@pytest.mark.parametrize(
+    ("program", "checker"),
+    [
+        ("node", "python"),
+        ("node-esm", "cpp"),
+        ("python", "cpp"),
+        ("python", "node"),
+        ("cpp", "node"),
+        ("node", "node"),
+    ],
+)
+async def test_the_judge_image_takes_a_checker_in_any_language(
+    program: str, checker: str, runtime: str | None
+) -> None:
+    """In the judge image a program in any language is judged by a checker in any language:
+    a Node program (CommonJS or an ES module) by a Python or C++ checker, a Python or C++
+    program by a JavaScript one; every mode's call leaves no container behind."""
+    labels = case()
+    language = program.partition("-")[0]
+    async with judge(language, runtime, labels=labels, image=JUDGE_IMAGE, mode="fork") as ex:
+        result = await ex.execute(
+            CodeRun(
+                A_PLUS_B[program],
+                tests=[TestCase("1 2\n", "3\n"), TestCase("40 2\n", "42\n")],
+                checker=Checker(CHECKERS[checker], language=checker),
+                time_limit=2.0,
+            )
+        )
+    assert [(t.verdict, t.message) for t in result.tests] == [("AC", "ok 3"), ("WA", "got 0")]
+    assert result.verdict == "WA"
+    assert all(t.usage.cpu_time is not None for t in result.tests)
+    assert not containers(labels)
+
+
+@pytest.mark.parametrize("image", ["node", "judge"])
+async def test_a_node_program_flooding_its_output_is_ole_past_any_buffer(image: str) -> None:
+    """Node queues what a non-blocking pipe or socket refuses in memory; its code runners make
+    the program's output block instead, so a flood reaches an output limit far above the
+    pipe's or socket's buffer (OLE), as in every other language, not the memory limit."""
+    flood = 'for (;;) process.stdout.write("x".repeat(65536));'
+    where = JUDGE_IMAGE if image == "judge" else NODE_IMAGE
+    async with judge("node", image=where, max_output_bytes=4 * MiB) as ex:
+        result = await ex.execute(
+            CodeRun(flood, tests=TESTS[:1], time_limit=5.0, memory_limit=512 * MiB)
+        )
+    assert result.verdict == "OLE", result.tests
+    assert result.tests[0].usage.peak_memory < 400 * MiB
 
 
 async def test_tests_cannot_see_each_other() -> None:
@@ -460,8 +525,9 @@ async def test_fork_mode_judges_too() -> None:
 
 def test_bad_judging_inputs_are_refused() -> None:
     """Bad limits, comparisons and checkers, and a checker its program's image cannot run (a
-    Node program's in another language than JavaScript, a Node checker for any other program),
-    are InputValidationError with the path of the problem."""
+    Node program's in another language than JavaScript in the Node image, a Node checker in
+    the Python image), are InputValidationError with the path of the problem, naming the judge
+    image that runs them; the judge image takes any checker."""
     ex = CodeExecutor("python", config(PYTHON_IMAGE))
     for bad, path in (
         (CodeRun("x", time_limit=-1), "$.time_limit"),
@@ -475,12 +541,20 @@ def test_bad_judging_inputs_are_refused() -> None:
             ex._task(bad)
         assert info.value.path == path
     node = CodeExecutor("node", config(NODE_IMAGE))
+    judged = f"ContainerConfig({CodeExecutor.image_for('judge')!r})"
     with pytest.raises(InputValidationError, match="language='node'") as info:
         node._task(CodeRun("x", tests=TESTS, checker=Checker("print(1)")))
     assert info.value.path == "$.checker.language" and info.value.code == "INPUT_INVALID"
-    with pytest.raises(InputValidationError, match="Node checker") as info:
+    assert f"CodeExecutor('node', {judged})" in info.value.message
+    with pytest.raises(InputValidationError, match="no Node") as info:
         ex._task(CodeRun("x", tests=TESTS, checker=Checker("x", language="node")))
     assert info.value.path == "$.checker.language"
+    assert f"CodeExecutor('python', {judged})" in info.value.message
+    for language in ("node", "python", "cpp"):
+        judging = CodeExecutor(language, config(JUDGE_IMAGE))
+        for checker in ("node", "python", "cpp"):
+            task, _ = judging._task(CodeRun("x", tests=TESTS, checker=Checker("x", checker)))
+            assert task.checker is not None and task.checker.language == checker
 
 
 BURN = """

@@ -33,9 +33,10 @@ def test_repo_bake_file_targets_and_tags() -> None:
     assert specs["runner-python"].args == {"BASE_IMAGE": "python:3.12-slim"}
     assert specs["generator-orval"].args["BASE_IMAGE"] == f"executor/runner-node:{VERSION}"
     assert specs["runner-go"].network == "none"  # the Go build needs no network
-    judge = specs["runner-judge"]  # the Python runner plus compilers, apt in its build
+    # The Python runner plus compilers (apt in its build) and the Node base's node.
+    judge = specs["runner-judge"]
     assert judge.tags == (f"executor/runner-judge:{VERSION}", "executor/runner-judge:latest")
-    assert judge.args == {"BASE_IMAGE": "python:3.12-slim"}
+    assert judge.args == {"BASE_IMAGE": "python:3.12-slim", "NODE_IMAGE": "node:22-slim"}
     assert (judge.context / judge.dockerfile).is_file()
 
 

@@ -107,6 +107,7 @@ type supervisor struct {
 
 	mu      sync.Mutex     // held while a child is started and while reaping
 	watched map[int]*child // children whose exit status is wanted
+	reaped  chan struct{}  // a token whenever reap has collected a process
 }
 
 // child is a process whose exit status the supervisor waits for.
@@ -155,6 +156,7 @@ func run(cfg Config) int {
 		env:     spareEnv(os.Environ()),
 		wipe:    wipePaths(),
 		watched: map[int]*child{},
+		reaped:  make(chan struct{}, 1),
 	}
 	children := make(chan os.Signal, 1)
 	signal.Notify(children, syscall.SIGCHLD)
@@ -630,6 +632,12 @@ func (s *supervisor) reap() {
 		if err != nil || pid <= 0 {
 			return
 		}
+		if !status.Stopped() {
+			select {
+			case s.reaped <- struct{}{}:
+			default:
+			}
+		}
 		if c := s.watched[pid]; c != nil {
 			delete(s.watched, pid)
 			c.status = status
@@ -665,7 +673,10 @@ func killOthers() {
 // --- cleanup ----------------------------------------------------------------------------------
 
 // killAll kills every process but the parent and reaps them, until /proc lists no other.
+// Between two looks it waits for the next process reaped (SIGCHLD), at most a millisecond:
+// a killed task's teardown usually ends well within that.
 func (s *supervisor) killAll(deadline time.Time) error {
+	var pause *time.Timer
 	for {
 		killOthers()
 		s.reap()
@@ -679,7 +690,19 @@ func (s *supervisor) killAll(deadline time.Time) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes left: %v", others)
 		}
-		time.Sleep(time.Millisecond)
+		if pause == nil {
+			pause = time.NewTimer(time.Millisecond)
+			defer pause.Stop()
+		} else {
+			pause.Reset(time.Millisecond)
+		}
+		select {
+		case <-s.reaped:
+			if !pause.Stop() {
+				<-pause.C
+			}
+		case <-pause.C:
+		}
 	}
 }
 

@@ -50,6 +50,12 @@ const (
 // CleanupLimit bounds one cleanup; past it the supervisor exits with ExitUnclean.
 const CleanupLimit = 5 * time.Second
 
+// HoldLimit bounds how long a request waits for its spare to finish loading before the
+// request's timeout starts anyway (the ready line says so: "hold"). The ready line goes out
+// before the next spare is started, so that its start overlaps the host's turn-round; a
+// request that comes first waits for the spare, and that wait is not the task's time.
+const HoldLimit = time.Second
+
 // hardened are the signals a task could send to PID 1 that would otherwise end or stop it
 // (Go's runtime dies on a user-sent SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGABRT, SIGSEGV, ...;
 // SIGTSTP and friends stop an init sent them from outside). They are caught and dropped
@@ -120,10 +126,10 @@ type child struct {
 
 type spare struct {
 	*child
-	stdin  *os.File // the request pipe's write end
-	stdout *os.File // the response pipe's read end
-	ready  *os.File // the readiness pipe's read end, until the spare has loaded
-	logs   *relay   // its stderr
+	stdin  *os.File      // the request pipe's write end
+	stdout *os.File      // the response pipe's read end
+	loaded chan struct{} // closed once it has loaded the user module, or has ended
+	logs   *relay        // its stderr
 }
 
 func run(cfg Config) int {
@@ -173,9 +179,11 @@ func run(cfg Config) int {
 			return ExitInternal
 		}
 		s.sealed = true
-	} else if err := s.startSpare(true); err != nil {
+	} else if err := s.startSpare(); err != nil {
 		fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 		return ExitInternal
+	} else {
+		s.awaitLoaded(0) // the first ready line: the module is loaded (the host bounds this)
 	}
 	if err := s.writeReady(); err != nil {
 		return s.outputFailed(err)
@@ -213,10 +221,12 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 			return ExitInternal, true
 		}
-		if err := s.startSpare(false); err != nil {
+		if err := s.startSpare(); err != nil { // the request's timeout bounds the loading too
 			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 			return ExitInternal, true
 		}
+	} else {
+		s.awaitLoaded(HoldLimit)
 	}
 	answer := s.answer(req) // every other process has SIGKILL pending from here on
 	deadline := time.Now().Add(CleanupLimit)
@@ -255,14 +265,16 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 		fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
 		return ExitUnclean, true
 	}
+	// Ready first, then the next spare: its start overlaps the host's turn-round, and the
+	// next request waits for it (awaitLoaded) outside its timeout.
+	if err := s.writeReady(); err != nil {
+		return s.outputFailed(err), true
+	}
 	if !s.sealed {
-		if err := s.startSpare(true); err != nil {
+		if err := s.startSpare(); err != nil {
 			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 			return ExitInternal, true
 		}
-	}
-	if err := s.writeReady(); err != nil {
-		return s.outputFailed(err), true
 	}
 	return 0, false
 }
@@ -277,8 +289,12 @@ func (s *supervisor) outputFailed(err error) int {
 }
 
 func (s *supervisor) writeReady() error {
-	line := fmt.Sprintf(`{"ready":true,"runner":%s,"pid":%d,"sealed":%t}`+"\n",
-		quote(s.cfg.Runner), os.Getpid(), s.sealed)
+	hold := HoldLimit.Seconds()
+	if s.sealed {
+		hold = 0 // the spare starts once the request is read, and its timeout covers that
+	}
+	line := fmt.Sprintf(`{"ready":true,"runner":%s,"pid":%d,"sealed":%t,"hold":%g}`+"\n",
+		quote(s.cfg.Runner), os.Getpid(), s.sealed, hold)
 	_, err := s.out.WriteString(line)
 	return err
 }
@@ -402,9 +418,6 @@ wait:
 		<-readDone
 	}
 	_ = sp.stdout.Close()
-	if sp.ready != nil {
-		_ = sp.ready.Close()
-	}
 
 	switch {
 	case timedOut:
@@ -528,9 +541,9 @@ func spareEnv(environ []string) []string {
 	return append(env, "EXECUTOR_READY_FD="+strconv.Itoa(ReadyFD))
 }
 
-// startSpare starts the next spare and, with wait, waits until it has loaded the user module
-// (its readiness byte) or has ended (its request then answers with how it ended).
-func (s *supervisor) startSpare(wait bool) error {
+// startSpare starts the next spare; its loaded channel closes once the spare has loaded the
+// user module (its readiness byte) or has ended (its request then answers with how it ended).
+func (s *supervisor) startSpare() error {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("request pipe: %w", err)
@@ -580,28 +593,34 @@ func (s *supervisor) startSpare(wait bool) error {
 		return err
 	}
 	logs := newRelay(errR, os.Stderr)
-	sp := &spare{child: started, stdin: reqW, stdout: respR, ready: readyR, logs: logs}
+	sp := &spare{child: started, stdin: reqW, stdout: respR, loaded: make(chan struct{}), logs: logs}
 	s.spare = sp
+	go func() {
+		defer close(sp.loaded)
+		defer readyR.Close()
+		var one [1]byte
+		_, _ = readyR.Read(one[:]) // the byte, or the end once every holder is dead
+	}()
 	// The OOM killer's first choice, never the parent. One-shot runners also raise it
 	// themselves before loading user code (the race-free half); this covers any command.
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", sp.pid), []byte("1000"), 0)
-
-	if !wait {
-		return nil // sealed mode: the request's timeout bounds the loading too
-	}
-	ready := make(chan struct{})
-	go func() {
-		defer close(ready)
-		var one [1]byte
-		_, _ = readyR.Read(one[:])
-	}()
-	select {
-	case <-ready:
-	case <-sp.done:
-	}
-	readyR.Close()
-	sp.ready = nil
 	return nil
+}
+
+// awaitLoaded waits until the spare has loaded or has ended, at most limit (0: no limit).
+func (s *supervisor) awaitLoaded(limit time.Duration) {
+	sp := s.spare
+	var expired <-chan time.Time
+	if limit > 0 {
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case <-sp.loaded:
+	case <-sp.done:
+	case <-expired:
+	}
 }
 
 // start starts a child whose exit status is wanted.

@@ -39,6 +39,11 @@ import (
 // ReadyFD is the spare's file descriptor for the readiness pipe (EXECUTOR_READY_FD).
 const ReadyFD = 3
 
+// GateFD is a gated spare's file descriptor for its gate (EXECUTOR_GATE_FD): the spare reads
+// one byte from it before any user initialiser runs (package forkd/entry), and the supervisor
+// writes it once the cleanup is confirmed.
+const GateFD = 4
+
 // Exit statuses of the supervisor.
 const (
 	ExitOK       = 0  // the protocol stdin ended
@@ -80,6 +85,9 @@ type Config struct {
 	// spare ever holds them).
 	Requests *os.File
 	Protocol *os.File
+	// Gated says that the command waits at its gate (GateFD) before loading user code: then
+	// the next spare may start while the last task's process is still being torn down.
+	Gated bool
 }
 
 // Run supervises until the protocol input ends, then exits the process. It never returns.
@@ -122,6 +130,7 @@ type child struct {
 	done    chan struct{}
 	status  syscall.WaitStatus // valid once done is closed
 	stopped bool               // it stopped (a one-shot runner does once it has answered)
+	resumed bool               // it was continued after it stopped (guarded by mu)
 }
 
 type spare struct {
@@ -130,6 +139,7 @@ type spare struct {
 	stdout *os.File      // the response pipe's read end
 	loaded chan struct{} // closed once it has loaded the user module, or has ended
 	logs   *relay        // its stderr
+	gate   *os.File      // a gated spare's gate (the write end), until it is opened
 }
 
 func run(cfg Config) int {
@@ -159,7 +169,7 @@ func run(cfg Config) int {
 		cfg:     cfg,
 		in:      cfg.Requests,
 		out:     cfg.Protocol,
-		env:     spareEnv(os.Environ()),
+		env:     spareEnv(os.Environ(), cfg.Gated),
 		wipe:    wipePaths(),
 		watched: map[int]*child{},
 		reaped:  make(chan struct{}, 1),
@@ -183,6 +193,7 @@ func run(cfg Config) int {
 		fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 		return ExitInternal
 	} else {
+		s.spare.open()
 		s.awaitLoaded(0) // the first ready line: the module is loaded (the host bounds this)
 	}
 	if err := s.writeReady(); err != nil {
@@ -225,6 +236,7 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 			return ExitInternal, true
 		}
+		s.spare.open()
 	} else {
 		s.awaitLoaded(HoldLimit)
 	}
@@ -255,7 +267,23 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 	if _, err := s.out.Write(append(answer, '\n')); err != nil {
 		return s.outputFailed(err), true
 	}
-	if !s.sealed {
+	// A gated spare may start now if the only process left is the last one, stopped and
+	// killed: it can run no instruction and has no system call in progress (see quiet), and
+	// the new spare runs no user code before its gate opens, after the cleanup. Its exec and
+	// Go start then overlap that process's teardown and the wipe.
+	next := (*spare)(nil)
+	if !s.sealed && s.cfg.Gated && s.quiet(s.spare) {
+		if err := s.startSpare(); err != nil {
+			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+			return ExitInternal, true
+		}
+		next = s.spare
+		if !s.awaitGone(next.pid, deadline) { // something else ran after all: the slow way
+			next.discard()
+			next = nil
+		}
+	}
+	if !s.sealed && next == nil {
 		if err := s.killAll(deadline); err != nil {
 			fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
 			return ExitUnclean, true
@@ -271,12 +299,79 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 		return s.outputFailed(err), true
 	}
 	if !s.sealed {
-		if err := s.startSpare(); err != nil {
-			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
-			return ExitInternal, true
+		if next == nil {
+			if err := s.startSpare(); err != nil {
+				fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+				return ExitInternal, true
+			}
 		}
+		s.spare.open()
 	}
 	return 0, false
+}
+
+// quiet reports whether no process is left but the supervisor and the task's process sp, and
+// sp is dead or stopped (the runner stops once it has answered) and was not continued since.
+// A stopped process has no system call in progress (a group stop completes only once every
+// thread has stopped, which is when its parent hears of it), and with SIGKILL pending it never
+// runs again: nothing it does can reach a process started from now on. A task process that
+// was still running (timed out), or that left any other process, takes the slow way.
+func (s *supervisor) quiet(sp *spare) bool {
+	select {
+	case <-sp.done:
+	default:
+		return false
+	}
+	// First the look at /proc: any process that could have continued sp existed before it,
+	// and a SIGCONT marks sp as continued when it is sent, so the reap after it tells.
+	others, err := otherProcesses()
+	if err != nil || len(others) > 1 || len(others) == 1 && others[0] != sp.pid {
+		return false
+	}
+	s.reap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watched[sp.pid] != sp.child {
+		return true // reaped: dead
+	}
+	return sp.stopped && !sp.resumed
+}
+
+// awaitGone waits until /proc lists no process but the supervisor and the new spare keep
+// (after quiet: the last task's process, killed, tearing down). False, after killing every
+// process (the new spare too), when any other process shows up.
+func (s *supervisor) awaitGone(keep int, deadline time.Time) bool {
+	var pause *time.Timer
+	for {
+		s.reap()
+		others, err := otherProcesses()
+		if err != nil || time.Now().After(deadline) {
+			killOthers()
+			return false
+		}
+		gone := true
+		for _, pid := range others {
+			if pid != keep {
+				gone = false
+			}
+		}
+		if gone {
+			return true
+		}
+		if pause == nil {
+			pause = time.NewTimer(time.Millisecond)
+			defer pause.Stop()
+		} else {
+			pause.Reset(time.Millisecond)
+		}
+		select {
+		case <-s.reaped:
+			if !pause.Stop() {
+				<-pause.C
+			}
+		case <-pause.C:
+		}
+	}
 }
 
 func (s *supervisor) outputFailed(err error) int {
@@ -529,16 +624,21 @@ func quote(text string) string {
 // --- spares -----------------------------------------------------------------------------------
 
 // spareEnv is the supervisor's environment for the spares: without EXECUTOR_SERVE (a spare is
-// a one-shot runner), with EXECUTOR_READY_FD.
-func spareEnv(environ []string) []string {
-	env := make([]string, 0, len(environ)+1)
+// a one-shot runner), with EXECUTOR_READY_FD, and EXECUTOR_GATE_FD when gated.
+func spareEnv(environ []string, gated bool) []string {
+	env := make([]string, 0, len(environ)+2)
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, "EXECUTOR_SERVE=") || strings.HasPrefix(kv, "EXECUTOR_READY_FD=") {
+		if strings.HasPrefix(kv, "EXECUTOR_SERVE=") || strings.HasPrefix(kv, "EXECUTOR_READY_FD=") ||
+			strings.HasPrefix(kv, "EXECUTOR_GATE_FD=") {
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, "EXECUTOR_READY_FD="+strconv.Itoa(ReadyFD))
+	env = append(env, "EXECUTOR_READY_FD="+strconv.Itoa(ReadyFD))
+	if gated {
+		env = append(env, "EXECUTOR_GATE_FD="+strconv.Itoa(GateFD))
+	}
+	return env
 }
 
 // startSpare starts the next spare; its loaded channel closes once the spare has loaded the
@@ -572,9 +672,20 @@ func (s *supervisor) startSpare() error {
 		readyW.Close()
 		return fmt.Errorf("stderr pipe: %w", err)
 	}
+	files := []*os.File{reqR, respW, errW, readyW}
+	var gateR, gateW *os.File
+	if s.cfg.Gated {
+		if gateR, gateW, err = os.Pipe(); err != nil {
+			for _, f := range []*os.File{reqR, reqW, respR, respW, readyR, readyW, errR, errW} {
+				f.Close()
+			}
+			return fmt.Errorf("gate pipe: %w", err)
+		}
+		files = append(files, gateR)
+	}
 	attr := &os.ProcAttr{
 		Env:   s.env,
-		Files: []*os.File{reqR, respW, errW, readyW},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Setsid:    true,
 			Pdeathsig: syscall.SIGKILL,
@@ -585,15 +696,21 @@ func (s *supervisor) startSpare() error {
 	respW.Close()
 	readyW.Close()
 	errW.Close()
+	if gateR != nil {
+		gateR.Close()
+	}
 	if err != nil {
 		reqW.Close()
 		respR.Close()
 		readyR.Close()
 		errR.Close()
+		if gateW != nil {
+			gateW.Close()
+		}
 		return err
 	}
 	logs := newRelay(errR, os.Stderr)
-	sp := &spare{child: started, stdin: reqW, stdout: respR, loaded: make(chan struct{}), logs: logs}
+	sp := &spare{child: started, stdin: reqW, stdout: respR, loaded: make(chan struct{}), logs: logs, gate: gateW}
 	s.spare = sp
 	go func() {
 		defer close(sp.loaded)
@@ -605,6 +722,26 @@ func (s *supervisor) startSpare() error {
 	// themselves before loading user code (the race-free half); this covers any command.
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", sp.pid), []byte("1000"), 0)
 	return nil
+}
+
+// discard closes the supervisor's ends of a spare's pipes (the spare is killed).
+func (sp *spare) discard() {
+	for _, f := range []*os.File{sp.stdin, sp.stdout, sp.gate} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+	sp.gate = nil
+}
+
+// open lets a gated spare load the user module (nothing for one without a gate).
+func (sp *spare) open() {
+	if sp.gate == nil {
+		return
+	}
+	_, _ = sp.gate.Write([]byte{'\n'}) // EPIPE when it is gone: its request answers how
+	_ = sp.gate.Close()
+	sp.gate = nil
 }
 
 // awaitLoaded waits until the spare has loaded or has ended, at most limit (0: no limit).
@@ -644,21 +781,33 @@ func (s *supervisor) reap() {
 		var status syscall.WaitStatus
 		// WUNTRACED: a one-shot runner stops itself once it has answered (runner.Main), so
 		// the call's answer need not wait for its exit.
-		pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG|syscall.WUNTRACED, nil)
+		// WCONTINUED: a stopped task process that something continued is not quiet.
+		pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG|syscall.WUNTRACED|syscall.WCONTINUED, nil)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
 		if err != nil || pid <= 0 {
 			return
 		}
-		if !status.Stopped() {
+		ended := status.Exited() || status.Signaled()
+		if ended {
 			select {
 			case s.reaped <- struct{}{}:
 			default:
 			}
 		}
-		if c := s.watched[pid]; c != nil {
+		c := s.watched[pid]
+		if c == nil {
+			continue
+		}
+		if ended {
 			delete(s.watched, pid)
+		}
+		switch {
+		case status.Continued():
+			c.resumed = c.stopped
+		case c.stopped: // its status was taken when it stopped
+		default:
 			c.status = status
 			c.stopped = status.Stopped()
 			close(c.done)

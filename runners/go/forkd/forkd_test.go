@@ -168,10 +168,14 @@ func TestWipe(t *testing.T) {
 }
 
 func TestSpareEnvAndWipePaths(t *testing.T) {
-	env := spareEnv([]string{"PATH=/bin", "EXECUTOR_SERVE=fork", "EXECUTOR_READY_FD=9", "EXECUTOR_SERVEX=1"})
+	given := []string{"PATH=/bin", "EXECUTOR_SERVE=fork", "EXECUTOR_READY_FD=9", "EXECUTOR_SERVEX=1", "EXECUTOR_GATE_FD=7"}
+	env := spareEnv(given, false)
 	want := []string{"PATH=/bin", "EXECUTOR_SERVEX=1", "EXECUTOR_READY_FD=3"}
 	if !reflect.DeepEqual(env, want) {
 		t.Fatalf("%v", env)
+	}
+	if env := spareEnv(given, true); !reflect.DeepEqual(env, append(want, "EXECUTOR_GATE_FD=4")) {
+		t.Fatalf("gated: %v", env)
 	}
 	t.Setenv("EXECUTOR_FORK_WIPE", "/scratch:/:/scratch/:/other")
 	paths := wipePaths()

@@ -29,6 +29,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,10 @@ func run(cfg Config) int {
 		fmt.Fprintln(os.Stderr, "executor-forkd: no command to supervise")
 		return ExitNotInit
 	}
+	// One P: the supervisor waits far more than it computes, and with a second P every hand-off
+	// between its goroutines (reaper, pipe readers, relay) woke another thread (futex, an IPI).
+	// The spares are not affected (GOMAXPROCS is not in their environment).
+	runtime.GOMAXPROCS(1)
 	// Not dumpable: /proc/1/{mem,fd,environ,...} become root's, closed to the tasks (same uid),
 	// and PID 1 cannot be ptraced. (gVisor leaves /proc/1/fd open: see sealed mode.)
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_DUMPABLE, 0, 0); errno != 0 {

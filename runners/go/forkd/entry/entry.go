@@ -26,7 +26,12 @@ import (
 
 func init() {
 	if value := os.Getenv("EXECUTOR_READY_FD"); value != "" {
-		_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
+		// Raw system calls: os.WriteFile would start the runtime's network poller in every
+		// spare (epoll, a pipe, and the idle threads polling it) for this one write.
+		if fd, err := syscall.Open("/proc/self/oom_score_adj", syscall.O_WRONLY|syscall.O_CLOEXEC, 0); err == nil {
+			_, _ = syscall.Write(fd, []byte("1000"))
+			_ = syscall.Close(fd)
+		}
 		// Nothing the user's initialisers start may inherit the readiness pipe.
 		if fd, err := strconv.Atoi(value); err == nil && fd > 2 {
 			syscall.CloseOnExec(fd)

@@ -277,11 +277,7 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 	// the new spare runs no user code before its gate opens, after the cleanup. Its exec and
 	// Go start then overlap that process's teardown and the wipe.
 	next := (*spare)(nil)
-	if !s.sealed && s.cfg.Gated && s.quiet(s.spare) {
-		if err := s.startSpare(); err != nil {
-			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
-			return ExitInternal, true
-		}
+	if !s.sealed && s.cfg.Gated && s.quiet(s.spare) && roomForSpare() && s.startSpare() == nil {
 		next = s.spare
 		if !s.awaitGone(next.pid, deadline) { // something else ran after all: the slow way
 			next.discard()
@@ -340,6 +336,58 @@ func (s *supervisor) quiet(sp *spare) bool {
 		return true // reaped: dead
 	}
 	return sp.stopped && !sp.resumed
+}
+
+// Room a gated spare needs while the last task's process, tearing down, still counts against
+// the container's limits: tasks (its Go runtime's threads) and memory.
+const (
+	spareTasks  = 32
+	spareMemory = 32 << 20
+)
+
+// cgroupFiles are the usage and limit files of the pids and memory controllers, cgroup v1 and v2.
+var cgroupFiles = []struct {
+	current, max string
+	need         uint64
+}{
+	{"/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids/pids.max", spareTasks},
+	{"/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids.max", spareTasks},
+	{"/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes", spareMemory},
+	{"/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.max", spareMemory},
+}
+
+// roomForSpare reports whether the container's pids and memory cgroups leave a spare room to
+// start before the last task's process is gone: a task that used (nearly) all of either must
+// not make the next call's process fail to start. Unknown counts as no room.
+func roomForSpare() bool {
+	pids, memory := false, false
+	for i, f := range cgroupFiles {
+		current, okCurrent := readCount(f.current)
+		max, okMax := readCount(f.max)
+		if !okCurrent || !okMax || current > max || max-current < f.need {
+			continue
+		}
+		if i < 2 {
+			pids = true
+		} else {
+			memory = true
+		}
+	}
+	return pids && memory
+}
+
+// readCount reads a cgroup counter or limit ("max": no limit).
+func readCount(path string) (uint64, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	text := strings.TrimSpace(string(data))
+	if text == "max" {
+		return math.MaxUint64, true
+	}
+	n, err := strconv.ParseUint(text, 10, 64)
+	return n, err == nil
 }
 
 // awaitGone waits until /proc lists no process but the supervisor and the new spare keep

@@ -2,6 +2,7 @@ package forkd
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -248,5 +249,24 @@ func mustWrite(t *testing.T, path string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReadCount(t *testing.T) {
+	dir := t.TempDir()
+	for text, want := range map[string]uint64{"max\n": math.MaxUint64, "42\n": 42, "7": 7} {
+		path := filepath.Join(dir, "count")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := readCount(path); !ok || got != want {
+			t.Fatalf("%q: %d %v", text, got, ok)
+		}
+	}
+	for _, path := range []string{filepath.Join(dir, "missing"), filepath.Join(dir, "bad")} {
+		_ = os.WriteFile(filepath.Join(dir, "bad"), []byte("many\n"), 0o600)
+		if _, ok := readCount(path); ok {
+			t.Fatalf("%s: read", path)
+		}
 	}
 }

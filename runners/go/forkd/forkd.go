@@ -123,6 +123,7 @@ type supervisor struct {
 	mu      sync.Mutex     // held while a child is started and while reaping
 	watched map[int]*child // children whose exit status is wanted
 	reaped  chan struct{}  // a token whenever reap has collected a process
+	room    *room          // gated spares: the cgroup counters an early start checks
 }
 
 // child is a process whose exit status the supervisor waits for.
@@ -198,6 +199,9 @@ func run(cfg Config) int {
 		fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 		return ExitInternal
 	} else {
+		if cfg.Gated {
+			s.room = openRoom()
+		}
 		s.spare.open()
 		s.awaitLoaded(0) // the first ready line: the module is loaded (the host bounds this)
 	}
@@ -277,7 +281,7 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 	// the new spare runs no user code before its gate opens, after the cleanup. Its exec and
 	// Go start then overlap that process's teardown and the wipe.
 	next := (*spare)(nil)
-	if !s.sealed && s.cfg.Gated && s.quiet(s.spare) && roomForSpare() && s.startSpare() == nil {
+	if !s.sealed && s.cfg.Gated && s.quiet(s.spare) && s.room.enough() && s.startSpare() == nil {
 		next = s.spare
 		if !s.awaitGone(next.pid, deadline) { // something else ran after all: the slow way
 			next.discard()
@@ -345,49 +349,90 @@ const (
 	spareMemory = 32 << 20
 )
 
-// cgroupFiles are the usage and limit files of the pids and memory controllers, cgroup v1 and v2.
-var cgroupFiles = []struct {
-	current, max string
-	need         uint64
-}{
-	{"/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids/pids.max", spareTasks},
-	{"/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids.max", spareTasks},
-	{"/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes", spareMemory},
-	{"/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.max", spareMemory},
+// cgroupFiles are the usage and limit files of the pids and memory controllers: cgroup v1,
+// then v2.
+var cgroupFiles = [2][2][2]string{
+	{
+		{"/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids/pids.max"},
+		{"/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids.max"},
+	},
+	{
+		{"/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes"},
+		{"/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.max"},
+	},
 }
 
-// roomForSpare reports whether the container's pids and memory cgroups leave a spare room to
-// start before the last task's process is gone: a task that used (nearly) all of either must
-// not make the next call's process fail to start. Unknown counts as no room.
-func roomForSpare() bool {
-	pids, memory := false, false
-	for i, f := range cgroupFiles {
-		current, okCurrent := readCount(f.current)
-		max, okMax := readCount(f.max)
-		if !okCurrent || !okMax || current > max || max-current < f.need {
-			continue
+// room holds the usage and limit files of the pids and memory cgroups, open (read again at
+// offset 0 per call: no path lookups on the call's path).
+type room struct {
+	files [2][2]*os.File // [pids, memory][usage, limit]
+}
+
+// openRoom opens the files roomFor reads; nil when either controller's are missing.
+func openRoom() *room {
+	r := &room{}
+	for controller, versions := range cgroupFiles {
+		for _, paths := range versions {
+			usage, err := os.Open(paths[0])
+			if err != nil {
+				continue
+			}
+			limit, err := os.Open(paths[1])
+			if err != nil {
+				usage.Close()
+				continue
+			}
+			r.files[controller] = [2]*os.File{usage, limit}
+			break
 		}
-		if i < 2 {
-			pids = true
-		} else {
-			memory = true
+		if r.files[controller][0] == nil {
+			r.close()
+			return nil
 		}
 	}
-	return pids && memory
+	return r
 }
 
-// readCount reads a cgroup counter or limit ("max": no limit).
-func readCount(path string) (uint64, bool) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+func (r *room) close() {
+	for _, pair := range r.files {
+		for _, f := range pair {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+}
+
+// enough reports whether the container's pids and memory cgroups leave a spare room to start
+// before the last task's process is gone: a task that used (nearly) all of either must not
+// make the next call's process fail to start. Unknown (nil, unreadable) counts as no room.
+func (r *room) enough() bool {
+	if r == nil {
+		return false
+	}
+	for controller, need := range [2]uint64{spareTasks, spareMemory} {
+		usage, okUsage := readCount(r.files[controller][0])
+		limit, okLimit := readCount(r.files[controller][1])
+		if !okUsage || !okLimit || usage > limit || limit-usage < need {
+			return false
+		}
+	}
+	return true
+}
+
+// readCount reads a cgroup counter or limit from the start of f ("max": no limit).
+func readCount(f *os.File) (uint64, bool) {
+	var buf [32]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if n == 0 || err != nil && !errors.Is(err, io.EOF) {
 		return 0, false
 	}
-	text := strings.TrimSpace(string(data))
+	text := strings.TrimSpace(string(buf[:n]))
 	if text == "max" {
 		return math.MaxUint64, true
 	}
-	n, err := strconv.ParseUint(text, 10, 64)
-	return n, err == nil
+	count, err := strconv.ParseUint(text, 10, 64)
+	return count, err == nil
 }
 
 // awaitGone waits until /proc lists no process but the supervisor and the new spare keep
@@ -968,18 +1013,39 @@ var oomFiles = []string{
 	"/sys/fs/cgroup/memory.events",             // cgroup v2
 }
 
+// oomFile is the first of oomFiles with a counter, kept open (read again at offset 0 per
+// call); nil when none has one.
+var oomFile = struct {
+	once sync.Once
+	f    *os.File
+}{}
+
 // oomKills reads the memory cgroup's oom_kill counter; ok is false when no file has one.
 func oomKills() (count uint64, ok bool) {
-	for _, path := range oomFiles {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
+	oomFile.once.Do(func() {
+		for _, path := range oomFiles {
+			if f, err := os.Open(path); err == nil {
+				if _, ok := readOOMKills(f); ok {
+					oomFile.f = f
+					return
+				}
+				f.Close()
+			}
 		}
-		if count, ok := parseOOMKills(data); ok {
-			return count, true
-		}
+	})
+	if oomFile.f == nil {
+		return 0, false
 	}
-	return 0, false
+	return readOOMKills(oomFile.f)
+}
+
+func readOOMKills(f *os.File) (uint64, bool) {
+	var buf [4096]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, false
+	}
+	return parseOOMKills(buf[:n])
 }
 
 func parseOOMKills(data []byte) (uint64, bool) {

@@ -259,14 +259,32 @@ func TestReadCount(t *testing.T) {
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := readCount(path); !ok || got != want {
-			t.Fatalf("%q: %d %v", text, got, ok)
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for i := 0; i < 2; i++ { // read again from the start
+			if got, ok := readCount(f); !ok || got != want {
+				t.Fatalf("%q: %d %v", text, got, ok)
+			}
+		}
+		f.Close()
 	}
-	for _, path := range []string{filepath.Join(dir, "missing"), filepath.Join(dir, "bad")} {
-		_ = os.WriteFile(filepath.Join(dir, "bad"), []byte("many\n"), 0o600)
-		if _, ok := readCount(path); ok {
-			t.Fatalf("%s: read", path)
+	for _, text := range []string{"many\n", ""} {
+		path := filepath.Join(dir, "bad")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
 		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := readCount(f); ok {
+			t.Fatalf("%q: read", text)
+		}
+		f.Close()
+	}
+	if (*room)(nil).enough() {
+		t.Fatal("no counters: room")
 	}
 }

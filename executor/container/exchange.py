@@ -227,8 +227,9 @@ class _Ready(msgspec.Struct):
 
 
 _READY_DECODER = msgspec.json.Decoder(_Ready)
-#: Cap on a ready line's ``hold``: it extends the host's own deadline for the next call.
-_MAX_HOLD = 5.0
+#: Cap on a ready line's ``hold``: it extends the host's own deadline for the next call. The
+#: same 10 s as ``sources._READY_TIMEOUT``, the bound on a ready line when it came after the load.
+_MAX_HOLD = 10.0
 
 
 def _hold(line: bytes) -> float:

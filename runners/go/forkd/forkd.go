@@ -59,8 +59,10 @@ const CleanupLimit = 5 * time.Second
 // HoldLimit bounds how long a request waits for its spare to finish loading before the
 // request's timeout starts anyway (the ready line says so: "hold"). The ready line goes out
 // before the next spare is started, so that its start overlaps the host's turn-round; a
-// request that comes first waits for the spare, and that wait is not the task's time.
-const HoldLimit = time.Second
+// request that comes first waits for the spare, and that wait is not the task's time. 10 s is
+// the bound the host set on a ready line when it still waited for the load (a Node module
+// whose import takes seconds is not charged for it, as before).
+const HoldLimit = 10 * time.Second
 
 // hardened are the signals a task could send to PID 1 that would otherwise end or stop it
 // (Go's runtime dies on a user-sent SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGABRT, SIGSEGV, ...;

@@ -146,7 +146,9 @@ class EngineCore:
             raise StartTimeout(self.start_timeout, waiting=source.waiting + 1, phase=phase)
         spec = self.spec
         timeout = spec.timeout
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        # A fork-mode runner may hold the request while its spare loads, outside the timeout
+        # it enforces itself (the ready line's ``hold``): this deadline is only the backstop.
+        deadline = math.inf if timeout is None else anyio.current_time() + timeout + container.hold
         try:
             with anyio.CancelScope(deadline=deadline) as task_scope:
                 reply = await exchange(

@@ -219,6 +219,27 @@ async def await_ready(container: Container) -> None:
             received=line + b"\n" + container.rest,
         )
     container.owes_ready = False
+    container.hold = _hold(line) if b'"hold"' in line else 0.0
+
+
+class _Ready(msgspec.Struct):
+    hold: float = 0.0
+
+
+_READY_DECODER = msgspec.json.Decoder(_Ready)
+#: Cap on a ready line's ``hold``: it extends the host's own deadline for the next call. The
+#: same 10 s as ``sources._READY_TIMEOUT``, the bound on a ready line when it came after the load.
+_MAX_HOLD = 10.0
+
+
+def _hold(line: bytes) -> float:
+    """The ready line's ``hold``: how long the runner may keep the next request waiting (its
+    spare still loading) before the request's timeout starts (docs/RUNNERS.md, fork mode)."""
+    try:
+        hold = _READY_DECODER.decode(line).hold
+    except msgspec.DecodeError:
+        return 0.0
+    return min(max(hold, 0.0), _MAX_HOLD) if hold == hold else 0.0
 
 
 def interpret(

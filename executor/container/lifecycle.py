@@ -47,6 +47,9 @@ class Container:
     owes_ready: bool = False
     #: Stdout that arrived after a response, in the same frame (the start of a ready line).
     rest: bytes = b""
+    #: Fork mode: how long the runner may hold the next request before its timeout starts
+    #: (the last ready line's ``hold``); the host's own deadline allows for it.
+    hold: float = 0.0
 
 
 async def launch(engine: Engine, body: Mapping[str, Any]) -> Container:

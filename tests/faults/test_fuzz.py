@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.lowlevel
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -295,3 +296,28 @@ def test_a_fork_mode_ready_line_is_never_lost(data: st.DataObject, value: Any) -
     assert not attachment.frames  # every frame was read: the call and its ready line
     assert outcome.output == value
     assert MARKER.decode() not in outcome.logs
+
+
+@pytest.mark.parametrize(
+    ("line", "hold"),
+    [
+        (b'{"ready":true}', 0.0),
+        (b'{"ready":true,"runner":"go","sealed":false,"hold":10}', 10.0),
+        (b'{"ready":true,"hold":0.25}', 0.25),
+        (b'{"ready":true,"hold":1e9}', 10.0),
+        (b'{"ready":true,"hold":-1}', 0.0),
+        (b'{"ready":true,"hold":"soon"}', 0.0),
+    ],
+)
+def test_a_ready_line_says_how_long_the_next_request_may_be_held(line: bytes, hold: float) -> None:
+    """A fork-mode ready line's ``hold`` (the runner may keep the next request waiting for its
+    spare outside the request's timeout) is kept on the container, clamped to 0-10 s."""
+
+    async def ready() -> Container:
+        attachment = ScriptedAttachment([(1, line + b"\n")])
+        container = Container("fork", cast("Engine", ExitedEngine(0)), attachment)
+        container.hold = 3.0  # from an earlier ready line: replaced
+        await await_ready(container)
+        return container
+
+    assert anyio.run(ready).hold == hold

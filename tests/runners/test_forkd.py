@@ -343,6 +343,23 @@ def test_out_of_memory(lang: str, fork: Any) -> None:
     assert forked.close() == 0
 
 
+@pytest.mark.docker
+def test_a_hoarding_task_leaves_the_next_call_room(fork: Any) -> None:
+    """Go: a task that answers holding all but one of the container's tasks, or all but a MiB
+    of its memory, does not keep the next call's process from starting (a spare starts beside
+    the last task's dying process only when the cgroups leave it room, else after the reaping;
+    that dying process usually frees its share first, so this pins the outcome, not the rule)."""
+    limits = ("--pids-limit", "96", "--memory", "160m", "--memory-swap", "160m")
+    forked = fork("go", "fork_hoard", extra=limits)
+    for ask, held in [
+        ({"leave_tasks": 1}, {"threads": True, "memory": False}),
+        ({"leave_mib": 1}, {"threads": False, "memory": True}),
+        ({}, {"threads": False, "memory": False}),
+    ]:
+        assert forked.call({"input": ask, "timeout": 30}) == {"ok": True, "output": held}
+    assert forked.close() == 0
+
+
 # --- the parent ------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,6 +39,11 @@ import (
 
 // ReadyFD is the spare's file descriptor for the readiness pipe (EXECUTOR_READY_FD).
 const ReadyFD = 3
+
+// GateFD is a gated spare's file descriptor for its gate (EXECUTOR_GATE_FD): the spare reads
+// one byte from it before any user initialiser runs (package forkd/entry), and the supervisor
+// writes it once the cleanup is confirmed.
+const GateFD = 4
 
 // Exit statuses of the supervisor.
 const (
@@ -49,6 +55,14 @@ const (
 
 // CleanupLimit bounds one cleanup; past it the supervisor exits with ExitUnclean.
 const CleanupLimit = 5 * time.Second
+
+// HoldLimit bounds how long a request waits for its spare to finish loading before the
+// request's timeout starts anyway (the ready line says so: "hold"). The ready line goes out
+// before the next spare is started, so that its start overlaps the host's turn-round; a
+// request that comes first waits for the spare, and that wait is not the task's time. 10 s is
+// the bound the host set on a ready line when it still waited for the load (a Node module
+// whose import takes seconds is not charged for it, as before).
+const HoldLimit = 10 * time.Second
 
 // hardened are the signals a task could send to PID 1 that would otherwise end or stop it
 // (Go's runtime dies on a user-sent SIGHUP, SIGINT, SIGTERM, SIGQUIT, SIGABRT, SIGSEGV, ...;
@@ -74,6 +88,9 @@ type Config struct {
 	// spare ever holds them).
 	Requests *os.File
 	Protocol *os.File
+	// Gated says that the command waits at its gate (GateFD) before loading user code: then
+	// the next spare may start while the last task's process is still being torn down.
+	Gated bool
 }
 
 // Run supervises until the protocol input ends, then exits the process. It never returns.
@@ -107,6 +124,8 @@ type supervisor struct {
 
 	mu      sync.Mutex     // held while a child is started and while reaping
 	watched map[int]*child // children whose exit status is wanted
+	reaped  chan struct{}  // a token whenever reap has collected a process
+	room    *room          // gated spares: the cgroup counters an early start checks
 }
 
 // child is a process whose exit status the supervisor waits for.
@@ -115,14 +134,16 @@ type child struct {
 	done    chan struct{}
 	status  syscall.WaitStatus // valid once done is closed
 	stopped bool               // it stopped (a one-shot runner does once it has answered)
+	resumed bool               // it was continued after it stopped (guarded by mu)
 }
 
 type spare struct {
 	*child
-	stdin  *os.File // the request pipe's write end
-	stdout *os.File // the response pipe's read end
-	ready  *os.File // the readiness pipe's read end, until the spare has loaded
-	logs   *relay   // its stderr
+	stdin  *os.File      // the request pipe's write end
+	stdout *os.File      // the response pipe's read end
+	loaded chan struct{} // closed once it has loaded the user module, or has ended
+	logs   *relay        // its stderr
+	gate   *os.File      // a gated spare's gate (the write end), until it is opened
 }
 
 func run(cfg Config) int {
@@ -135,6 +156,10 @@ func run(cfg Config) int {
 		fmt.Fprintln(os.Stderr, "executor-forkd: no command to supervise")
 		return ExitNotInit
 	}
+	// One P: the supervisor waits far more than it computes, and with a second P every hand-off
+	// between its goroutines (reaper, pipe readers, relay) woke another thread (futex, an IPI).
+	// The spares are not affected (GOMAXPROCS is not in their environment).
+	runtime.GOMAXPROCS(1)
 	// Not dumpable: /proc/1/{mem,fd,environ,...} become root's, closed to the tasks (same uid),
 	// and PID 1 cannot be ptraced. (gVisor leaves /proc/1/fd open: see sealed mode.)
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_DUMPABLE, 0, 0); errno != 0 {
@@ -152,9 +177,10 @@ func run(cfg Config) int {
 		cfg:     cfg,
 		in:      cfg.Requests,
 		out:     cfg.Protocol,
-		env:     spareEnv(os.Environ()),
+		env:     spareEnv(os.Environ(), cfg.Gated),
 		wipe:    wipePaths(),
 		watched: map[int]*child{},
+		reaped:  make(chan struct{}, 1),
 	}
 	children := make(chan os.Signal, 1)
 	signal.Notify(children, syscall.SIGCHLD)
@@ -171,9 +197,15 @@ func run(cfg Config) int {
 			return ExitInternal
 		}
 		s.sealed = true
-	} else if err := s.startSpare(true); err != nil {
+	} else if err := s.startSpare(); err != nil {
 		fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 		return ExitInternal
+	} else {
+		if cfg.Gated {
+			s.room = openRoom()
+		}
+		s.spare.open()
+		s.awaitLoaded(0) // the first ready line: the module is loaded (the host bounds this)
 	}
 	if err := s.writeReady(); err != nil {
 		return s.outputFailed(err)
@@ -211,10 +243,13 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 			return ExitInternal, true
 		}
-		if err := s.startSpare(false); err != nil {
+		if err := s.startSpare(); err != nil { // the request's timeout bounds the loading too
 			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
 			return ExitInternal, true
 		}
+		s.spare.open()
+	} else {
+		s.awaitLoaded(HoldLimit)
 	}
 	answer := s.answer(req) // every other process has SIGKILL pending from here on
 	deadline := time.Now().Add(CleanupLimit)
@@ -243,7 +278,19 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 	if _, err := s.out.Write(append(answer, '\n')); err != nil {
 		return s.outputFailed(err), true
 	}
-	if !s.sealed {
+	// A gated spare may start now if the only process left is the last one, stopped and
+	// killed: it can run no instruction and has no system call in progress (see quiet), and
+	// the new spare runs no user code before its gate opens, after the cleanup. Its exec and
+	// Go start then overlap that process's teardown and the wipe.
+	next := (*spare)(nil)
+	if !s.sealed && s.cfg.Gated && s.quiet(s.spare) && s.room.enough() && s.startSpare() == nil {
+		next = s.spare
+		if !s.awaitGone(next.pid, deadline) { // something else ran after all: the slow way
+			next.discard()
+			next = nil
+		}
+	}
+	if !s.sealed && next == nil {
 		if err := s.killAll(deadline); err != nil {
 			fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
 			return ExitUnclean, true
@@ -253,16 +300,178 @@ func (s *supervisor) call(line []byte) (code int, stop bool) {
 		fmt.Fprintln(os.Stderr, "executor-forkd: cleanup not confirmed, exiting:", err)
 		return ExitUnclean, true
 	}
-	if !s.sealed {
-		if err := s.startSpare(true); err != nil {
-			fmt.Fprintln(os.Stderr, "executor-forkd:", err)
-			return ExitInternal, true
-		}
-	}
+	// Ready first, then the next spare: its start overlaps the host's turn-round, and the
+	// next request waits for it (awaitLoaded) outside its timeout.
 	if err := s.writeReady(); err != nil {
 		return s.outputFailed(err), true
 	}
+	if !s.sealed {
+		if next == nil {
+			if err := s.startSpare(); err != nil {
+				fmt.Fprintln(os.Stderr, "executor-forkd:", err)
+				return ExitInternal, true
+			}
+		}
+		s.spare.open()
+	}
 	return 0, false
+}
+
+// quiet reports whether no process is left but the supervisor and the task's process sp, and
+// sp is dead or stopped (the runner stops once it has answered) and was not continued since.
+// A stopped process has no system call in progress (a group stop completes only once every
+// thread has stopped, which is when its parent hears of it), and with SIGKILL pending it never
+// runs again: nothing it does can reach a process started from now on. A task process that
+// was still running (timed out), or that left any other process, takes the slow way.
+func (s *supervisor) quiet(sp *spare) bool {
+	select {
+	case <-sp.done:
+	default:
+		return false
+	}
+	// First the look at /proc: any process that could have continued sp existed before it,
+	// and a SIGCONT marks sp as continued when it is sent, so the reap after it tells.
+	others, err := otherProcesses()
+	if err != nil || len(others) > 1 || len(others) == 1 && others[0] != sp.pid {
+		return false
+	}
+	s.reap()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.watched[sp.pid] != sp.child {
+		return true // reaped: dead
+	}
+	return sp.stopped && !sp.resumed
+}
+
+// Room a gated spare needs while the last task's process, tearing down, still counts against
+// the container's limits: tasks (its Go runtime's threads) and memory.
+const (
+	spareTasks  = 32
+	spareMemory = 32 << 20
+)
+
+// cgroupFiles are the usage and limit files of the pids and memory controllers: cgroup v1,
+// then v2.
+var cgroupFiles = [2][2][2]string{
+	{
+		{"/sys/fs/cgroup/pids/pids.current", "/sys/fs/cgroup/pids/pids.max"},
+		{"/sys/fs/cgroup/pids.current", "/sys/fs/cgroup/pids.max"},
+	},
+	{
+		{"/sys/fs/cgroup/memory/memory.usage_in_bytes", "/sys/fs/cgroup/memory/memory.limit_in_bytes"},
+		{"/sys/fs/cgroup/memory.current", "/sys/fs/cgroup/memory.max"},
+	},
+}
+
+// room holds the usage and limit files of the pids and memory cgroups, open (read again at
+// offset 0 per call: no path lookups on the call's path).
+type room struct {
+	files [2][2]*os.File // [pids, memory][usage, limit]
+}
+
+// openRoom opens the files roomFor reads; nil when either controller's are missing.
+func openRoom() *room {
+	r := &room{}
+	for controller, versions := range cgroupFiles {
+		for _, paths := range versions {
+			usage, err := os.Open(paths[0])
+			if err != nil {
+				continue
+			}
+			limit, err := os.Open(paths[1])
+			if err != nil {
+				usage.Close()
+				continue
+			}
+			r.files[controller] = [2]*os.File{usage, limit}
+			break
+		}
+		if r.files[controller][0] == nil {
+			r.close()
+			return nil
+		}
+	}
+	return r
+}
+
+func (r *room) close() {
+	for _, pair := range r.files {
+		for _, f := range pair {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+}
+
+// enough reports whether the container's pids and memory cgroups leave a spare room to start
+// before the last task's process is gone: a task that used (nearly) all of either must not
+// make the next call's process fail to start. Unknown (nil, unreadable) counts as no room.
+func (r *room) enough() bool {
+	if r == nil {
+		return false
+	}
+	for controller, need := range [2]uint64{spareTasks, spareMemory} {
+		usage, okUsage := readCount(r.files[controller][0])
+		limit, okLimit := readCount(r.files[controller][1])
+		if !okUsage || !okLimit || usage > limit || limit-usage < need {
+			return false
+		}
+	}
+	return true
+}
+
+// readCount reads a cgroup counter or limit from the start of f ("max": no limit).
+func readCount(f *os.File) (uint64, bool) {
+	var buf [32]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if n == 0 || err != nil && !errors.Is(err, io.EOF) {
+		return 0, false
+	}
+	text := strings.TrimSpace(string(buf[:n]))
+	if text == "max" {
+		return math.MaxUint64, true
+	}
+	count, err := strconv.ParseUint(text, 10, 64)
+	return count, err == nil
+}
+
+// awaitGone waits until /proc lists no process but the supervisor and the new spare keep
+// (after quiet: the last task's process, killed, tearing down). False, after killing every
+// process (the new spare too), when any other process shows up.
+func (s *supervisor) awaitGone(keep int, deadline time.Time) bool {
+	var pause *time.Timer
+	for {
+		s.reap()
+		others, err := otherProcesses()
+		if err != nil || time.Now().After(deadline) {
+			killOthers()
+			return false
+		}
+		gone := true
+		for _, pid := range others {
+			if pid != keep {
+				gone = false
+			}
+		}
+		if gone {
+			return true
+		}
+		if pause == nil {
+			pause = time.NewTimer(time.Millisecond)
+			defer pause.Stop()
+		} else {
+			pause.Reset(time.Millisecond)
+		}
+		select {
+		case <-s.reaped:
+			if !pause.Stop() {
+				<-pause.C
+			}
+		case <-pause.C:
+		}
+	}
 }
 
 func (s *supervisor) outputFailed(err error) int {
@@ -275,8 +484,12 @@ func (s *supervisor) outputFailed(err error) int {
 }
 
 func (s *supervisor) writeReady() error {
-	line := fmt.Sprintf(`{"ready":true,"runner":%s,"pid":%d,"sealed":%t}`+"\n",
-		quote(s.cfg.Runner), os.Getpid(), s.sealed)
+	hold := HoldLimit.Seconds()
+	if s.sealed {
+		hold = 0 // the spare starts once the request is read, and its timeout covers that
+	}
+	line := fmt.Sprintf(`{"ready":true,"runner":%s,"pid":%d,"sealed":%t,"hold":%g}`+"\n",
+		quote(s.cfg.Runner), os.Getpid(), s.sealed, hold)
 	_, err := s.out.WriteString(line)
 	return err
 }
@@ -400,9 +613,6 @@ wait:
 		<-readDone
 	}
 	_ = sp.stdout.Close()
-	if sp.ready != nil {
-		_ = sp.ready.Close()
-	}
 
 	switch {
 	case timedOut:
@@ -514,21 +724,26 @@ func quote(text string) string {
 // --- spares -----------------------------------------------------------------------------------
 
 // spareEnv is the supervisor's environment for the spares: without EXECUTOR_SERVE (a spare is
-// a one-shot runner), with EXECUTOR_READY_FD.
-func spareEnv(environ []string) []string {
-	env := make([]string, 0, len(environ)+1)
+// a one-shot runner), with EXECUTOR_READY_FD, and EXECUTOR_GATE_FD when gated.
+func spareEnv(environ []string, gated bool) []string {
+	env := make([]string, 0, len(environ)+2)
 	for _, kv := range environ {
-		if strings.HasPrefix(kv, "EXECUTOR_SERVE=") || strings.HasPrefix(kv, "EXECUTOR_READY_FD=") {
+		if strings.HasPrefix(kv, "EXECUTOR_SERVE=") || strings.HasPrefix(kv, "EXECUTOR_READY_FD=") ||
+			strings.HasPrefix(kv, "EXECUTOR_GATE_FD=") {
 			continue
 		}
 		env = append(env, kv)
 	}
-	return append(env, "EXECUTOR_READY_FD="+strconv.Itoa(ReadyFD))
+	env = append(env, "EXECUTOR_READY_FD="+strconv.Itoa(ReadyFD))
+	if gated {
+		env = append(env, "EXECUTOR_GATE_FD="+strconv.Itoa(GateFD))
+	}
+	return env
 }
 
-// startSpare starts the next spare and, with wait, waits until it has loaded the user module
-// (its readiness byte) or has ended (its request then answers with how it ended).
-func (s *supervisor) startSpare(wait bool) error {
+// startSpare starts the next spare; its loaded channel closes once the spare has loaded the
+// user module (its readiness byte) or has ended (its request then answers with how it ended).
+func (s *supervisor) startSpare() error {
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("request pipe: %w", err)
@@ -557,9 +772,20 @@ func (s *supervisor) startSpare(wait bool) error {
 		readyW.Close()
 		return fmt.Errorf("stderr pipe: %w", err)
 	}
+	files := []*os.File{reqR, respW, errW, readyW}
+	var gateR, gateW *os.File
+	if s.cfg.Gated {
+		if gateR, gateW, err = os.Pipe(); err != nil {
+			for _, f := range []*os.File{reqR, reqW, respR, respW, readyR, readyW, errR, errW} {
+				f.Close()
+			}
+			return fmt.Errorf("gate pipe: %w", err)
+		}
+		files = append(files, gateR)
+	}
 	attr := &os.ProcAttr{
 		Env:   s.env,
-		Files: []*os.File{reqR, respW, errW, readyW},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			Setsid:    true,
 			Pdeathsig: syscall.SIGKILL,
@@ -570,36 +796,68 @@ func (s *supervisor) startSpare(wait bool) error {
 	respW.Close()
 	readyW.Close()
 	errW.Close()
+	if gateR != nil {
+		gateR.Close()
+	}
 	if err != nil {
 		reqW.Close()
 		respR.Close()
 		readyR.Close()
 		errR.Close()
+		if gateW != nil {
+			gateW.Close()
+		}
 		return err
 	}
 	logs := newRelay(errR, os.Stderr)
-	sp := &spare{child: started, stdin: reqW, stdout: respR, ready: readyR, logs: logs}
+	sp := &spare{child: started, stdin: reqW, stdout: respR, loaded: make(chan struct{}), logs: logs, gate: gateW}
 	s.spare = sp
+	go func() {
+		defer close(sp.loaded)
+		defer readyR.Close()
+		var one [1]byte
+		_, _ = readyR.Read(one[:]) // the byte, or the end once every holder is dead
+	}()
 	// The OOM killer's first choice, never the parent. One-shot runners also raise it
 	// themselves before loading user code (the race-free half); this covers any command.
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", sp.pid), []byte("1000"), 0)
-
-	if !wait {
-		return nil // sealed mode: the request's timeout bounds the loading too
-	}
-	ready := make(chan struct{})
-	go func() {
-		defer close(ready)
-		var one [1]byte
-		_, _ = readyR.Read(one[:])
-	}()
-	select {
-	case <-ready:
-	case <-sp.done:
-	}
-	readyR.Close()
-	sp.ready = nil
 	return nil
+}
+
+// discard closes the supervisor's ends of a spare's pipes (the spare is killed).
+func (sp *spare) discard() {
+	for _, f := range []*os.File{sp.stdin, sp.stdout, sp.gate} {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+	sp.gate = nil
+}
+
+// open lets a gated spare load the user module (nothing for one without a gate).
+func (sp *spare) open() {
+	if sp.gate == nil {
+		return
+	}
+	_, _ = sp.gate.Write([]byte{'\n'}) // EPIPE when it is gone: its request answers how
+	_ = sp.gate.Close()
+	sp.gate = nil
+}
+
+// awaitLoaded waits until the spare has loaded or has ended, at most limit (0: no limit).
+func (s *supervisor) awaitLoaded(limit time.Duration) {
+	sp := s.spare
+	var expired <-chan time.Time
+	if limit > 0 {
+		timer := time.NewTimer(limit)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case <-sp.loaded:
+	case <-sp.done:
+	case <-expired:
+	}
 }
 
 // start starts a child whose exit status is wanted.
@@ -623,15 +881,33 @@ func (s *supervisor) reap() {
 		var status syscall.WaitStatus
 		// WUNTRACED: a one-shot runner stops itself once it has answered (runner.Main), so
 		// the call's answer need not wait for its exit.
-		pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG|syscall.WUNTRACED, nil)
+		// WCONTINUED: a stopped task process that something continued is not quiet.
+		pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG|syscall.WUNTRACED|syscall.WCONTINUED, nil)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
 		if err != nil || pid <= 0 {
 			return
 		}
-		if c := s.watched[pid]; c != nil {
+		ended := status.Exited() || status.Signaled()
+		if ended {
+			select {
+			case s.reaped <- struct{}{}:
+			default:
+			}
+		}
+		c := s.watched[pid]
+		if c == nil {
+			continue
+		}
+		if ended {
 			delete(s.watched, pid)
+		}
+		switch {
+		case status.Continued():
+			c.resumed = c.stopped
+		case c.stopped: // its status was taken when it stopped
+		default:
 			c.status = status
 			c.stopped = status.Stopped()
 			close(c.done)
@@ -665,7 +941,10 @@ func killOthers() {
 // --- cleanup ----------------------------------------------------------------------------------
 
 // killAll kills every process but the parent and reaps them, until /proc lists no other.
+// Between two looks it waits for the next process reaped (SIGCHLD), at most a millisecond:
+// a killed task's teardown usually ends well within that.
 func (s *supervisor) killAll(deadline time.Time) error {
+	var pause *time.Timer
 	for {
 		killOthers()
 		s.reap()
@@ -679,7 +958,19 @@ func (s *supervisor) killAll(deadline time.Time) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes left: %v", others)
 		}
-		time.Sleep(time.Millisecond)
+		if pause == nil {
+			pause = time.NewTimer(time.Millisecond)
+			defer pause.Stop()
+		} else {
+			pause.Reset(time.Millisecond)
+		}
+		select {
+		case <-s.reaped:
+			if !pause.Stop() {
+				<-pause.C
+			}
+		case <-pause.C:
+		}
 	}
 }
 
@@ -724,18 +1015,39 @@ var oomFiles = []string{
 	"/sys/fs/cgroup/memory.events",             // cgroup v2
 }
 
+// oomFile is the first of oomFiles with a counter, kept open (read again at offset 0 per
+// call); nil when none has one.
+var oomFile = struct {
+	once sync.Once
+	f    *os.File
+}{}
+
 // oomKills reads the memory cgroup's oom_kill counter; ok is false when no file has one.
 func oomKills() (count uint64, ok bool) {
-	for _, path := range oomFiles {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
+	oomFile.once.Do(func() {
+		for _, path := range oomFiles {
+			if f, err := os.Open(path); err == nil {
+				if _, ok := readOOMKills(f); ok {
+					oomFile.f = f
+					return
+				}
+				f.Close()
+			}
 		}
-		if count, ok := parseOOMKills(data); ok {
-			return count, true
-		}
+	})
+	if oomFile.f == nil {
+		return 0, false
 	}
-	return 0, false
+	return readOOMKills(oomFile.f)
+}
+
+func readOOMKills(f *os.File) (uint64, bool) {
+	var buf [4096]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, false
+	}
+	return parseOOMKills(buf[:n])
 }
 
 func parseOOMKills(data []byte) (uint64, bool) {

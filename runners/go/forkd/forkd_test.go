@@ -2,6 +2,7 @@ package forkd
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -168,10 +169,14 @@ func TestWipe(t *testing.T) {
 }
 
 func TestSpareEnvAndWipePaths(t *testing.T) {
-	env := spareEnv([]string{"PATH=/bin", "EXECUTOR_SERVE=fork", "EXECUTOR_READY_FD=9", "EXECUTOR_SERVEX=1"})
+	given := []string{"PATH=/bin", "EXECUTOR_SERVE=fork", "EXECUTOR_READY_FD=9", "EXECUTOR_SERVEX=1", "EXECUTOR_GATE_FD=7"}
+	env := spareEnv(given, false)
 	want := []string{"PATH=/bin", "EXECUTOR_SERVEX=1", "EXECUTOR_READY_FD=3"}
 	if !reflect.DeepEqual(env, want) {
 		t.Fatalf("%v", env)
+	}
+	if env := spareEnv(given, true); !reflect.DeepEqual(env, append(want, "EXECUTOR_GATE_FD=4")) {
+		t.Fatalf("gated: %v", env)
 	}
 	t.Setenv("EXECUTOR_FORK_WIPE", "/scratch:/:/scratch/:/other")
 	paths := wipePaths()
@@ -244,5 +249,42 @@ func mustWrite(t *testing.T, path string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestReadCount(t *testing.T) {
+	dir := t.TempDir()
+	for text, want := range map[string]uint64{"max\n": math.MaxUint64, "42\n": 42, "7": 7} {
+		path := filepath.Join(dir, "count")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ { // read again from the start
+			if got, ok := readCount(f); !ok || got != want {
+				t.Fatalf("%q: %d %v", text, got, ok)
+			}
+		}
+		f.Close()
+	}
+	for _, text := range []string{"many\n", ""} {
+		path := filepath.Join(dir, "bad")
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := readCount(f); ok {
+			t.Fatalf("%q: read", text)
+		}
+		f.Close()
+	}
+	if (*room)(nil).enough() {
+		t.Fatal("no counters: room")
 	}
 }

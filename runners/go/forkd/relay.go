@@ -90,6 +90,14 @@ func (r *relay) release() {
 // wait returns once every writer has closed the pipe (they are dead) and all is written, or
 // false at the deadline.
 func (r *relay) wait(deadline time.Time) bool {
+	select { // usually so already: the runner closes its stderr before it stops
+	case <-r.done:
+		if r.writing.TryLock() {
+			r.writing.Unlock()
+			return true
+		}
+	default:
+	}
 	written := make(chan struct{})
 	go func() {
 		<-r.done

@@ -912,14 +912,15 @@ def _control(request: dict) -> tuple:
     limit = request.get("max_output_bytes")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise _Failure("BAD_REQUEST", '"max_output_bytes" must be an integer (>= 0)')
-    return timeout, limit
+    # A hint from the host, not enforced: another call waits for this container.
+    return timeout, limit, request.get("queued") is True
 
 
 _INT_REPR = int.__repr__  # what json's encoder uses for numbers, bound before the import
 _FLOAT_REPR = float.__repr__
 
 
-def _control_line(timeout, limit, marker) -> bytes:
+def _control_line(timeout, limit, queued, marker) -> bytes:
     """The control line as ``_encode`` writes the dict, without building an encoder."""
     timeout = b"null" if timeout is None else _number(timeout)
     limit = b"null" if limit is None else _number(limit)
@@ -929,6 +930,7 @@ def _control_line(timeout, limit, marker) -> bytes:
         + timeout
         + b',"max_output_bytes":'
         + limit
+        + (b',"queued":true' if queued else b"")
         + b',"log_marker":'
         + (marker + b"}\n")
     )
@@ -981,6 +983,7 @@ class _ForkServer:
         if self.oom.fd is not None:
             self.private.append(self.oom.fd)
         self.spare: _Spare | None = None
+        self.queued = False  # the call's request said another call waits (see cleanup)
         # One poller for every call (the wakeup fd always in it, the call's channel added):
         # what the parent allocates while a task process shares its pages costs faults.
         self.poller = select.poll()
@@ -1001,8 +1004,11 @@ class _ForkServer:
                     continue
                 self.park()
                 answer = self.call(length)
-                self.cleanup(answer)
-                self.send([_READY])
+                if self.queued:  # another call waits: the answer and the ready line in one write
+                    self.cleanup(answer, ready=True)
+                else:
+                    self.cleanup(answer)
+                    self.send([_READY])
                 self.fork_spare()
         except BrokenPipeError:  # the host closed our stdout: nobody to answer
             pass
@@ -1124,6 +1130,7 @@ class _ForkServer:
         stopping, as it could forge one and exit) gains nothing: the channel must hold
         exactly one response line either way."""
         oom_before = self.oom_before
+        self.queued = False
         spare = self.dispatch(length)
         started = time.monotonic()
         self.poller.register(spare.channel, select.POLLIN)  # unregistered by cleanup
@@ -1240,6 +1247,7 @@ class _ForkServer:
             if end != len(text):
                 raise ValueError(end)
             timeout, limit, marker = got["timeout"], got["max_output_bytes"], got["log_marker"]
+            self.queued = got.get("queued") is True
             if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
                 raise TypeError(timeout)
             if limit is not None and (isinstance(limit, bool) or not limit >= 0):
@@ -1305,14 +1313,18 @@ class _ForkServer:
             response["log_marker"] = marker
         return marker, [_encode(response) + b"\n"]
 
-    def cleanup(self, answer=None) -> None:
+    def cleanup(self, answer=None, ready: bool = False) -> None:
         """Send SIGKILL to every other process, take the protocol back and write the answer;
         then reap them all, wipe the writable paths and remove System V IPC objects. Raise
         _Unclean when that cannot be confirmed within 5 s.
 
         A process with SIGKILL pending never runs another instruction of its own, so nothing
         the call started acts after its answer; waiting for the processes' teardown (the
-        reaping) happens after the answer, before the next ready line."""
+        reaping) happens after the answer, before the next ready line. With ``ready`` (the
+        request said another call waits for this container) the answer waits for the cleanup
+        instead and goes out with the ready line in one write: the waiting call could not
+        start before the ready line anyway, and the host and the engine handle one frame
+        instead of two (docs/ARCHITECTURE.md)."""
         deadline = time.monotonic() + _CLEANUP_SECONDS
         channel_fd = None
         if self.spare is not None:
@@ -1323,11 +1335,29 @@ class _ForkServer:
             os.kill(-1, signal.SIGKILL)
         if not self.protocol:
             self.unpark()
-        if answer is not None:
-            marker, parts = answer
-            if marker is not None:
-                _log_marker(marker)
-            self.send(parts)
+        if not ready:
+            self.answer_now(answer)
+            answer = None
+        try:
+            self.confirm(deadline, channel_fd)
+        except BaseException:
+            self.answer_now(answer)  # unclean: the task's answer still, but no ready line
+            raise
+        self.answer_now(answer, _READY)  # None unless ``ready``
+        self.request.clear()
+        self.channel.clear()
+
+    def answer_now(self, answer, ready=None) -> None:
+        """The log marker on stderr, then the answer on the protocol stdout (with ``ready``)."""
+        if answer is None:
+            return
+        marker, parts = answer
+        if marker is not None:
+            _log_marker(marker)
+        self.send(parts if ready is None else [*parts, ready])
+
+    def confirm(self, deadline: float, channel_fd) -> None:
+        """Reap every process, wipe, remove System V IPC objects: the container is clean."""
         _kill_all(deadline, self.wakeup[0])  # from here on no process can come back
         # Bookkeeping here, where no other process shares the parent's pages any more.
         if channel_fd is not None:
@@ -1346,8 +1376,6 @@ class _ForkServer:
                         raise
                     raise _Unclean(f"{type(exc).__name__}: {exc}") from exc
                 time.sleep(0.001)
-        self.request.clear()
-        self.channel.clear()
 
     # --- inside the task process ------------------------------------------------------------
 
@@ -1425,12 +1453,12 @@ class _ForkServer:
         runner = self.runner
         try:
             request = self.parse(raw)
-            timeout, limit = _control(request)
+            timeout, limit, queued = _control(request)
         except _Failure as failure:
             error = _encode(_error(failure.code, failure.message, failure.details))
-            _write_fd(channel, _control_line(None, None, runner.marker) + error + b"\n")
+            _write_fd(channel, _control_line(None, None, False, runner.marker) + error + b"\n")
             return
-        _write_fd(channel, _control_line(timeout, limit, runner.marker))
+        _write_fd(channel, _control_line(timeout, limit, queued, runner.marker))
         response = self.respond(request, runner.function)
         _flush_stdio()
         _write_fd(channel, response + b"\n")

@@ -719,7 +719,10 @@ class _Buffer:
         self.view[: self.used] = old_view[: self.used]
         self.generation += 1
         old_view.release()
-        old_map.close()  # unmapped: its pages go back to the kernel, nothing to zero
+        # Unmapped: its pages go back to the kernel, nothing to zero. While a view of it lives
+        # (an earlier answer's), close() refuses: then it goes with the last view.
+        with contextlib.suppress(BufferError):
+            old_map.close()
 
     def read_from(self, fd: int) -> int:
         self.room(_CHUNK if self.used >= _CHUNK else 65536)
@@ -1009,6 +1012,9 @@ class _ForkServer:
                 else:
                     self.cleanup(answer)
                     self.send([_READY])
+                # The answer's views of the channel buffer go now: the next call may replace
+                # that buffer (room), and a mapping with views cannot be closed.
+                answer = None
                 self.fork_spare()
         except BrokenPipeError:  # the host closed our stdout: nobody to answer
             pass

@@ -331,13 +331,11 @@ class Pool(Source):
         turns = 0
         while True:
             while self._idle:
-                head = self._idle[0][1]
-                if turns < _UNREAD_TURNS and not head.owes_ready and head.attachment.unread():
+                if turns < _UNREAD_TURNS and self._idle[0][1].attachment.unread():
                     # Bytes came while it sat idle, maybe its end of stream (removed from
                     # outside a moment ago): turns of the event loop read them, so the
-                    # container is seen dead instead of written to. Bounded per lease. (A
-                    # fork worker owing its ready line reads its stream next anyway, and an
-                    # end of stream there replaces it: no turns.)
+                    # container is seen dead instead of written to. Bounded per lease. (A fork
+                    # worker's ready line is such bytes too, unless it came with the answer.)
                     turns += 1
                     await anyio.lowlevel.checkpoint()
                     continue

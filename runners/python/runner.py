@@ -1016,7 +1016,10 @@ class _ForkServer:
         if self.oom.fd is not None:
             self.private.append(self.oom.fd)
         self.spare: _Spare | None = None
-        self.queued = False  # the call's request said another call waits (see cleanup)
+        # The last call's request said another call waits (see cleanup); its spare then skips
+        # the warm-up (wait_request): the request is on its way, and the warm-up's run through
+        # the call's path would be CPU spent twice on a saturated machine.
+        self.queued = False
         # One poller for every call (the wakeup fd always in it, the call's channel added):
         # what the parent allocates while a task process shares its pages costs faults.
         self.poller = select.poll()
@@ -1459,7 +1462,8 @@ class _ForkServer:
             return os.read(go, 8)  # the parent writes the 8 bytes at once (< PIPE_BUF)
         except BlockingIOError:
             pass
-        self.warm_up()
+        if not self.queued:  # after a queued call the next request is on its way: no warm-up
+            self.warm_up()
         waiting = select.poll()
         waiting.register(go, select.POLLIN)
         while True:

@@ -152,7 +152,12 @@ class EngineCore:
         try:
             with anyio.CancelScope(deadline=deadline) as task_scope:
                 reply = await exchange(
-                    container, payload, spec, close_stdin=source.close_stdin, tap=tap
+                    container,
+                    payload,
+                    spec,
+                    close_stdin=source.close_stdin,
+                    tap=tap,
+                    queued=source.queued,
                 )
         except BaseException as exc:
             # Cancellation, oversize output, engine failure: this container goes, now.

@@ -63,6 +63,8 @@ _LINGER_MARGIN = 0.05
 _OOM_FLAG_LOOKS = 10
 #: Extra time allowed for the final inspection of a container that died without answering.
 _INSPECT_GRACE = 5.0
+#: What ends a request line (an object, then a newline) when another call waits (fork mode).
+_QUEUED = b',"queued":true}\n'
 
 
 class Outgoing(NamedTuple):
@@ -140,8 +142,13 @@ async def exchange(
     *,
     close_stdin: bool,
     tap: Tap | None = None,
+    queued: bool = False,
 ) -> Reply:
     """Write one request and read until its response is complete or the streams end.
+
+    ``queued`` (fork mode: another call waits for this container) adds ``"queued":true`` to
+    the request: the runner may then answer after its cleanup, in one write with its next
+    ready line (docs/RUNNERS.md, "Fork mode").
 
     Raises :class:`OutputTooLarge` when stdout passes ``max_output_bytes`` (the caller kills
     the container). Stderr beyond ``max_log_bytes`` is dropped and flagged. ``tap`` (streamed
@@ -149,7 +156,7 @@ async def exchange(
     decides is the :class:`~.reader.Reader`'s; this is its I/O.
     """
     attachment = container.attachment
-    await attachment.write(payload.data)
+    await attachment.write(payload.data[:-2] + _QUEUED if queued else payload.data)
     if close_stdin:
         attachment.close_stdin()
     reader = Reader(

@@ -99,6 +99,11 @@ class Source(ABC):
         """Containers started and waiting for a call."""
         return 0
 
+    @property
+    def queued(self) -> bool:
+        """Whether the runner should hear that another call waits (fork mode only)."""
+        return False
+
     def _remove_later(self, container: Container) -> Awaitable[None]:
         return self.background.run(_remove_used, container)
 
@@ -329,7 +334,8 @@ class Pool(Source):
                 if turns < _UNREAD_TURNS and self._idle[0][1].attachment.unread():
                     # Bytes came while it sat idle, maybe its end of stream (removed from
                     # outside a moment ago): turns of the event loop read them, so the
-                    # container is seen dead instead of written to. Bounded per lease.
+                    # container is seen dead instead of written to. Bounded per lease. (A fork
+                    # worker's ready line is such bytes too, unless it came with the answer.)
                     turns += 1
                     await anyio.lowlevel.checkpoint()
                     continue
@@ -462,6 +468,13 @@ class ForkWorkers(Workers):
 
     def _returned(self, container: Container) -> None:
         container.owes_ready = True
+
+    @property
+    def queued(self) -> bool:
+        """A call waits for a container: the runner then sends the answer after its cleanup,
+        with its ready line in the same write (one frame less for the engine and for us; the
+        waiting call could not have had this container before the ready line anyway)."""
+        return self.waiting > 0
 
     async def _ready(self, container: Container) -> bool:
         return not container.owes_ready or await self._cleaned(container)

@@ -51,7 +51,6 @@ import errno  # noqa: E402
 import fcntl  # noqa: E402
 import gc  # noqa: E402
 import importlib.util  # noqa: E402  (after the fd swap on purpose)
-import inspect  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import mmap  # noqa: E402
@@ -62,9 +61,11 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
+import types  # noqa: E402
 
 # Bound here, so that a task replacing them in builtins changes nothing in the runner's code.
 from builtins import isinstance, len  # noqa: E402, UP029
+from collections.abc import Awaitable  # noqa: E402
 
 DEFAULT_MODULE = "/app/execute.py"
 FUNCTION_NAME = "execute"
@@ -198,13 +199,42 @@ def _load():
     return function
 
 
+# inspect, without importing it: ~0.9 MB of the runner's heap (inspect pulls in ast, dis,
+# enum, tokenize...), which fork mode's parent copies (page tables) at every fork and every
+# task process tears down again. A module importing inspect itself changes nothing here.
+_CO_COROUTINE = 0x80
+_CO_ITERABLE_COROUTINE = 0x100
+
+
+def _is_awaitable(value) -> bool:
+    """``inspect.isawaitable`` (the same three checks, unchanged since Python 3.5)."""
+    return (
+        isinstance(value, types.CoroutineType)
+        or (
+            isinstance(value, types.GeneratorType)
+            and bool(value.gi_code.co_flags & _CO_ITERABLE_COROUTINE)
+        )
+        or isinstance(value, Awaitable)
+    )
+
+
+def _is_coroutine_function(function) -> bool:
+    """``inspect.iscoroutinefunction``: decided here for a plain function (its code's flag),
+    by inspect itself for anything else (partials, methods, marked callables)."""
+    if type(function) is types.FunctionType and "_is_coroutine_marker" not in function.__dict__:
+        return bool(function.__code__.co_flags & _CO_COROUTINE)
+    import inspect
+
+    return inspect.iscoroutinefunction(function)
+
+
 class _Runner:
     def __init__(self, fork: bool = False):
         self.function = _load()
         self.loop = None
         self.marker = None
         self.files = None
-        if inspect.iscoroutinefunction(self.function):
+        if _is_coroutine_function(self.function):
             if fork:
                 import asyncio  # noqa: F401  (imported now; each task process makes its own loop)
             else:
@@ -280,7 +310,7 @@ class _Runner:
             _empty_collect_dir(collect[0])  # no earlier call's files come back
         try:
             result = self.function(request.get("input"))
-            if inspect.isawaitable(result):
+            if _is_awaitable(result):
                 result = self._ensure_loop().run_until_complete(result)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
@@ -719,7 +749,10 @@ class _Buffer:
         self.view[: self.used] = old_view[: self.used]
         self.generation += 1
         old_view.release()
-        old_map.close()  # unmapped: its pages go back to the kernel, nothing to zero
+        # Unmapped: its pages go back to the kernel, nothing to zero. While a view of it lives
+        # (an earlier answer's), close() refuses: then it goes with the last view.
+        with contextlib.suppress(BufferError):
+            old_map.close()
 
     def read_from(self, fd: int) -> int:
         self.room(_CHUNK if self.used >= _CHUNK else 65536)
@@ -912,14 +945,15 @@ def _control(request: dict) -> tuple:
     limit = request.get("max_output_bytes")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise _Failure("BAD_REQUEST", '"max_output_bytes" must be an integer (>= 0)')
-    return timeout, limit
+    # A hint from the host, not enforced: another call waits for this container.
+    return timeout, limit, request.get("queued") is True
 
 
 _INT_REPR = int.__repr__  # what json's encoder uses for numbers, bound before the import
 _FLOAT_REPR = float.__repr__
 
 
-def _control_line(timeout, limit, marker) -> bytes:
+def _control_line(timeout, limit, queued, marker) -> bytes:
     """The control line as ``_encode`` writes the dict, without building an encoder."""
     timeout = b"null" if timeout is None else _number(timeout)
     limit = b"null" if limit is None else _number(limit)
@@ -929,6 +963,7 @@ def _control_line(timeout, limit, marker) -> bytes:
         + timeout
         + b',"max_output_bytes":'
         + limit
+        + (b',"queued":true' if queued else b"")
         + b',"log_marker":'
         + (marker + b"}\n")
     )
@@ -981,6 +1016,10 @@ class _ForkServer:
         if self.oom.fd is not None:
             self.private.append(self.oom.fd)
         self.spare: _Spare | None = None
+        # The last call's request said another call waits (see cleanup); its spare then skips
+        # the warm-up (wait_request): the request is on its way, and the warm-up's run through
+        # the call's path would be CPU spent twice on a saturated machine.
+        self.queued = False
         # One poller for every call (the wakeup fd always in it, the call's channel added):
         # what the parent allocates while a task process shares its pages costs faults.
         self.poller = select.poll()
@@ -1001,8 +1040,14 @@ class _ForkServer:
                     continue
                 self.park()
                 answer = self.call(length)
-                self.cleanup(answer)
-                self.send([_READY])
+                if self.queued:  # another call waits: the answer and the ready line in one write
+                    self.cleanup(answer, ready=True)
+                else:
+                    self.cleanup(answer)
+                    self.send([_READY])
+                # The answer's views of the channel buffer go now: the next call may replace
+                # that buffer (room), and a mapping with views cannot be closed.
+                answer = None
                 self.fork_spare()
         except BrokenPipeError:  # the host closed our stdout: nobody to answer
             pass
@@ -1124,6 +1169,7 @@ class _ForkServer:
         stopping, as it could forge one and exit) gains nothing: the channel must hold
         exactly one response line either way."""
         oom_before = self.oom_before
+        self.queued = False
         spare = self.dispatch(length)
         started = time.monotonic()
         self.poller.register(spare.channel, select.POLLIN)  # unregistered by cleanup
@@ -1240,6 +1286,7 @@ class _ForkServer:
             if end != len(text):
                 raise ValueError(end)
             timeout, limit, marker = got["timeout"], got["max_output_bytes"], got["log_marker"]
+            self.queued = got.get("queued") is True
             if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
                 raise TypeError(timeout)
             if limit is not None and (isinstance(limit, bool) or not limit >= 0):
@@ -1305,14 +1352,18 @@ class _ForkServer:
             response["log_marker"] = marker
         return marker, [_encode(response) + b"\n"]
 
-    def cleanup(self, answer=None) -> None:
+    def cleanup(self, answer=None, ready: bool = False) -> None:
         """Send SIGKILL to every other process, take the protocol back and write the answer;
         then reap them all, wipe the writable paths and remove System V IPC objects. Raise
         _Unclean when that cannot be confirmed within 5 s.
 
         A process with SIGKILL pending never runs another instruction of its own, so nothing
         the call started acts after its answer; waiting for the processes' teardown (the
-        reaping) happens after the answer, before the next ready line."""
+        reaping) happens after the answer, before the next ready line. With ``ready`` (the
+        request said another call waits for this container) the answer waits for the cleanup
+        instead and goes out with the ready line in one write: the waiting call could not
+        start before the ready line anyway, and the host and the engine handle one frame
+        instead of two (docs/ARCHITECTURE.md)."""
         deadline = time.monotonic() + _CLEANUP_SECONDS
         channel_fd = None
         if self.spare is not None:
@@ -1323,11 +1374,29 @@ class _ForkServer:
             os.kill(-1, signal.SIGKILL)
         if not self.protocol:
             self.unpark()
-        if answer is not None:
-            marker, parts = answer
-            if marker is not None:
-                _log_marker(marker)
-            self.send(parts)
+        if not ready:
+            self.answer_now(answer)
+            answer = None
+        try:
+            self.confirm(deadline, channel_fd)
+        except BaseException:
+            self.answer_now(answer)  # unclean: the task's answer still, but no ready line
+            raise
+        self.answer_now(answer, _READY)  # None unless ``ready``
+        self.request.clear()
+        self.channel.clear()
+
+    def answer_now(self, answer, ready=None) -> None:
+        """The log marker on stderr, then the answer on the protocol stdout (with ``ready``)."""
+        if answer is None:
+            return
+        marker, parts = answer
+        if marker is not None:
+            _log_marker(marker)
+        self.send(parts if ready is None else [*parts, ready])
+
+    def confirm(self, deadline: float, channel_fd) -> None:
+        """Reap every process, wipe, remove System V IPC objects: the container is clean."""
         _kill_all(deadline, self.wakeup[0])  # from here on no process can come back
         # Bookkeeping here, where no other process shares the parent's pages any more.
         if channel_fd is not None:
@@ -1346,8 +1415,6 @@ class _ForkServer:
                         raise
                     raise _Unclean(f"{type(exc).__name__}: {exc}") from exc
                 time.sleep(0.001)
-        self.request.clear()
-        self.channel.clear()
 
     # --- inside the task process ------------------------------------------------------------
 
@@ -1395,7 +1462,8 @@ class _ForkServer:
             return os.read(go, 8)  # the parent writes the 8 bytes at once (< PIPE_BUF)
         except BlockingIOError:
             pass
-        self.warm_up()
+        if not self.queued:  # after a queued call the next request is on its way: no warm-up
+            self.warm_up()
         waiting = select.poll()
         waiting.register(go, select.POLLIN)
         while True:
@@ -1417,7 +1485,7 @@ class _ForkServer:
             request = self.parse(_WARM_UP)
             _control_line(*_control(request), runner.marker)
             self.respond(request, _echo)  # the path of a call, with the runner's own function
-            inspect.isawaitable(runner.function)  # what a result of another type meets
+            _is_awaitable(runner.function)  # what a result of another type meets
             _flush_stdio()
         runner.marker = None
 
@@ -1425,12 +1493,12 @@ class _ForkServer:
         runner = self.runner
         try:
             request = self.parse(raw)
-            timeout, limit = _control(request)
+            timeout, limit, queued = _control(request)
         except _Failure as failure:
             error = _encode(_error(failure.code, failure.message, failure.details))
-            _write_fd(channel, _control_line(None, None, runner.marker) + error + b"\n")
+            _write_fd(channel, _control_line(None, None, False, runner.marker) + error + b"\n")
             return
-        _write_fd(channel, _control_line(timeout, limit, runner.marker))
+        _write_fd(channel, _control_line(timeout, limit, queued, runner.marker))
         response = self.respond(request, runner.function)
         _flush_stdio()
         _write_fd(channel, response + b"\n")
@@ -1464,7 +1532,7 @@ class _ForkServer:
         before = _usage_now()
         try:
             result = function(request.get("input"))
-            if type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result):
+            if type(result) not in _NEVER_AWAITABLE and _is_awaitable(result):
                 result = runner._ensure_loop().run_until_complete(result)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
@@ -1479,7 +1547,7 @@ class _ForkServer:
             return _encode(_error("OUTPUT_NOT_SERIALIZABLE", message))
 
 
-#: Exact types no result of which is awaitable (inspect.isawaitable is False): not asked.
+#: Exact types no result of which is awaitable (_is_awaitable is False): not asked.
 _NEVER_AWAITABLE = frozenset((str, int, float, bool, type(None), dict, list, tuple))
 
 

@@ -27,7 +27,7 @@ from .._errors import (
 )
 from .._observe import CONTAINER, DEBUG, call_done, call_timed_out, engine_down, engine_up, killed
 from ..engine import INSTANCE_LABEL, cleanup, shielded
-from .exchange import conclude, exchange
+from .exchange import QUEUED_SLACK, conclude, exchange
 from .images import Readiness
 from .lifecycle import Admission
 from .sources import ForkWorkers, Pool, Source, make_source
@@ -147,8 +147,11 @@ class EngineCore:
         spec = self.spec
         timeout = spec.timeout
         # A fork-mode runner may hold the request while its spare loads, outside the timeout
-        # it enforces itself (the ready line's ``hold``): this deadline is only the backstop.
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout + container.hold
+        # it enforces itself (the ready line's ``hold``), and answers a queued call after its
+        # cleanup (QUEUED_SLACK): this deadline is only the backstop.
+        queued = source.queued
+        slack = container.hold + (QUEUED_SLACK if queued else 0.0)
+        deadline = math.inf if timeout is None else anyio.current_time() + timeout + slack
         try:
             with anyio.CancelScope(deadline=deadline) as task_scope:
                 reply = await exchange(
@@ -157,7 +160,7 @@ class EngineCore:
                     spec,
                     close_stdin=source.close_stdin,
                     tap=tap,
-                    queued=source.queued,
+                    queued=queued,
                 )
         except BaseException as exc:
             # Cancellation, oversize output, engine failure: this container goes, now.

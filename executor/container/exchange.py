@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .lifecycle import Container
 
 __all__ = [
+    "QUEUED_SLACK",
     "CallSpec",
     "Encoder",
     "Outgoing",
@@ -65,6 +66,11 @@ _OOM_FLAG_LOOKS = 10
 _INSPECT_GRACE = 5.0
 #: What ends a request line (an object, then a newline) when another call waits (fork mode).
 _QUEUED = b',"queued":true}\n'
+#: A queued fork call is answered after the runner's cleanup (reaping, bounded at 5 s in the
+#: Python runner, and the wipe of what the task left, bounded by its memory): the host's own
+#: deadline, only a backstop behind the runner's TIMEOUT answer, allows for it, so that a task
+#: that ended in time is never reported as timed out because its answer waited for a cleanup.
+QUEUED_SLACK = 10.0
 
 
 class Outgoing(NamedTuple):

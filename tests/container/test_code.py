@@ -289,3 +289,50 @@ def test_languages_and_inputs_are_checked() -> None:
         with pytest.raises(InputValidationError) as info:
             ex._task(bad)
         assert info.value.path == path
+
+
+#: Makes empty files in /tmp (the fork runner's wipe removes them) for 2.3 s; prints how many.
+MANY_FILES = """
+import os, time
+os.makedirs("/tmp/many", exist_ok=True)
+end, made = time.monotonic() + 2.3, 0
+while time.monotonic() < end:
+    for _ in range(200):
+        open(f"/tmp/many/{made}", "w").close()
+        made += 1
+print(made)
+"""
+
+
+async def test_a_queued_fork_call_waits_for_its_cleanup_without_being_timed_out() -> None:
+    """With another call waiting, a fork-mode call is answered after the runner's cleanup, in
+    one write with the ready line. A program that ended within its time but left some 300,000
+    files for the wipe (about a second of it) still gets its result, not ExecutionTimeout: the
+    host's deadline allows for the cleanup, the runner's own TIMEOUT stays the program's limit.
+    (Without that allowance this call was reported as timed out after 3.4 s.)"""
+    labels = case()
+    settings = config(
+        PYTHON_IMAGE,
+        mode="fork",
+        containers=1,
+        timeout=3.0,
+        memory_bytes=1536 * 1024 * 1024,
+        labels=labels,
+    )
+    results: dict[str, Any] = {}
+    async with CodeExecutor("python", settings) as ex:
+        await ex.execute(CodeRun("print(0)"))  # the container, ready
+
+        async def run(name: str, code: str, after: float) -> None:
+            await anyio.sleep(after)
+            results[name] = await ex.execute(CodeRun(code))
+
+        async with anyio.create_task_group() as tg:
+            # The first holds the container; the second is sent while the third waits.
+            tg.start_soon(run, "first", "import time; time.sleep(0.5)", 0.0)
+            tg.start_soon(run, "files", MANY_FILES, 0.1)
+            tg.start_soon(run, "third", "print(3)", 0.2)
+    made = results["files"]
+    assert int(made.stdout) > 10_000 and made.duration < 3.0
+    assert results["third"].stdout == "3\n"
+    assert not containers(labels)

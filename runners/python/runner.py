@@ -1363,7 +1363,7 @@ class _ForkServer:
         request said another call waits for this container) the answer waits for the cleanup
         instead and goes out with the ready line in one write: the waiting call could not
         start before the ready line anyway, and the host and the engine handle one frame
-        instead of two (docs/ARCHITECTURE.md)."""
+        instead of two (docs/FORK-PERFORMANCE.md)."""
         deadline = time.monotonic() + _CLEANUP_SECONDS
         channel_fd = None
         if self.spare is not None:

@@ -41,6 +41,7 @@ __all__ = [
     "code_run",
     "compile_flags",
     "default_image",
+    "image_named",
     "judge_image",
     "language_of",
 ]
@@ -191,10 +192,14 @@ def judge_image(image: str) -> bool:
     (``EXECUTOR_JUDGE_IMAGE``), or a name whose last part holds ``judge`` as a word
     (``executor/runner-judge:latest``, ``myorg/judge-extra:1``). It has node next to the
     compilers, so any program is judged there with a checker in any language."""
-    if image == default_image("judge"):
-        return True
+    return image == default_image("judge") or image_named(image, "judge")
+
+
+def image_named(image: str, word: str) -> bool:
+    """Whether the last part of ``image``'s name (no registry, tag or digest) holds ``word`` as
+    a word: ``runner-judge``, ``judge_extra``, ``python3`` for ``judge`` and ``python``."""
     name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0].lower()
-    return re.search(r"(^|[-_.])judge($|[-_.0-9])", name) is not None
+    return re.search(rf"(^|[-_.]){word}($|[-_.0-9])", name) is not None
 
 
 def default_image(family: str) -> str:

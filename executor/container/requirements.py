@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._code import image_named
 from .._errors import ConfigError
 
 if TYPE_CHECKING:
@@ -41,9 +42,8 @@ _NPM_SPEC = re.compile(r"(@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*(@\S+)
 
 def runner_of(image: str) -> str | None:
     """``python``, ``node`` or ``go`` when the image's name says so, else None."""
-    name = image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0].lower()
     for runner in ("python", "node", "go"):
-        if re.search(rf"(^|[-_.]){runner}($|[-_.0-9])", name):
+        if image_named(image, runner):
             return runner
     return None
 

@@ -60,8 +60,8 @@ _perf = time.perf_counter
 #: runner exits at once, but on a loaded host (load 29 on 2 cores) that took over 0.5 s.
 _LINGER = 2.0
 _LINGER_MARGIN = 0.05
-#: Re-inspections (0.1 s apart) of a container killed by SIGKILL without the OOM flag.
-_OOM_FLAG_LOOKS = 10
+#: How long a container killed by SIGKILL without the OOM flag is re-inspected (0.1 s apart).
+_OOM_FLAG_WINDOW = 1.0
 #: Extra time allowed for the final inspection of a container that died without answering.
 _INSPECT_GRACE = 5.0
 #: What ends a request line (an object, then a newline) when another call waits (fork mode).
@@ -366,10 +366,9 @@ async def explain(
         )
     # The engine records an OOM kill from a separate event that can land after the exit:
     # a SIGKILL status without the flag gets a few short looks before it is called a
-    # plain non-zero exit (never every 137 an OOM: the flag decides).
-    for _ in range(_OOM_FLAG_LOOKS):
-        if state.oom_killed or state.exit_code != 137:
-            break
+    # plain non-zero exit (never every 137 an OOM: the engine decides).
+    looks_until = anyio.current_time() + _OOM_FLAG_WINDOW
+    while state.exit_code == 137 and not state.oom_killed and anyio.current_time() < looks_until:
         await anyio.sleep(0.1)
         state = await engine.state(container.id)
     tail = reply.logs[-4000:]

@@ -12,7 +12,10 @@ tested on (:data:`TESTED_AIODOCKER`):
   ``DELETE /containers/{id}`` (for Podman's ``timeout``);
 * engine discovery is aiodocker's own (``DOCKER_HOST``, Docker contexts, the usual socket
   paths); for a unix socket the client is then rebuilt with an unlimited connector, since every
-  live attach holds a connection and aiohttp's default cap of 100 deadlocks a big pool.
+  live attach holds a connection and aiohttp's default cap of 100 deadlocks a big pool;
+* Docker 20.10 can leave ``State.OOMKilled`` false after an OOM kill (containerd's OOM event
+  reached the daemon after the exit event): :meth:`DockerEngine.state` then looks for the
+  container's ``oom`` event in ``GET /events`` (:meth:`DockerEngine._oom_logged`).
 
 Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled here once
 ``GET /_ping`` has said the engine is Podman (its ``Libpod-Api-Version`` header):
@@ -43,6 +46,7 @@ Podman's Docker API (tested: Podman 4.3.1) differs as follows; each is handled h
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import hashlib
 import io
@@ -98,6 +102,8 @@ _INFO_TTL = 60.0
 _info_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 #: Podman's default ulimits per engine address (see _merge_ulimits), kept as long.
 _ulimits_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+#: How long past now Docker's event log is read for an OOM event that missed the flag.
+_OOM_EVENT_WAIT = 1.0
 #: Removal attempts on Podman, which can refuse one racing with the container's own exit.
 _REMOVE_ATTEMPTS = 3
 #: aiodocker reports "cannot connect" as a DockerError with this pseudo status.
@@ -195,6 +201,20 @@ def _profile_file(profile: str) -> str:
     return path
 
 
+def _unflagged_kill(info: Mapping[str, Any]) -> bool:
+    """A stopped container whose PID 1 ended by SIGKILL (137) under a memory limit."""
+    state, host = info.get("State") or {}, info.get("HostConfig") or {}
+    return not state.get("Running") and state.get("ExitCode") == 137 and bool(host.get("Memory"))
+
+
+def _unix_seconds(stamp: str) -> int | None:
+    """Whole seconds since the epoch of an engine's RFC 3339 UTC time stamp, or ``None``."""
+    try:
+        return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+
+
 def _podman_oom(info: Mapping[str, Any]) -> bool:
     """Whether a Podman container's end was an OOM kill, read from its exit status and limit.
 
@@ -207,9 +227,9 @@ def _podman_oom(info: Mapping[str, Any]) -> bool:
     executor's own kills, at a timeout or cancellation, never ask why). Not read as one when an
     init process is PID 1: there a task's own SIGKILL also ends the container with 137.
     """
-    state, host = info.get("State") or {}, info.get("HostConfig") or {}
-    if state.get("Running") or state.get("ExitCode") != 137 or not host.get("Memory"):
+    if not _unflagged_kill(info):
         return False
+    host = info.get("HostConfig") or {}
     pid1 = str(info.get("Path") or "").rsplit("/", 1)[-1]
     return not (host.get("Init") or pid1 in ("catatonit", "tini") or pid1.endswith("-init"))
 
@@ -686,11 +706,40 @@ class DockerEngine(Engine):
         state = info.get("State", {})
         running = bool(state.get("Running"))
         oom = bool(state.get("OOMKilled")) or (self._kind == "podman" and _podman_oom(info))
+        if not oom and self._kind == "docker" and _unflagged_kill(info):
+            oom = await self._oom_logged(container_id, info)
         return ExitState(
             running=running,
             exit_code=None if running else state.get("ExitCode"),
             oom_killed=oom,
         )
+
+    async def _oom_logged(self, container_id: str, info: Mapping[str, Any]) -> bool:
+        """Whether Docker's event log shows an OOM kill that ``State.OOMKilled`` missed.
+
+        Docker 20.10 sets the flag from containerd's OOM event only when that event reaches
+        the daemon before the exit event; under load it can arrive after, and the flag stays
+        false for good while the ``oom`` event is still logged. The log is read from the
+        container's start until shortly after now (so an OOM event still on its way counts),
+        bounded for an engine whose clock runs behind. No event, no OOM: a kill from outside
+        (``docker kill``, the host) also ends a container with 137.
+        """
+        started = _unix_seconds(str((info.get("State") or {}).get("StartedAt") or ""))
+        if started is None:
+            return False
+        params = {
+            "since": str(started - 1),
+            "until": f"{time.time() + _OOM_EVENT_WAIT:.3f}",
+            "filters": json.dumps({"container": [container_id], "type": ["container"]}),
+        }
+        client = await self.connected()
+        with anyio.move_on_after(_OOM_EVENT_WAIT + 1.0), self.errors():
+            async with client._query("events", params=params) as response:
+                async for line in response.content:
+                    with contextlib.suppress(ValueError, AttributeError):
+                        if json.loads(line).get("Action") == "oom":
+                            return True
+        return False
 
     async def wait(self, container_id: str) -> None:
         with self.errors():

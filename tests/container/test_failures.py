@@ -30,9 +30,10 @@ from executor import (
     WorkerLost,
 )
 from executor.engine import OWNER_LABEL, owner_id
+from executor.engine.docker import DockerEngine
 
 from ._support import case, containers
-from .conftest import ECHO_MOUNT, RUN_ID, RUN_LABEL
+from .conftest import ECHO_MOUNT, PYTHON_IMAGE, RUN_ID, RUN_LABEL
 
 if TYPE_CHECKING:
     from executor import ContainerExecutor
@@ -339,6 +340,46 @@ async def test_exit_137_without_oom_is_not_called_an_oom(make_executor: MakeExec
     assert info.value.code == "EXIT_NONZERO"
     assert info.value.exit_code == 137
     assert info.value.oom_killed is False
+
+
+def _ended(*args: str) -> tuple[str, dict[str, Any]]:
+    """Run a labelled container (64 MiB) with ``args`` to its end: its id and inspection."""
+    run = ["docker", "run", "-d", "--memory", "64m", "--label", f"{RUN_LABEL}={RUN_ID}", *args]
+    cid = subprocess.run(run, capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(["docker", "wait", cid], capture_output=True, check=True)
+    out = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True, check=True)
+    return cid, msgspec.json.decode(out.stdout)[0]
+
+
+async def test_docker_event_log_names_an_oom_kill_the_flag_can_miss() -> None:
+    """Docker 20.10 sets State.OOMKilled only when containerd's OOM event beats the exit
+    event; under load it can come second (a bomb in CI was once called EXIT_NONZERO). The
+    engine then reads the container's ``oom`` event from the event log: present for a bomb,
+    absent for a container killed from outside, which stays a plain 137."""
+    engine = DockerEngine()
+    made: list[str] = []
+    try:
+        bomb = "b = []\nwhile True: b.append(bytearray(8 << 20))"
+        cid, info = _ended("--entrypoint", "python3", PYTHON_IMAGE, "-c", bomb)
+        made.append(cid)
+        assert info["State"]["ExitCode"] == 137
+        assert await engine._oom_logged(cid, info) is True
+        assert (await engine.state(cid)).oom_killed is True
+
+        run = ["docker", "run", "-d", "--memory", "64m", "--label", f"{RUN_LABEL}={RUN_ID}"]
+        sleeper = [*run, "--entrypoint", "sleep", PYTHON_IMAGE, "60"]
+        cid = subprocess.run(sleeper, capture_output=True, text=True, check=True).stdout.strip()
+        made.append(cid)
+        subprocess.run(["docker", "kill", cid], capture_output=True, check=True)
+        subprocess.run(["docker", "wait", cid], capture_output=True, check=True)
+        out = subprocess.run(["docker", "inspect", cid], capture_output=True, text=True)
+        info = msgspec.json.decode(out.stdout)[0]
+        assert info["State"]["ExitCode"] == 137
+        assert await engine._oom_logged(cid, info) is False
+        assert (await engine.state(cid)).oom_killed is False
+    finally:
+        await engine.aclose()
+        subprocess.run(["docker", "rm", "-f", *made], capture_output=True, check=False)
 
 
 async def test_response_over_max_output_bytes_is_output_too_large(

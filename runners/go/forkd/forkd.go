@@ -441,7 +441,8 @@ func readCount(f *os.File) (uint64, bool) {
 // (after quiet: the last task's process, killed, tearing down). False, after killing every
 // process (the new spare too), when any other process shows up.
 func (s *supervisor) awaitGone(keep int, deadline time.Time) bool {
-	var pause *time.Timer
+	var pause reapPause
+	defer pause.stop()
 	for {
 		s.reap()
 		others, err := otherProcesses()
@@ -458,19 +459,7 @@ func (s *supervisor) awaitGone(keep int, deadline time.Time) bool {
 		if gone {
 			return true
 		}
-		if pause == nil {
-			pause = time.NewTimer(time.Millisecond)
-			defer pause.Stop()
-		} else {
-			pause.Reset(time.Millisecond)
-		}
-		select {
-		case <-s.reaped:
-			if !pause.Stop() {
-				<-pause.C
-			}
-		case <-pause.C:
-		}
+		pause.wait(s.reaped)
 	}
 }
 
@@ -944,7 +933,8 @@ func killOthers() {
 // Between two looks it waits for the next process reaped (SIGCHLD), at most a millisecond:
 // a killed task's teardown usually ends well within that.
 func (s *supervisor) killAll(deadline time.Time) error {
-	var pause *time.Timer
+	var pause reapPause
+	defer pause.stop()
 	for {
 		killOthers()
 		s.reap()
@@ -958,19 +948,32 @@ func (s *supervisor) killAll(deadline time.Time) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes left: %v", others)
 		}
-		if pause == nil {
-			pause = time.NewTimer(time.Millisecond)
-			defer pause.Stop()
-		} else {
-			pause.Reset(time.Millisecond)
+		pause.wait(s.reaped)
+	}
+}
+
+// reapPause is one loop's wait for the next process reaped or a millisecond, whichever comes
+// first, with one timer kept across the loop's turns.
+type reapPause struct{ timer *time.Timer }
+
+func (p *reapPause) wait(reaped <-chan struct{}) {
+	if p.timer == nil {
+		p.timer = time.NewTimer(time.Millisecond)
+	} else {
+		p.timer.Reset(time.Millisecond)
+	}
+	select {
+	case <-reaped:
+		if !p.timer.Stop() {
+			<-p.timer.C
 		}
-		select {
-		case <-s.reaped:
-			if !pause.Stop() {
-				<-pause.C
-			}
-		case <-pause.C:
-		}
+	case <-p.timer.C:
+	}
+}
+
+func (p *reapPause) stop() {
+	if p.timer != nil {
+		p.timer.Stop()
 	}
 }
 

@@ -237,6 +237,11 @@ class ContainerConfig:
     ``max_collect_bytes`` bytes (sizes plus relative path lengths) fails the call with
     ``CollectTooLarge``.
 
+    ``init=True`` runs the engine's init (tini, catatonit on Podman) as PID 1; not with
+    ``mode="fork"``. Podman never flags an OOM kill and under an init a task's own SIGKILL
+    also ends the container with 137, so there an OOM kill is ``EXIT_NONZERO`` (exit 137),
+    not ``OOM_KILLED`` as on Docker.
+
     System calls: ``seccomp="default"`` applies the library's own profile on every engine (moby's
     default less io_uring, namespaces, ptrace, bpf, keyrings and the rest: docs/SECURITY.md);
     ``"engine"`` leaves the engine's default; a path loads that JSON profile now and checks what

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from executor import ConfigError, ContainerConfig
-from executor.container.config import _default_profile, create_body
+from executor.container.config import (
+    _default_profile,
+    _gvisor_profile,
+    _profile_problem,
+    create_body,
+)
 from executor.engine.docker import _podman_oom, _podman_seccomp
 
 if TYPE_CHECKING:
@@ -112,6 +117,72 @@ def test_an_unusable_profile_is_a_config_error(
     with pytest.raises(ConfigError, match=says) as info:
         ContainerConfig("img", seccomp=str(path))
     assert str(path) in info.value.message
+
+
+ACTIONS = "SCMP_ACT_KILL, SCMP_ACT_KILL_PROCESS, SCMP_ACT_KILL_THREAD, SCMP_ACT_TRAP"
+ALLOW, ERRNO, NOTIFY = "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_NOTIFY"
+
+
+def write_profile(path: Path, default: object, rules: object) -> str:
+    path.write_text(json.dumps({"defaultAction": default, "syscalls": rules}))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("default", "rules", "field"),
+    [
+        ("SCMP_ACT_NONSENSE", None, "defaultAction"),
+        ("scmp_act_allow", None, "defaultAction"),
+        (3, None, "defaultAction"),
+        (NOTIFY, None, "defaultAction is SCMP_ACT_NOTIFY"),
+        (ALLOW, {"names": ["mknod"], "action": ERRNO}, "syscalls"),
+        (ALLOW, ["mknod"], "syscalls[0]"),
+        (ALLOW, [{"names": "mknod", "action": ERRNO}], "syscalls[0].names"),
+        (ALLOW, [{"names": ["mknod", 7], "action": ERRNO}], "syscalls[0].names"),
+        (ALLOW, [{"action": ERRNO}], "syscalls[0].names"),
+        (ALLOW, [{"name": "mknod", "names": ["mknod"], "action": ERRNO}], "syscalls[0].name"),
+        (ERRNO, [{"names": ["read"], "action": ALLOW}, {"names": ["mknod"]}], "syscalls[1].action"),
+        (ERRNO, [{"names": ["read"], "action": "SCMP_ACT_NONSENSE"}], "syscalls[0].action"),
+        (ALLOW, [{"names": ["mknod"], "action": NOTIFY}], "syscalls[0].action is SCMP_ACT_NOTIFY"),
+    ],
+)
+def test_a_profile_the_engine_would_refuse_is_a_config_error(
+    tmp_path: Path, default: object, rules: object, field: str
+) -> None:
+    """A parseable profile with a bad action or rule shape is CONFIG_INVALID when the config is
+    made, naming the field and what is accepted, instead of an engine error at create."""
+    path = write_profile(tmp_path / "p.json", default, rules)
+    with pytest.raises(ConfigError) as info:
+        ContainerConfig("img", seccomp=path)
+    message = info.value.message
+    assert info.value.code == "CONFIG_INVALID"
+    assert f"in {path!r}, {field}" in message, message
+    if field.split()[0].lower().endswith("action"):
+        assert ACTIONS in message and "SCMP_ACT_LOG" in message, message
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        None,
+        [],
+        [{"name": "mknod", "action": ERRNO, "errnoRet": 1}],
+        [{"names": [], "action": "SCMP_ACT_LOG"}],
+        [{"names": ["no_such_call"], "action": "SCMP_ACT_KILL_THREAD"}],
+        [
+            {"names": ["mknod"], "action": action}
+            for action in ("SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP")
+        ],
+        [{"names": ["mknod"], "action": "SCMP_ACT_TRACE"}],
+    ],
+)
+def test_profiles_the_engine_takes_pass(tmp_path: Path, rules: list[Any] | None) -> None:
+    """What runc takes passes (each runc action but NOTIFY, moby's older one-string ``name``, a
+    null or empty rule list, names runc does not know), and so do the library's own profiles."""
+    path = write_profile(tmp_path / "p.json", ALLOW, rules)
+    assert ContainerConfig("img", seccomp=path).seccomp_json is not None
+    assert _profile_problem(json.loads(_default_profile())) is None
+    assert _profile_problem(json.loads(_gvisor_profile())) is None
 
 
 def test_podman_gets_the_profile_as_a_private_file() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import posixpath
+import reprlib
 import ssl
 import warnings
 from collections.abc import Sequence
@@ -236,10 +237,16 @@ class ContainerConfig:
     ``max_collect_bytes`` bytes (sizes plus relative path lengths) fails the call with
     ``CollectTooLarge``.
 
+    ``init=True`` runs the engine's init (tini, catatonit on Podman) as PID 1; not with
+    ``mode="fork"``. Podman never flags an OOM kill and under an init a task's own SIGKILL
+    also ends the container with 137, so there an OOM kill is ``EXIT_NONZERO`` (exit 137),
+    not ``OOM_KILLED`` as on Docker.
+
     System calls: ``seccomp="default"`` applies the library's own profile on every engine (moby's
     default less io_uring, namespaces, ptrace, bpf, keyrings and the rest: docs/SECURITY.md);
-    ``"engine"`` leaves the engine's default; a path loads that JSON profile now (unreadable or
-    not a profile: ``ConfigError``).
+    ``"engine"`` leaves the engine's default; a path loads that JSON profile now and checks what
+    the engine would refuse at create (unreadable, not JSON, an action runc does not take, rules
+    that are not objects with a ``names`` list of strings: ``ConfigError``).
 
     Dependencies: ``requirements`` are pip requirement strings for a Python image
     (``"numpy==2.1.*"``) or npm package specs for a Node one (``"lodash@4"``);
@@ -520,12 +527,77 @@ def _seccomp_json(seccomp: object, runtime: str | None = None) -> str | None:
             f"ContainerConfig.seccomp: cannot read the seccomp profile {seccomp!r}: {exc}; "
             "give the path of a JSON profile (Docker's format), or 'default' or 'engine'"
         ) from exc
-    if not isinstance(profile, dict) or not isinstance(profile.get("defaultAction"), str):
+    if not isinstance(profile, dict) or "defaultAction" not in profile:
         raise ConfigError(
             f"ContainerConfig.seccomp: {seccomp!r} is not a seccomp profile (a JSON object with "
             "a 'defaultAction', as in Docker's default profile)"
         )
+    problem = _profile_problem(profile)
+    if problem is not None:
+        raise ConfigError(f"ContainerConfig.seccomp: in {seccomp!r}, {problem}")
     return json.dumps(profile, separators=(",", ":"))
+
+
+#: The actions runc (libseccomp) takes, less ``SCMP_ACT_NOTIFY``: that one needs a listener
+#: socket the Engine API cannot name, so runc refuses the container ("listenerPath is not
+#: set"; measured: Docker 20.10, runc 1.1.5).
+_SECCOMP_ACTIONS = (
+    "SCMP_ACT_KILL",
+    "SCMP_ACT_KILL_PROCESS",
+    "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP",
+    "SCMP_ACT_ERRNO",
+    "SCMP_ACT_TRACE",
+    "SCMP_ACT_ALLOW",
+    "SCMP_ACT_LOG",
+)
+
+
+def _profile_problem(profile: Mapping[str, Any]) -> str | None:
+    """What in a parsed profile the engine would refuse at create, naming the field; or None.
+
+    Checked: ``defaultAction`` and each rule's ``action`` (one of :data:`_SECCOMP_ACTIONS`),
+    ``syscalls`` (a list of objects), each rule's ``names`` (a list of strings, or moby's older
+    single ``name``). Not checked: syscall names (runc skips the ones it does not know),
+    ``args``, ``errnoRet``, ``architectures``.
+    """
+    accepted = ", ".join(_SECCOMP_ACTIONS)
+    rule_shape = "an object with 'names' (a list of system call names) and 'action'"
+
+    def bad_action(where: str, action: object) -> str | None:
+        if action in _SECCOMP_ACTIONS:
+            return None
+        if action == "SCMP_ACT_NOTIFY":
+            return (
+                f"{where} is SCMP_ACT_NOTIFY, which needs a listener the engine cannot be "
+                f"given (runc refuses the container); use one of {accepted}"
+            )
+        return f"{where} must be one of {accepted}, got {reprlib.repr(action)}"
+
+    problem = bad_action("defaultAction", profile["defaultAction"])
+    rules = profile.get("syscalls")
+    if problem is not None or rules is None:
+        return problem
+    if not isinstance(rules, list):
+        return f"syscalls must be a list of rules, each {rule_shape}, got {reprlib.repr(rules)}"
+    for i, rule in enumerate(rules):
+        where = f"syscalls[{i}]"
+        if not isinstance(rule, dict):
+            return f"{where} must be {rule_shape}, got {reprlib.repr(rule)}"
+        names: object = rule.get("names")
+        if "name" in rule:  # moby's older form: one name
+            if "names" in rule or not isinstance(rule["name"], str):
+                return f"{where}.name must be one system call name (a string), without 'names'"
+            names = [rule["name"]]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return (
+                f"{where}.names must be a list of system call names (strings), "
+                f"got {reprlib.repr(names)}"
+            )
+        problem = bad_action(f"{where}.action", rule.get("action"))
+        if problem is not None:
+            return problem
+    return None
 
 
 def create_body(config: ContainerConfig, image: str, labels: Mapping[str, str]) -> dict[str, Any]:

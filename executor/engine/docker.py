@@ -225,7 +225,8 @@ def _podman_oom(info: Mapping[str, Any]) -> bool:
     signals to a namespace's init that it has no handler for), so that is the kernel's OOM
     killer, or a kill from outside: ``podman kill``/``stop`` or a removal while it ran (this
     executor's own kills, at a timeout or cancellation, never ask why). Not read as one when an
-    init process is PID 1: there a task's own SIGKILL also ends the container with 137.
+    init process is PID 1: there a task's own SIGKILL also ends the container with 137, so with
+    ``init=True`` an OOM kill on Podman is ``EXIT_NONZERO`` (Docker says ``OOM_KILLED``).
     """
     if not _unflagged_kill(info):
         return False

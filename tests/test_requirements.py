@@ -68,9 +68,9 @@ def test_runner_from_image_name() -> None:
 def test_cache_key_ignores_order_and_spelling_but_not_content(tmp_path: Path) -> None:
     """Requirements in another order or spelling give the same image; another base, installer
     or file content gives another."""
-    a = normalized("python", ["numpy >= 2", "Attrs"])
-    b = normalized("python", ["Attrs", "numpy>=2"])
-    assert a == b
+    a = normalized("python", ["numpy >= 2", "Attrs", "Auditz_Top == 0.1"])
+    b = normalized("python", ["Attrs", "numpy>=2", "auditz-top==0.1", "auditz.top==0.1"])
+    assert a == b == ["attrs", "auditz-top==0.1", "numpy>=2"]
     key = deps_key("python", "sha256:1", "linux/amd64", "pip 26", a, None, False)
     assert key == deps_key("python", "sha256:1", "linux/amd64", "pip 26", b, None, False)
     assert key != deps_key("python", "sha256:2", "linux/amd64", "pip 26", a, None, False)
@@ -120,3 +120,13 @@ def test_bad_includes_are_config_errors(tmp_path: Path) -> None:
     req.write_text("-r other.txt\n")
     with pytest.raises(ConfigError, match="not a pip requirement"):
         ContainerConfig(PY, requirements_file=str(req))
+
+
+def test_canonical_names_keep_extras_markers_and_urls() -> None:
+    """Only the project name is canonicalised (PEP 503); what pip reads besides it is kept."""
+    assert normalized("python", ["Foo.Bar[Extra_X] >= 1 ; python_version > '3'"]) == [
+        'foo-bar[Extra_X]>=1; python_version > "3"'
+    ]
+    assert normalized("python", ["Zope.Interface @ https://example.com/z.whl"]) == [
+        "zope-interface @ https://example.com/z.whl"
+    ]

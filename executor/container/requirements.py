@@ -56,14 +56,19 @@ def wanted(config: ContainerConfig) -> bool:
 def _python_requirement(text: str) -> str:
     """The requirement in canonical form, or ConfigError."""
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
 
     try:
-        return str(Requirement(text))
+        requirement = Requirement(text)
     except InvalidRequirement as exc:
         raise ConfigError(
             f"ContainerConfig.requirements: {text!r} is not a pip requirement ({exc}); "
             "write it as in requirements.txt, e.g. 'numpy', 'attrs>=23', 'numpy==2.1.*'"
         ) from None
+    # The name as pip compares names (PEP 503), so 'Attrs_X' and 'attrs-x' are one image;
+    # extras, specifiers, markers and URLs are kept as packaging prints them.
+    requirement.name = canonicalize_name(requirement.name)
+    return str(requirement)
 
 
 def _npm_spec(text: str) -> str:

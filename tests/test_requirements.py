@@ -23,11 +23,59 @@ def test_malformed_pip_requirement_is_a_config_error(bad: str) -> None:
         ContainerConfig(PY, requirements=["attrs", bad])
 
 
-@pytest.mark.parametrize("bad", ["Lodash", "lodash @4", "@scope", "../x.tgz", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "Lodash",
+        "lodash @4",
+        "@scope",
+        "../x.tgz",
+        "",
+        "lodash@",
+        "lodash@@4",
+        "lodash@4@5",
+        "lodash@^",
+        "lodash@4||",
+        "lodash@>=",
+        "x@npm:",
+        "x@npm:Lodash",
+        "x@file:../y.tgz",
+    ],
+)
 def test_malformed_npm_spec_is_a_config_error(bad: str) -> None:
-    """An npm spec that is not a package name (optionally @version) is refused at once."""
+    """An npm spec that is not a package name, optionally with '@' and a version, range, tag,
+    alias or URL, is refused at once, not when npm fails at build time."""
     with pytest.raises(ConfigError, match="npm package spec"):
         ContainerConfig(NODE, requirements=[bad])
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        "lodash",
+        "lodash@4",
+        "lodash@4.17.21",
+        "lodash@^4.17.0",
+        "lodash@~4.17",
+        "lodash@>=4.0.0",
+        "lodash@4.x",
+        "lodash@*",
+        "lodash@1.x||2.x",
+        "lodash@5.0.0-beta.1",
+        "lodash@latest",
+        "@types/node@20",
+        "@scope/name@1",
+        "my-lodash@npm:lodash@4",
+        "x@npm:@scope/name",
+        "x@git+https://github.com/lodash/lodash.git#4.17.21",
+        "x@github:lodash/lodash#4.17.21",
+        "ms@https://registry.npmjs.org/ms/-/ms-2.1.3.tgz",
+    ],
+)
+def test_npm_specs_npm_takes_are_accepted(good: str) -> None:
+    """Versions, ranges, tags, scoped names, aliases and URLs pass the check unchanged."""
+    ContainerConfig(NODE, requirements=[good])
+    assert normalized("node", [f" {good} "]) == [good]
 
 
 def test_go_image_refuses_requirements() -> None:

@@ -36,8 +36,20 @@ __all__ = [
 #: Seconds a derived dependencies image may take to fetch and build.
 DEFAULT_BUILD_TIMEOUT = 600.0
 
-# npm package names (scoped or not) and an optional version, range, tag or alias after '@'.
-_NPM_SPEC = re.compile(r"(@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*(@\S+)?")
+# An npm spec: a package name (scoped or not), then optionally '@' and what npm takes there: a
+# version or range (comparators joined by '||'; no spaces), a dist-tag, an alias
+# ('npm:name@range'), a git or tarball URL, or a hosted git shorthand ('github:user/repo#ref').
+_NPM_NAME = r"(?:@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*"
+_NPM_PART = r"(?:\d+|[xX*])"
+_NPM_RANGE = (
+    rf"(?:(?:[<>]=?|[=^~])?v?{_NPM_PART}(?:\.{_NPM_PART}){{0,2}}"
+    r"(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)"
+)
+_NPM_VERSION = rf"(?:{_NPM_RANGE}(?:\|\|{_NPM_RANGE})*|[A-Za-z0-9][\w.-]*)"  # or a tag
+_NPM_SPEC = re.compile(
+    rf"{_NPM_NAME}(?:@(?:{_NPM_VERSION}|npm:{_NPM_NAME}(?:@{_NPM_VERSION})?"
+    r"|(?:git\+)?(?:https?|ssh|git)://\S+|(?:github|gitlab|bitbucket|gist):[\w./-]+(?:#\S+)?))?"
+)
 
 
 def runner_of(image: str) -> str | None:

@@ -1,4 +1,5 @@
-"""``ContainerConfig.requirements``: what is refused when the config is made, and the cache key."""
+"""``ContainerConfig.requirements``: what is refused when the config is made, the cache key,
+and how a failed build names its requirement."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from executor import ConfigError, ContainerConfig
+from executor.container.deps import _failure, _Spec
 from executor.container.requirements import deps_key, normalized, runner_of
 
 if TYPE_CHECKING:
@@ -178,3 +180,28 @@ def test_canonical_names_keep_extras_markers_and_urls() -> None:
     assert normalized("python", ["Zope.Interface @ https://example.com/z.whl"]) == [
         "zope-interface @ https://example.com/z.whl"
     ]
+
+
+@pytest.mark.parametrize(
+    ("output", "named"),
+    [
+        (
+            "npm error code ETARGET\n"
+            "npm error notarget No matching version found for lodash@99.99.99.\n"
+            "npm error notarget In most cases you or one of your dependencies are requesting\n",
+            "lodash@99.99.99",
+        ),
+        (
+            "ERROR: Could not find a version that satisfies the requirement attrs==0.0.1 "
+            "(from versions: 23.1.0)\nERROR: No matching distribution found for attrs==0.0.1\n",
+            "attrs==0.0.1",
+        ),
+        ("something went wrong\n", "a@1, b@2"),
+    ],
+)
+def test_build_failure_names_the_requirement_the_installer_names(output: str, named: str) -> None:
+    """ImageBuildFailed names the requirement as the installer wrote it, without the period
+    ending npm's sentence; all of them when the installer names none."""
+    spec = _Spec("node", ["a@1", "b@2"], None, False)
+    failure = _failure(output, spec, NODE, NODE)
+    assert failure.message.startswith(f"cannot install {named!r} into {NODE}")

@@ -291,6 +291,18 @@ async def test_npm_package_in_node_task(npm_registry: None) -> None:
             assert (await run(ex, code)).strip() == "2"
 
 
+async def test_unresolvable_npm_spec_names_it(npm_registry: None) -> None:
+    """A version npm cannot find is ImageBuildFailed naming the spec (without the period
+    ending npm's sentence) and quoting npm; no image is tagged."""
+    before = deps_tags()
+    async with CodeExecutor("node", config(NODE_IMAGE, requirements=["lodash@99.99.99"])) as ex:
+        with pytest.raises(ImageBuildFailed) as caught:
+            await ex.execute(CodeRun(code="console.log(1)"))
+    assert caught.value.message.startswith("cannot install 'lodash@99.99.99' into")
+    assert "No matching version found" in caught.value.message
+    assert deps_tags() <= before
+
+
 async def test_node_requirements_file_with_lock(npm_registry: None, tmp_path: Path) -> None:
     """requirements_file takes a package.json; its package-lock.json is installed with npm ci."""
     manifest = {"name": f"deps-test-{UNIQUE}", "private": True, "dependencies": {"ms": "^2.1.3"}}

@@ -401,7 +401,9 @@ def _failure(
     ]
     quoted = " ".join(errors[-3:]) or (lines[-1] if lines else "")
     match = re.search(r"(?:requirement|distribution found for|for) ([^\s(]+)", " ".join(errors))
-    named = match.group(1) if match else (", ".join(spec.requirements) or str(spec.file))
+    # npm ends its sentence after the spec: "No matching version found for lodash@99.99.99."
+    named = match.group(1).rstrip(".,;:") if match else ""
+    named = named or ", ".join(spec.requirements) or str(spec.file)
     return ImageBuildFailed(
         f"cannot install {named!r} into {image}{extra}: {quoted}",
         target=tag_hint,

@@ -36,8 +36,20 @@ __all__ = [
 #: Seconds a derived dependencies image may take to fetch and build.
 DEFAULT_BUILD_TIMEOUT = 600.0
 
-# npm package names (scoped or not) and an optional version, range, tag or alias after '@'.
-_NPM_SPEC = re.compile(r"(@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*(@\S+)?")
+# An npm spec: a package name (scoped or not), then optionally '@' and what npm takes there: a
+# version or range (comparators joined by '||'; no spaces), a dist-tag, an alias
+# ('npm:name@range'), a git or tarball URL, or a hosted git shorthand ('github:user/repo#ref').
+_NPM_NAME = r"(?:@[a-z0-9~][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*"
+_NPM_PART = r"(?:\d+|[xX*])"
+_NPM_RANGE = (
+    rf"(?:(?:[<>]=?|[=^~])?v?{_NPM_PART}(?:\.{_NPM_PART}){{0,2}}"
+    r"(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)"
+)
+_NPM_VERSION = rf"(?:{_NPM_RANGE}(?:\|\|{_NPM_RANGE})*|[A-Za-z0-9][\w.-]*)"  # or a tag
+_NPM_SPEC = re.compile(
+    rf"{_NPM_NAME}(?:@(?:{_NPM_VERSION}|npm:{_NPM_NAME}(?:@{_NPM_VERSION})?"
+    r"|(?:git\+)?(?:https?|ssh|git)://\S+|(?:github|gitlab|bitbucket|gist):[\w./-]+(?:#\S+)?))?"
+)
 
 
 def runner_of(image: str) -> str | None:
@@ -56,14 +68,19 @@ def wanted(config: ContainerConfig) -> bool:
 def _python_requirement(text: str) -> str:
     """The requirement in canonical form, or ConfigError."""
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
 
     try:
-        return str(Requirement(text))
+        requirement = Requirement(text)
     except InvalidRequirement as exc:
         raise ConfigError(
             f"ContainerConfig.requirements: {text!r} is not a pip requirement ({exc}); "
             "write it as in requirements.txt, e.g. 'numpy', 'attrs>=23', 'numpy==2.1.*'"
         ) from None
+    # The name as pip compares names (PEP 503), so 'Attrs_X' and 'attrs-x' are one image;
+    # extras, specifiers, markers and URLs are kept as packaging prints them.
+    requirement.name = canonicalize_name(requirement.name)
+    return str(requirement)
 
 
 def _npm_spec(text: str) -> str:

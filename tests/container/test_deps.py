@@ -31,6 +31,8 @@ from .conftest import NODE_IMAGE, PYTHON_IMAGE, config
 pytestmark = pytest.mark.docker
 
 UNIQUE = int(uuid.uuid4().hex[:6], 16)
+MODES = [{}, {"mode": "pool", "containers": 1}, {"mode": "reuse"}, {"mode": "fork"}]
+MODE_IDS = ["fresh", "pool", "reuse", "fork"]
 _made: list[str] = []
 
 
@@ -281,14 +283,25 @@ def test_malformed_requirement_before_anything_runs() -> None:
         CodeExecutor("python", config(requirements=["numpy>=>2"]))
 
 
-async def test_npm_package_in_node_task(npm_registry: None) -> None:
-    """An npm package is importable (ESM and require) from a Node program, fresh and fork."""
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+async def test_npm_package_in_node_task(npm_registry: None, mode: dict[str, Any]) -> None:
+    """An npm package is importable from a Node program in every mode."""
     code = "import _ from 'lodash'; console.log(_.chunk([1, 2, 3, 4], 2).length)"
-    for extra in ({}, {"mode": "fork"}):
-        async with CodeExecutor(
-            "node", config(NODE_IMAGE, requirements=["lodash@4"], **extra)
-        ) as ex:
+    async with CodeExecutor("node", config(NODE_IMAGE, requirements=["lodash@4"], **mode)) as ex:
+        for _ in range(2):
             assert (await run(ex, code)).strip() == "2"
+
+
+async def test_unresolvable_npm_spec_names_it(npm_registry: None) -> None:
+    """A version npm cannot find is ImageBuildFailed naming the spec (without the period
+    ending npm's sentence) and quoting npm; no image is tagged."""
+    before = deps_tags()
+    async with CodeExecutor("node", config(NODE_IMAGE, requirements=["lodash@99.99.99"])) as ex:
+        with pytest.raises(ImageBuildFailed) as caught:
+            await ex.execute(CodeRun(code="console.log(1)"))
+    assert caught.value.message.startswith("cannot install 'lodash@99.99.99' into")
+    assert "No matching version found" in caught.value.message
+    assert deps_tags() <= before
 
 
 async def test_node_requirements_file_with_lock(npm_registry: None, tmp_path: Path) -> None:
@@ -372,11 +385,7 @@ def execute(input):
 """
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [{}, {"mode": "pool", "containers": 1}, {"mode": "reuse"}, {"mode": "fork"}],
-    ids=["fresh", "pool", "reuse", "fork"],
-)
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
 async def test_every_mode_runs_a_task_module_on_the_image(pypi: None, mode: dict[str, Any]) -> None:
     """A task module importing a requirement at the top, placed with files (a files image
     derived from the dependencies image), runs in every mode."""

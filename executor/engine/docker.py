@@ -78,6 +78,7 @@ from .._errors import (
     ExecutorError,
     ImageNotFound,
 )
+from .._public import show_as_public
 from .base import (
     Attachment,
     Engine,
@@ -869,3 +870,7 @@ class DockerEngine(Engine):
 
 
 _check_internals()
+
+
+# Public as executor.engine.DockerEngine, however it was first imported.
+show_as_public(DockerEngine, "executor.engine")

@@ -42,6 +42,7 @@ from ._errors import ValidationError as ValidationError
 from ._errors import WorkerLost as WorkerLost
 from ._local import LocalConfig as LocalConfig
 from ._local import LocalExecutor as LocalExecutor
+from ._public import show_as_public as _show_as_public
 from ._session import CellError as CellError
 from ._session import CellResult as CellResult
 from ._session import Display as Display
@@ -77,41 +78,9 @@ def __getattr__(name: str) -> _typing.Any:
     import importlib
 
     value = getattr(importlib.import_module(module, __name__), name)
-    _show_as_public(value)
+    _show_as_public(value, __name__)
     globals()[name] = value
     return value
-
-
-def _show_as_public(value: _typing.Any) -> None:
-    """Name a re-exported class or function ``executor.X`` in tracebacks and reprs, as anyio
-    and httpx do. Pickle finds it there too (the lazy names through ``__getattr__``).
-
-    A class's postponed annotations (strings, ``from __future__ import annotations``) are
-    evaluated first, in the module that defined them: msgspec, pydantic and
-    ``typing.get_type_hints`` look them up in ``sys.modules[cls.__module__]``, which is about
-    to be this package. One that cannot be evaluated (a name imported for type checking
-    only) stays a string.
-    """
-    import inspect
-    import sys
-
-    home = getattr(value, "__module__", None) or ""
-    if not home.startswith(__name__ + "."):
-        return
-    if isinstance(value, type):
-        annotations = inspect.get_annotations(value)  # a copy
-        namespace = vars(sys.modules[home])
-        resolved = 0
-        for field, annotation in annotations.items():
-            if isinstance(annotation, str):
-                try:
-                    annotations[field] = eval(annotation, namespace, dict(vars(value)))
-                except Exception:
-                    continue  # left as a string, as before
-                resolved += 1
-        if resolved:
-            value.__annotations__ = annotations
-    value.__module__ = __name__
 
 
 def __dir__() -> list[str]:
@@ -182,5 +151,5 @@ __all__ = (
 
 for _name in __all__:
     if _name in globals():  # the lazy names: when first loaded (__getattr__)
-        _show_as_public(globals()[_name])
+        _show_as_public(globals()[_name], __name__)
 del _name

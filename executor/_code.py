@@ -37,6 +37,7 @@ __all__ = [
     "TestResult",
     "Usage",
     "check_judging",
+    "check_language_argument",
     "classify_line",
     "code_run",
     "compile_flags",
@@ -174,8 +175,21 @@ _UNSUPPORTED: dict[str, str] = {}
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
+def check_language_argument(language: object, owner: str) -> None:
+    """Refuse a ``language`` that is not a string with a :class:`ConfigError` showing the
+    call ``owner`` expects: the usual slip is the config passed first (``owner(config)``),
+    where the language belongs."""
+    if isinstance(language, str):
+        return
+    raise ConfigError(
+        f"{owner} takes the language first, a string such as 'python', and the config second: "
+        f'{owner}("python", config); got a {type(language).__name__} as the language'
+    )
+
+
 def language_of(language: str) -> tuple[str, str]:
     """The image family and code runner module for ``language``, or :class:`ConfigError`."""
+    check_language_argument(language, "CodeExecutor")
     if language in LANGUAGES:
         return LANGUAGES[language]
     supported = ", ".join(f"{name!r}" for name in LANGUAGES)

@@ -269,6 +269,23 @@ def test_executor_keywords_are_checked_too() -> None:
         LocalExecutor(abs, input_typ=int)
 
 
+@pytest.mark.parametrize("owner", ["CodeExecutor", "Session", "SessionPool"])
+def test_the_config_given_where_the_language_belongs_shows_the_right_call(owner: str) -> None:
+    """``CodeExecutor(config)`` (and ``Session``/``SessionPool``: the language comes first) is a
+    ConfigError showing ``Owner("python", config)``, not a TypeError from the language table;
+    any other non-string language too."""
+    import executor
+
+    make = getattr(executor, owner)
+    right = rf'{owner} takes the language first.*{owner}\("python", config\)'
+    with pytest.raises(ConfigError, match=right + "; got a ContainerConfig as the language"):
+        make(ContainerConfig(IMG))
+    with pytest.raises(ConfigError, match=right + "; got a int as the language"):
+        make(3)
+    with pytest.raises(ConfigError, match=right):
+        make(ContainerConfig(IMG), ContainerConfig(IMG))
+
+
 def test_signature_shows_the_real_settings() -> None:
     """The keyword check keeps the introspected signature (help(), IDEs) intact."""
     import inspect

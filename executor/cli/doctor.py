@@ -40,11 +40,12 @@ async def diagnose(smoke: bool = True) -> list[Check]:
     from .. import __version__
 
     checks: list[Check] = []
-    answered = False
+    pinged = False
     try:
         async with connect() as engine:
+            await bounded(engine.ping(), "a ping", engine.name)
+            pinged = True
             info = await bounded(engine.info(), "an info request", engine.name)
-            answered = True
             product = "Podman" if info.kind == "podman" else "Docker"
             checks.append(
                 Check("engine", "ok", f"{info.name}: {product} {info.version} ({info.os})")
@@ -111,15 +112,24 @@ async def diagnose(smoke: bool = True) -> list[Check]:
         return checks
     except EngineError as exc:
         where = exc.engine or "DOCKER_HOST"
-        if answered:
+        if pinged:
             checks.append(Check("engine", "fail", exc.message, "see the message"))
         else:
+            # Its ping had an answer, but no Docker one (DockerEngine.ping): a 4xx, a 2xx
+            # without the Api-Version header, or something aiodocker could not read.
+            if exc.status is None:
+                answer = "an unreadable answer to its ping"
+            elif exc.status >= 400:
+                answer = f"HTTP {exc.status} to its ping"
+            else:
+                answer = f"HTTP {exc.status} to its ping without the Api-Version header"
+            refuses = ", or one that refuses this client" if (exc.status or 0) >= 400 else ""
             checks.append(
                 Check(
                     "engine",
                     "fail",
-                    f"the server at {where} answered but is not a Docker Engine API (HTTP "
-                    f"{exc.status} to an info request), or one that refuses this client",
+                    f"the server at {where} answered but is not a Docker Engine API "
+                    f"({answer}){refuses}",
                     "check DOCKER_HOST (and `docker context ls`): it must name a Docker engine "
                     "or Podman's API service, e.g. unix:///var/run/docker.sock",
                 )

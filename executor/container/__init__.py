@@ -25,8 +25,8 @@ __all__ = (
     "reap",
 )
 
-from .. import _show_as_public
+from .._public import show_as_public as _show_as_public
 
 for _name in __all__:
-    _show_as_public(globals()[_name])
+    _show_as_public(globals()[_name], "executor")
 del _name

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from .._code import default_image
+from .._code import check_language_argument, default_image
 from .._errors import (
     ConfigError,
     ExecutorClosed,
@@ -98,6 +98,7 @@ class SessionPool:
         size: int = 2,
         engine: Engine | None = None,
     ) -> None:
+        check_language_argument(language, "SessionPool")
         self.language = language
         self.config = config = _config_of(language, config)
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
@@ -276,6 +277,7 @@ class Session:
         grace: float = 2.0,
         engine: Engine | None = None,
     ) -> None:
+        check_language_argument(language, "Session")
         if pool is not None:
             if (config is not None and config is not pool.config) or engine is not None:
                 raise ConfigError(

@@ -18,10 +18,9 @@ in-memory engine for tests. How to write one: ``docs/ENGINES.md``. The helpers h
 what the built-in engines use and what a new one may use.
 """
 
-from __future__ import annotations
+import typing as _typing
 
-from typing import TYPE_CHECKING, Any
-
+from .._public import show_as_public as _show_as_public
 from .base import CLEANUP_TIMEOUT as CLEANUP_TIMEOUT
 from .base import Attachment as Attachment
 from .base import Engine as Engine
@@ -38,7 +37,7 @@ from .labels import OWNER_LABEL as OWNER_LABEL
 from .labels import owner_alive as owner_alive
 from .labels import owner_id as owner_id
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from .docker import DockerEngine as DockerEngine
 
 __all__ = (
@@ -61,9 +60,20 @@ __all__ = (
 )
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name == "DockerEngine":
-        from .docker import DockerEngine
+        from .docker import DockerEngine  # named executor.engine.DockerEngine there
 
+        globals()[name] = DockerEngine
         return DockerEngine
     raise AttributeError(f"module 'executor.engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "DockerEngine"})
+
+
+for _name in __all__:
+    if _name in globals():  # DockerEngine names itself (engine/docker.py)
+        _show_as_public(globals()[_name], __name__)
+del _name

@@ -13,6 +13,12 @@ tested on (:data:`TESTED_AIODOCKER`):
 * engine discovery is aiodocker's own (``DOCKER_HOST``, Docker contexts, the usual socket
   paths); for a unix socket the client is then rebuilt with an unlimited connector, since every
   live attach holds a connection and aiohttp's default cap of 100 deadlocks a big pool;
+* a server that is not a Docker Engine API: Docker and Podman send ``Api-Version`` with every
+  answer, so :meth:`DockerEngine.ping` refuses an answer without it (or a 4xx) with
+  ``EngineError`` saying what answered; aiodocker meets any other answer it cannot read (an
+  HTML page, JSON without ``message``) with a bare ``TypeError``/``KeyError``/``ValueError``
+  and leaves the response open: :func:`translate` maps those raised inside aiodocker to the
+  same ``EngineError`` and closes the response (:func:`_raised_in_aiodocker`);
 * Docker 20.10 can leave ``State.OOMKilled`` false after an OOM kill (containerd's OOM event
   reached the daemon after the exit event): :meth:`DockerEngine.state` then looks for the
   container's ``oom`` event in ``GET /events`` (:meth:`DockerEngine._oom_logged`).
@@ -72,6 +78,7 @@ from .._errors import (
     ExecutorError,
     ImageNotFound,
 )
+from .._public import show_as_public
 from .base import (
     Attachment,
     Engine,
@@ -262,13 +269,57 @@ def translate(
             f"lost the connection to the Docker engine at {engine}: {exc!r}.", engine=engine
         )
 
+    def odd(exc: BaseException) -> ExecutorError | None:
+        # aiodocker reads an answer it cannot parse (an HTML page, JSON without "message")
+        # with a bare TypeError/KeyError/ValueError; one raised in our own code is a bug.
+        if not _raised_in_aiodocker(exc):
+            return None
+        return _not_docker(engine, f"an answer aiodocker could not read ({exc!r})")
+
     return {
         aiodocker.DockerError: docker_error,
         TimeoutError: lost,
         aiohttp.ClientError: lost,
         ConnectionError: lost,
         OSError: lost,
+        TypeError: odd,
+        KeyError: odd,
+        ValueError: odd,
     }
+
+
+def _raised_in_aiodocker(exc: BaseException) -> bool:
+    """Whether aiodocker raised ``exc`` reading an answer; the answer is then closed, which
+    aiodocker does not do (its connection would stay taken until the garbage collector warns)."""
+    inside = False
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if str(frame.f_globals.get("__name__", "")).startswith("aiodocker."):
+            inside = True
+            for value in frame.f_locals.values():
+                if isinstance(value, aiohttp.ClientResponse):
+                    value.close()
+        tb = tb.tb_next
+    return inside
+
+
+def _not_docker(engine: str, answer: str, *, status: int | None = None) -> EngineError:
+    """The error for a server that answers HTTP but not as a Docker Engine API."""
+    return EngineError(
+        f"the server at {engine} is not a Docker Engine API: it gave {answer}. Check DOCKER_HOST "
+        "(and `docker context ls`), or the engine's URL: it must name a Docker engine or "
+        "Podman's API service, e.g. unix:///var/run/docker.sock",
+        status=status,
+        engine=engine,
+    )
+
+
+def _mapping(value: Any, request: str, engine: str) -> dict[str, Any]:
+    """An engine's JSON object answer, or the error saying the server is no Docker API."""
+    if not isinstance(value, dict):
+        raise _not_docker(engine, f"{type(value).__name__} {str(value)[:80]!r} to {request}")
+    return value
 
 
 class _DockerAttachment(Attachment):
@@ -377,7 +428,7 @@ class _DockerImages(Images):
                 if exc.status == 404:
                     return None
                 raise
-        return dict(info)
+        return _mapping(info, f"inspecting image {ref}", self._engine.name)
 
     async def list(self) -> list[dict[str, Any]]:
         with self._engine.errors():
@@ -584,16 +635,32 @@ class DockerEngine(Engine):
         # conmon and the OCI runtime for theirs (about 1 s), and aiodocker's "auto" API version
         # costs one /version per client. The ping's headers give both the engine's kind and
         # its API version, which spares aiodocker that request.
+        # Docker and Podman send Api-Version with every answer: a server without it is some
+        # other HTTP server, and aiodocker would fail on its next answer with a bare TypeError.
         client = self.client()
         with self.errors():
-            async with client._query("_ping", versioned_api=False) as response:
-                headers = response.headers
+            try:
+                async with client._query("_ping", versioned_api=False) as response:
+                    headers = response.headers
+                    api = headers.get("Api-Version")
+                    if not api:
+                        kind = headers.get("Content-Type", "no Content-Type")
+                        body = (await response.content.read(80)).decode("utf-8", "replace")
+                        answer = (
+                            f"HTTP {response.status} ({kind}, {body!r}) to GET /_ping, without "
+                            "the Api-Version header that Docker and Podman send"
+                        )
+                        response.close()  # the rest unread: never reuse the connection
+                        raise _not_docker(self.name, answer, status=response.status)
+            except aiodocker.DockerError as exc:
+                if not 400 <= exc.status < 500:
+                    raise
+                answer = f"HTTP {exc.status} ({str(exc.message)[:80]!r}) to GET /_ping"
+                raise _not_docker(self.name, answer, status=exc.status) from exc
         self._kind = "podman" if "Libpod-Api-Version" in headers else "docker"
-        api = headers.get("Api-Version")
-        if api:
-            self._api_version = api
-            if client.api_version == "auto":
-                client.api_version = f"v{api}"
+        self._api_version = api
+        if client.api_version == "auto":
+            client.api_version = f"v{api}"
 
     async def info(self) -> EngineInfo:
         await self.ping()  # the engine answers now; its kind and API version, fresh
@@ -603,7 +670,8 @@ class DockerEngine(Engine):
             info = cached[1]
         else:
             with self.errors():
-                info = dict(await (await self.connected()).system.info())
+                answer = await (await self.connected()).system.info()
+            info = _mapping(answer, "GET /info", self.name)
             _info_cache[key] = (time.monotonic(), info)
         return EngineInfo(
             name=self.name,
@@ -803,3 +871,7 @@ class DockerEngine(Engine):
 
 
 _check_internals()
+
+
+# Public as executor.engine.DockerEngine, however it was first imported.
+show_as_public(DockerEngine, "executor.engine")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -15,9 +13,11 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from .._notdocker import NOT_DOCKER, serving
 from .conftest import RUN_LABEL, executor_cli
 
 if TYPE_CHECKING:
+    from .._notdocker import NotDocker
     from .conftest import Result
 
 NOWHERE = {"DOCKER_HOST": "tcp://127.0.0.1:1"}
@@ -79,46 +79,17 @@ def test_doctor_against_a_silent_engine_is_bounded() -> None:
     assert time.monotonic() - started < 60
 
 
-class _NotDocker(http.server.BaseHTTPRequestHandler):
-    """A web server that is not a Docker engine: every request gets a 404 (JSON or HTML)."""
-
-    html = False
-
-    def _answer(self) -> None:
-        html = self.html
-        body = b"<h1>Not Found</h1>" if html else b'{"message": "page not found"}'
-        self.send_response(404)
-        self.send_header("Content-Type", "text/html" if html else "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_HEAD = _answer
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _NotDockerHTML(_NotDocker):
-    html = True
-
-
-@pytest.mark.parametrize("handler", [_NotDocker, _NotDockerHTML])
-def test_doctor_against_a_server_that_is_not_docker(handler: type[_NotDocker]) -> None:
-    """A DOCKER_HOST that answers HTTP but is no Docker API (404, JSON or HTML) gets doctor's
-    FAIL line naming the address and the fix, not a raw error object."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"tcp://127.0.0.1:{server.server_port}"
+@pytest.mark.parametrize("handler", NOT_DOCKER.values(), ids=NOT_DOCKER.keys())
+def test_doctor_against_a_server_that_is_not_docker(handler: type[NotDocker]) -> None:
+    """A DOCKER_HOST that answers HTTP but is no Docker API (a 404 in JSON or HTML; a 200 in
+    HTML, ``{}`` or plain text) gets doctor's FAIL line naming the address and the fix, not a
+    raw error object or a traceback."""
+    with serving(handler) as url:
         result = executor_cli("doctor", env={"DOCKER_HOST": url}, timeout=60)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.code == 1
     assert "FAIL  engine" in result.stdout, result.stdout + result.stderr
     assert url in result.stdout and "not a Docker Engine API" in result.stdout
+    assert f"HTTP {handler.status} to its ping" in result.stdout
     assert "DOCKER_HOST" in result.stdout
     assert result.stderr == ""
 

@@ -439,10 +439,16 @@ class Session:
         if container is None:
             return
         if not await kill(container) and container.engine.reconnect() is not None:
+            # This container only: the pool's instance serves other sessions on.
             pool = self._pool or self._own_pool
             if pool is not None:
                 engine = container.engine
-                hand_over(engine.name, pool.instance, lambda: engine.reconnect() or engine)
+                hand_over(
+                    engine.name,
+                    pool.instance,
+                    lambda: engine.reconnect() or engine,
+                    container=container.id,
+                )
 
     # -- the wire ------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import anyio
 
-from executor import ContainerConfig, SessionPool
+from executor import ContainerConfig, SessionPool, reap
+from executor.container import sweeper
 from executor.container.session import SESSION_LABEL, SESSION_SERVER
 from executor.engine import MANAGED_LABEL
 from executor.testing import FakeEngine
@@ -29,3 +30,22 @@ async def test_detached_container_is_replaced_and_kept() -> None:
         assert engine.created == 3
     assert engine.live() == [leased.id]
     await engine.remove(leased.id)
+
+
+async def test_failed_removal_hands_over_that_container_only() -> None:
+    """A session's container the engine fails to remove goes to the sweeper alone: the pool's
+    instance is not closed, and a sibling session of the same pool keeps its container."""
+    engine = FakeEngine(lambda code: f"ran {code}")
+    config = ContainerConfig("fake/runner:latest")
+    pool = SessionPool("python", config, size=1, engine=engine)
+    async with pool, pool.session() as a, pool.session() as b:
+        assert (await b.run("x")).result == repr("ran x")
+        gone, kept = a.container_id, b.container_id
+        engine.fail("remove")
+        await a.aclose()
+        assert pool.instance not in sweeper.closed_instances()
+        assert await anyio.to_thread.run_sync(sweeper.wait_idle, 10.0)
+        assert gone not in engine.live() and kept in engine.live()
+        assert await reap(engine=engine) == []  # nothing of a live pool is an orphan
+        assert (await b.run("y")).result == repr("ran y") and b.container_id == kept
+    assert engine.live() == []

@@ -189,7 +189,7 @@ async def test_matplotlib_figure_comes_back_as_png(make_session: MakeSession, py
 
 async def test_upload_download_round_trip_with_caps(make_session: MakeSession) -> None:
     """Files go in and out of the working directory within ``max_collect_bytes``; larger
-    files and paths leading outside are refused with SessionFileError."""
+    files, paths leading outside and directories are refused with SessionFileError."""
     async with make_session(max_collect_bytes=4096) as s:
         await s.upload("data/in.csv", b"a,b\n1,2\n")
         r = await s.run("open('data/in.csv').read().upper()")
@@ -215,6 +215,10 @@ async def test_upload_download_round_trip_with_caps(make_session: MakeSession) -
         with pytest.raises(SessionFileError) as missing:
             await s.download("nope")
         assert missing.value.code == "FILE_NOT_FOUND"
+        for op in (s.download("data"), s.upload("data", b"x")):  # a directory
+            with pytest.raises(SessionFileError) as directory:
+                await op
+            assert directory.value.code == "NOT_A_FILE"
 
 
 async def test_restart_keeps_files(make_session: MakeSession) -> None:

@@ -215,9 +215,9 @@ async def test_upload_download_round_trip_with_caps(make_session: MakeSession) -
         with pytest.raises(SessionFileError) as missing:
             await s.download("nope")
         assert missing.value.code == "FILE_NOT_FOUND"
-        for op in (s.download("data"), s.upload("data", b"x")):  # a directory
+        for op in (lambda: s.download("data"), lambda: s.upload("data", b"x")):  # a directory
             with pytest.raises(SessionFileError) as directory:
-                await op
+                await op()
             assert directory.value.code == "NOT_A_FILE"
 
 

@@ -66,6 +66,9 @@ _ANSWER_SLACK = 10.0
 #: Bound on the answer a cancelled cell still owes, read before the next request.
 _OWED_SLACK = 5.0
 _STDERR_TAIL = 4096
+#: How the session server's first line starts, and the most stdout read looking for it.
+_READY = b'{"ready":true'
+_READY_MAX = 65536
 
 
 def _config_of(language: str, config: ContainerConfig | None) -> ContainerConfig:
@@ -78,6 +81,79 @@ def _config_of(language: str, config: ContainerConfig | None) -> ContainerConfig
     if not isinstance(config, ContainerConfig):
         raise ConfigError(f"config must be a ContainerConfig, got {type(config).__name__}")
     return config
+
+
+class _ReadySessions(Pool):
+    """A single-use :class:`Pool` whose containers count as started only once their session
+    server has written its ready line (kept in ``Container.rest`` for the session to read):
+    a leased container takes a cell at once."""
+
+    def __init__(self, *args: Any, config: ContainerConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._config = config
+
+    async def _start(self, body: dict[str, Any]) -> Container:
+        container = await super()._start(body)
+        try:
+            with anyio.fail_after(self._config.start_timeout):
+                await _await_ready(container, self._config)
+        except TimeoutError:
+            await kill(container)
+            timeout = self._config.start_timeout
+            raise StartTimeout(timeout, phase="the session server's ready line") from None
+        except BaseException:
+            await kill(container)
+            raise
+        return container
+
+
+async def _await_ready(container: Container, config: ContainerConfig) -> None:
+    """Read a new session container's stdout up to its ready line, left in ``rest``.
+
+    Raises :class:`ProtocolError` when the container ends first (an image without the session
+    server) or writes something else; the caller bounds the wait.
+    """
+    stderr = bytearray()
+    while container.rest.find(b"\n") < 0 and len(container.rest) <= _READY_MAX:
+        frame = await container.attachment.read()
+        if frame is None:
+            reason = await _end_reason(container, config)
+            raise ProtocolError(
+                f"the session container ended before its interpreter started ({reason}): "
+                f"the image {config.image} needs the session server at {SESSION_SERVER} "
+                "(runner images built from this version have it)",
+                logs=stderr[-_STDERR_TAIL:].decode("utf-8", "replace"),
+            )
+        stream, data = frame
+        if stream == 1:
+            container.rest += data
+        else:
+            stderr += data
+            del stderr[:-_STDERR_TAIL]
+    line, newline, _ = container.rest.partition(b"\n")
+    if not newline or not line.startswith(_READY):
+        raise ProtocolError(
+            f"the session container said {line[:200]!r} instead of its ready line",
+            received=line[:_READY_MAX],
+        )
+
+
+async def _end_reason(container: Container, config: ContainerConfig) -> str:
+    """Why a session container's output ended, as the engine tells it (bounded)."""
+    try:
+        with anyio.fail_after(5):
+            state = await container.engine.state(container.id)
+    except (ExecutorError, TimeoutError):
+        return "the container ended"
+    if state.removed:
+        return "the container was removed from outside"
+    if state.oom_killed:
+        return (
+            f"the container ran out of memory (memory_bytes={config.memory_bytes}) and was killed"
+        )
+    if state.exit_code is not None:
+        return f"the container exited with status {state.exit_code}"
+    return "the container's output ended"
 
 
 class SessionPool:
@@ -127,13 +203,14 @@ class SessionPool:
         self._base: dict[str, Any] | None = None
         self._body: dict[str, Any] | None = None
         self._background = Background()
-        self._pool = Pool(
+        self._pool = _ReadySessions(
             Admission(engine, config.max_starting),
             self._background,
             size=size,
             max_idle=config.max_idle,
             on_empty="start",
             body=self._create_body,
+            config=config,
         )
         self._sessions: set[Session] = set()
         self._entered = False
@@ -367,24 +444,12 @@ class Session:
             pool = self._own_pool
         container = await pool._lease(self)
         self._container = container
+        # The pool read up to the session server's ready line (_ReadySessions): it is the
+        # first line of what the container wrote.
         self._buffer = bytearray(container.rest)
         container.rest = b""
-        try:
-            with anyio.fail_after(self.config.start_timeout):
-                line = await self._line(container)
-        except TimeoutError:
-            await self._drop()
-            raise StartTimeout(self.config.start_timeout) from None
-        except _Lost as lost:
-            await self._drop()
-            tail = self._stderr[-_STDERR_TAIL:].decode("utf-8", "replace")
-            raise ProtocolError(
-                f"the session container ended before its interpreter started ({lost.reason}): "
-                f"the image {self.config.image} needs the session server at {SESSION_SERVER} "
-                "(runner images built from this version have it)",
-                logs=tail,
-            ) from None
-        if not line.startswith(b'{"ready":true'):
+        line = await self._line(container)
+        if not line.startswith(_READY):  # pragma: no cover - the pool checked it
             await self._drop()
             raise ProtocolError(
                 f"the session container said {line[:200]!r} instead of its ready line",
@@ -476,21 +541,7 @@ class Session:
                 del self._stderr[:-_STDERR_TAIL]
 
     async def _ended(self, container: Container) -> str:
-        try:
-            with anyio.fail_after(5):
-                state = await container.engine.state(container.id)
-        except (ExecutorError, TimeoutError):
-            return "the container ended"
-        if state.removed:
-            return "the container was removed from outside"
-        if state.oom_killed:
-            return (
-                f"the container ran out of memory (memory_bytes={self.config.memory_bytes}) "
-                "and was killed"
-            )
-        if state.exit_code is not None:
-            return f"the container exited with status {state.exit_code}"
-        return "the container's output ended"
+        return await _end_reason(container, self.config)
 
     async def _request(self, request: dict[str, Any], bound: float | None) -> dict[str, Any]:
         """Send one request and read its answer; a container that ends or does not answer

@@ -338,6 +338,20 @@ async def test_pool_gives_started_containers_and_cleans_up() -> None:
     assert containers(labels) == []
 
 
+async def test_prewarmed_container_is_ready_before_it_is_leased() -> None:
+    """After the prewarm the idle container's session server has already said ready (its line
+    waits in the container's kept stdout), and a session entered then takes that container:
+    no new container is made for it."""
+    labels = case()
+    async with SessionPool("python", config(labels=labels), size=1) as pool:
+        idle = [c for _, c in pool._pool._idle]
+        assert len(idle) == 1 and idle[0].rest.startswith(b'{"ready":true')
+        async with pool.session() as s:  # the prewarmed container: none made for it
+            assert s.container_id == idle[0].id
+            assert (await s.run("1 + 1")).result == "2"
+    assert containers(labels) == []
+
+
 # -- bash -------------------------------------------------------------------------------------
 
 

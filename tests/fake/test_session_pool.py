@@ -49,3 +49,17 @@ async def test_failed_removal_hands_over_that_container_only() -> None:
         assert await reap(engine=engine) == []  # nothing of a live pool is an orphan
         assert (await b.run("y")).result == repr("ran y") and b.container_id == kept
     assert engine.live() == []
+
+
+async def test_pool_counts_a_container_once_its_session_server_said_ready() -> None:
+    """The prewarm waits for each container's ready line (kept for the session), so a session
+    entered right after it takes a prewarmed container and no create is sent for it."""
+    engine = FakeEngine()
+    async with SessionPool(
+        "python", ContainerConfig("fake/runner:latest"), size=1, engine=engine
+    ) as pool:
+        (container,) = [c for _, c in pool._pool._idle]
+        assert container.rest.startswith(b'{"ready":true')
+        async with pool.session() as s:  # the prewarmed container: none created for it
+            assert s.container_id == container.id
+            assert (await s.run("x")).result == repr("x")

@@ -19,10 +19,13 @@ left.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import base64
 import binascii
 import contextlib
 import json
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -46,10 +49,10 @@ from .images import Readiness
 from .lifecycle import Admission, Background, Container, kill
 from .routing import make_engines
 from .sources import Pool
-from .sweeper import hand_over, mark_closed
+from .sweeper import hand_over, mark_closed, wait_idle
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Coroutine, Iterator
     from types import TracebackType
 
     from ..engine import Engine
@@ -69,6 +72,11 @@ _STDERR_TAIL = 4096
 #: How the session server's first line starts, and the most stdout read looking for it.
 _READY = b'{"ready":true'
 _READY_MAX = 65536
+#: How long the implicit pool of bare sessions keeps its idle container without a new session,
+#: when the config has no ``max_idle``.
+_IMPLICIT_IDLE = 60.0
+#: At interpreter exit, how long to wait for the sweeper to remove what implicit pools kept.
+_EXIT_WAIT = 10.0
 
 
 def _config_of(language: str, config: ContainerConfig | None) -> ContainerConfig:
@@ -258,9 +266,13 @@ class SessionPool:
         if self._entered:
             return
         self._entered = True
-        await self._background.start()
+        await self._background.start(*self._keepers())
         with anyio.fail_after(self.config.start_timeout):
             await self._pool.fill(await self._create_body())
+
+    def _keepers(self) -> tuple[Callable[[], Coroutine[Any, Any, None]], ...]:
+        """Long-running tasks of the pool's background besides the refill (none here)."""
+        return ()
 
     def session(
         self,
@@ -312,6 +324,119 @@ class SessionPool:
             if self._owns_engine:
                 with shielded():
                     await self.engine.aclose()
+
+
+class _ImplicitPool(SessionPool):
+    """The warm pool behind sessions made without ``pool=``: one per language, config, engine
+    and running event loop, keeping one container started (see :func:`_implicit_pool`).
+
+    It never outlives what owns it: when its event loop ends with its tasks cancelled (as
+    ``asyncio.run`` and ``anyio.run`` end), its keeper closes it there; at interpreter exit,
+    or when a lookup finds its loop closed, it is handed to the sweeper (:func:`_abandon`), and
+    ``reap()`` then counts its containers as a closed pool's. Without a new session for
+    ``config.max_idle`` seconds (else :data:`_IMPLICIT_IDLE`) it goes dormant: its idle
+    container is removed and none is started until the next session comes.
+    """
+
+    def __init__(self, language: str, config: ContainerConfig, engine: Engine | None) -> None:
+        super().__init__(language, config, size=1, engine=engine)
+        self.given_engine = engine
+        self.loop = asyncio.get_running_loop()
+        self.expire_after = config.max_idle or _IMPLICIT_IDLE
+        self._last_lease = time.monotonic()
+        self._guard: asyncio.Task[None] | None = None
+
+    def _keepers(self) -> tuple[Callable[[], Coroutine[Any, Any, None]], ...]:
+        return (self._keep,)
+
+    async def start(self) -> None:
+        if not self._entered and not self.closed:
+            self._guard = asyncio.get_running_loop().create_task(self._close_at_loop_end())
+        await super().start()
+
+    async def _close_at_loop_end(self) -> None:
+        """Close the pool when its event loop cancels this task (the loop ends); a task of its
+        own, outside the background, so that it can wait for the background's cleanups."""
+        try:
+            await self._background.closing.wait()
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
+
+    async def _keep(self) -> None:
+        """Go dormant after ``expire_after`` seconds without a session."""
+        closing = self._background.closing
+        while not closing.is_set():
+            with anyio.move_on_after(min(self.expire_after / 2, 5.0)):
+                await closing.wait()
+            idle_for = time.monotonic() - self._last_lease
+            if self._pool.size and idle_for > self.expire_after:
+                self._pool.resize(0)
+
+    async def _lease(self, session: Session) -> Container:
+        self._last_lease = time.monotonic()
+        if self._pool.size == 0:
+            self._pool.resize(1)  # awake: a spare starts for the next session
+        return await super()._lease(session)
+
+    async def aclose(self) -> None:
+        with _implicit_lock:
+            pools = _implicit.get(self.loop, [])
+            if self in pools:
+                pools.remove(self)
+            if not pools:
+                _implicit.pop(self.loop, None)
+        await super().aclose()
+
+    def _abandon(self) -> bool:
+        """Hand the pool's containers to the sweeper (its loop is gone); True if handed."""
+        if self.closed:
+            return False
+        self.closed = True
+        engine = self.engine
+        if engine.reconnect() is None:
+            mark_closed(self.instance)  # reap() knows them; nothing here can reach the engine
+            return False
+        hand_over(engine.name, self.instance, lambda: engine.reconnect() or engine)
+        return True
+
+
+#: The implicit pools by event loop (configs compare, they do not hash: a short list each).
+_implicit: dict[asyncio.AbstractEventLoop, list[_ImplicitPool]] = {}
+_implicit_lock = threading.Lock()
+_exit_hook = False
+
+
+def _implicit_pool(language: str, config: ContainerConfig, engine: Engine | None) -> SessionPool:
+    """The running loop's implicit pool for sessions of ``language``, ``config`` and
+    ``engine`` (the same object), made on first use."""
+    global _exit_hook
+    loop = asyncio.get_running_loop()
+    with _implicit_lock:
+        for other in [other for other in _implicit if other.is_closed()]:
+            for pool in _implicit.pop(other):  # ended without cancelling its tasks
+                pool._abandon()
+        pools = _implicit.setdefault(loop, [])
+        for pool in pools:
+            if pool.language == language and pool.given_engine is engine and pool.config == config:
+                return pool
+        made = _ImplicitPool(language, config, engine)
+        pools.append(made)
+        if not _exit_hook:
+            atexit.register(_at_exit)
+            _exit_hook = True
+        return made
+
+
+def _at_exit() -> None:
+    """At interpreter exit: the implicit pools still open go to the sweeper, awaited a while."""
+    with _implicit_lock:
+        pools = [pool for pools in _implicit.values() for pool in pools]
+        _implicit.clear()
+    handed = [pool._abandon() for pool in pools]
+    if any(handed):
+        wait_idle(_EXIT_WAIT)
 
 
 class _Lost(Exception):
@@ -437,10 +562,8 @@ class Session:
     async def _take(self) -> None:
         pool = self._pool
         if pool is None:
-            if self._own_pool is None:
-                self._own_pool = SessionPool(
-                    self.language, self.config, size=0, engine=self._engine
-                )
+            if self._own_pool is None or self._own_pool.closed:
+                self._own_pool = _implicit_pool(self.language, self.config, self._engine)
             pool = self._own_pool
         container = await pool._lease(self)
         self._container = container
@@ -491,10 +614,9 @@ class Session:
             await self._background.aclose()
         finally:
             await self._drop()
-            if self._pool is not None:
-                self._pool._forget(self)
-            if self._own_pool is not None:
-                await self._own_pool.aclose()
+            pool = self._pool or self._own_pool
+            if pool is not None:
+                pool._forget(self)
 
     async def _drop(self) -> None:
         """Remove the current container now (it is broken, expired, or the session ends)."""

@@ -43,7 +43,7 @@ from .._errors import (
     StartTimeout,
 )
 from .._session import LANGUAGES, CellError, CellResult, Display
-from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
+from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, cleanup, owner_id, shielded
 from .config import ContainerConfig, MiB
 from .images import Readiness
 from .lifecycle import Admission, Background, Container, kill
@@ -77,6 +77,8 @@ _READY_MAX = 65536
 _IMPLICIT_IDLE = 60.0
 #: At interpreter exit, how long to wait for the sweeper to remove what implicit pools kept.
 _EXIT_WAIT = 10.0
+#: Bound on the implicit pool's last look for its containers when its loop ends.
+_SWEEP_TIMEOUT = 10.0
 
 
 def _config_of(language: str, config: ContainerConfig | None) -> ContainerConfig:
@@ -274,6 +276,9 @@ class SessionPool:
         """Long-running tasks of the pool's background besides the refill (none here)."""
         return ()
 
+    async def _swept(self) -> None:
+        """At close, once the pool's own removals are done: nothing more here."""
+
     def session(
         self,
         *,
@@ -318,6 +323,7 @@ class SessionPool:
                 await session.aclose()
             await self._pool.aclose()
             await self._background.aclose()
+            await self._swept()
             mark_closed(self.instance)
         finally:
             self._readiness.close()
@@ -363,6 +369,21 @@ class _ImplicitPool(SessionPool):
             with anyio.CancelScope(shield=True):
                 await self.aclose()
             raise
+
+    async def _swept(self) -> None:
+        """The loop's end cancels every task at once, so an engine request in flight (the
+        spare's create) may be cut off after the engine acted: remove what carries the pool's
+        instance label; what the engine does not remove now goes to the sweeper."""
+        engine = self.engine
+        done = False
+        with anyio.move_on_after(_SWEEP_TIMEOUT):
+            try:
+                found = await engine.list_managed({INSTANCE_LABEL: self.instance})
+                done = all([await cleanup(engine.remove, str(c["Id"])) for c in found])
+            except ExecutorError:
+                pass
+        if not done and engine.reconnect() is not None:
+            hand_over(engine.name, self.instance, lambda: engine.reconnect() or engine)
 
     async def _keep(self) -> None:
         """Go dormant after ``expire_after`` seconds without a session."""

@@ -6,8 +6,10 @@ the interpreter it keeps in a process group of its own. Cells go over the contai
 as JSON lines and come back as one line each; the supervisor enforces a cell's timeout with
 SIGINT (the state survives) and replaces an interpreter that ignores it or dies
 (:class:`SessionLost`, the session usable again). A :class:`SessionPool` keeps session
-containers started ahead, so that a session enters in milliseconds; each session still gets
-a container of its own, removed when it ends.
+containers started ahead, their interpreters ready, so that a session enters in milliseconds;
+a session made without one takes its container from an implicit pool of one (per language,
+config, engine and event loop) that ends with its loop. Each session still gets a container of
+its own, removed when it ends.
 
 The parts are those of :class:`ContainerExecutor`: the create body from
 :class:`~executor.container.images.Readiness` (with the session server as the program), a
@@ -475,8 +477,10 @@ class Session:
     imports, the working directory and files stay from one cell to the next; nothing of one
     session is visible to another (each is its own container with ``config``'s limits: no
     network, read-only root, user 1000, memory, CPU and pids caps, ``runtime``). ``pool``
-    (a :class:`SessionPool`) gives a container started ahead; without it the session starts
-    its own (a fresh container, about the cost of one container start).
+    (a :class:`SessionPool`) gives a container started ahead; without it the container comes
+    from the implicit pool of this language, config, ``engine`` and event loop, which keeps
+    one started for the next such session (the first one waits for a container start; see
+    :class:`_ImplicitPool` for when that spare goes).
 
     Cells: :meth:`run` returns a :class:`CellResult`; a cell's exception is a result. At the
     cell's ``timeout`` (default ``config.timeout``) the interpreter gets SIGINT and the state

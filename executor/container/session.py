@@ -252,7 +252,11 @@ class SessionPool:
         return self._body
 
     async def __aenter__(self) -> SessionPool:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()  # no __aexit__ follows: the engine and what started go now
+            raise
         return self
 
     async def __aexit__(

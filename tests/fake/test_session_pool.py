@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import anyio
+import pytest
 
-from executor import ContainerConfig, Session, SessionPool, reap
+from executor import ContainerConfig, ImageNotFound, Session, SessionPool, reap
 from executor.container import sweeper
 from executor.container.session import SESSION_LABEL, SESSION_SERVER
 from executor.engine import MANAGED_LABEL
@@ -125,3 +126,14 @@ def test_implicit_pool_ends_with_its_event_loop() -> None:
     pool = asyncio.run(main())
     assert engine.live() == [] and pool.closed
     assert pool.instance in sweeper.closed_instances()
+
+
+async def test_a_pool_that_fails_to_enter_is_closed() -> None:
+    """When the prewarm fails in ``async with`` (no __aexit__ follows), the pool closes what
+    it holds itself."""
+    engine = FakeEngine(images=set())
+    pool = SessionPool("python", ContainerConfig("fake/missing:latest"), size=1, engine=engine)
+    with pytest.raises(ImageNotFound):
+        async with pool:
+            pass
+    assert pool.closed and engine.live() == []

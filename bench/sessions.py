@@ -8,7 +8,9 @@ Rows:
 
 * enter from a ``SessionPool`` (``size=4``): ``async with pool.session()`` up to the
   interpreter's ready line; the pool is refilled (untimed) between samples;
-* enter cold (``Session(...)`` alone: a container start plus the interpreter's);
+* enter a bare ``Session(...)`` (no ``pool=``: the implicit warm pool of its language, config
+  and loop), waiting (untimed) between samples for its spare;
+* enter cold (``SessionPool(size=0)``: a container start plus the interpreter's);
 * a cell round trip of ``x = 1`` in Python and ``x=1`` in bash, one session, one after another;
 * memory per idle session: ``--idle`` sessions open at once, each after one cell, as the
   engine accounts it (``docker stats``: the container's cgroup, both interpreters and the
@@ -125,14 +127,28 @@ async def main(
         await enters(pool, 3)  # warm the engine's caches
         stats = summary(await enters(pool, n_enters))
         rows.append(["enter, from a SessionPool (size=4)", stats["p50"], stats["p95"], stats["n"]])
-    cold = []
-    for _ in range(max(3, n_enters // 5)):
+    bare = []
+    for _ in range(n_enters):
         t0 = time.perf_counter()
         async with Session("python", config) as s:
-            cold.append(time.perf_counter() - t0)
+            bare.append(time.perf_counter() - t0)
             await s.run("1")
+            implicit = s._own_pool
+        assert implicit is not None
+        with anyio.fail_after(60):
+            while implicit.idle < 1:
+                await anyio.sleep(0.01)
+    stats = summary(bare[1:])  # the first one starts the implicit pool
+    rows.append(["enter, bare Session (implicit pool)", stats["p50"], stats["p95"], stats["n"]])
+    cold = []
+    async with SessionPool("python", config, size=0) as pool:
+        for _ in range(max(3, n_enters // 5)):
+            t0 = time.perf_counter()
+            async with pool.session() as s:
+                cold.append(time.perf_counter() - t0)
+                await s.run("1")
     stats = summary(cold)
-    rows.append(["enter, cold (no pool)", stats["p50"], stats["p95"], stats["n"]])
+    rows.append(["enter, cold (SessionPool size=0)", stats["p50"], stats["p95"], stats["n"]])
     for language, code in (("python", "x = 1"), ("bash", "x=1")):
         async with Session(language, config) as s:
             stats = summary(await cells(s, code, n_cells))

@@ -275,7 +275,20 @@ def reaped(engine: str, ids: list[str]) -> None:
     )
 
 
-def handed_over(engine: str, instance: str) -> None:
+def handed_over(engine: str, instance: str, container: str | None = None) -> None:
+    if container is not None:
+        event(
+            CONTAINER,
+            WARNING,
+            "sweeper.hand_over",
+            "engine %s did not remove container %s: the sweeper removes it once the engine answers",
+            engine,
+            container,
+            engine=engine,
+            instance=instance,
+            container_id=container,
+        )
+        return
     event(
         CONTAINER,
         WARNING,
@@ -289,7 +302,22 @@ def handed_over(engine: str, instance: str) -> None:
     )
 
 
-def swept(engine: str, instance: str, count: int) -> None:
+def swept(engine: str, instance: str, count: int, container: str | None = None) -> None:
+    if container is not None:
+        event(
+            CONTAINER,
+            INFO,
+            "sweeper.removed",
+            "the sweeper removed container %s (of %s) on %s",
+            container,
+            instance,
+            engine,
+            engine=engine,
+            instance=instance,
+            count=count,
+            container_id=container,
+        )
+        return
     event(
         CONTAINER,
         INFO,

@@ -14,9 +14,12 @@ httpcore ships its mock backend::
 A fake container speaks the runner protocol around ``handler(input)`` (sync or async): one
 request (fresh and pooled containers), serve mode (``mode="reuse"``) or fork mode
 (``mode="fork"``: ready lines, the request's ``timeout`` enforced, a crash answered and
-survived). Inside a handler, :func:`log` writes to the container's stderr and raising
-:class:`Crash` makes the container (fork mode: the task's process) die without answering.
-Any other exception is the task failing (``USER_ERROR``).
+survived). A session container (the session server as its program, as
+:class:`~executor.Session` makes them) says ready and answers each cell with
+``repr(handler(code))`` as its ``result`` (an exception: the cell's ``error``), keeps uploaded
+files in memory and ignores interrupts. Inside a handler, :func:`log` writes to the
+container's stderr and raising :class:`Crash` makes the container (fork mode: the task's
+process) die without answering. Any other exception is the task failing (``USER_ERROR``).
 
 Faults: :meth:`FakeEngine.fail` makes the next engine requests of a kind fail,
 :meth:`FakeEngine.delay` makes them slow, :meth:`FakeEngine.go_down` and
@@ -108,6 +111,8 @@ class _FakeContainer:
 
     @property
     def mode(self) -> str:
+        if any(str(part).endswith("/session.py") for part in self.body.get("Entrypoint") or ()):
+            return "session"
         env = dict(e.split("=", 1) for e in self.body.get("Env") or [] if "=" in e)
         serve = env.get("EXECUTOR_SERVE")
         return "fork" if serve == "fork" else "serve" if serve == "1" else "once"
@@ -148,6 +153,9 @@ class _FakeContainer:
         _current.set(self)
         mode = self.mode
         try:
+            if mode == "session":
+                await self._session()
+                return
             if mode == "once":
                 answer = await self._answer(await self._read_all(), fork=False)
                 if answer is not None:
@@ -169,6 +177,52 @@ class _FakeContainer:
         except asyncio.CancelledError:
             self.exit(137)
             raise
+
+    async def _session(self) -> None:
+        """The session server's wire: a ready line, then one answer per request line."""
+        files: dict[str, str] = {}
+        self._emit(1, _line({"ready": True, "language": (self.body.get("Cmd") or ["?"])[0]}))
+        while (line := await self._read_line()) is not None:
+            try:
+                request = json.loads(line)
+            except ValueError:
+                self._emit(1, _line({"ok": False, "code": "BAD_REQUEST", "message": "not JSON"}))
+                continue
+            op = request.get("op")
+            if op == "interrupt":
+                continue
+            self.requests += 1
+            self.engine.requests += 1
+            answer: dict[str, Any] = {"ok": True}
+            if op == "run":
+                answer.update(stdout="", stderr="", result=None, duration=0.0)
+                try:
+                    result = self.engine.handler(request.get("code"))
+                    if inspect.isawaitable(result):
+                        result = await result
+                    answer["result"] = None if result is None else repr(result)
+                except Crash as crash:
+                    self.exit(crash.exit_code, oom=crash.oom)
+                    return
+                except Exception as exc:
+                    answer["error"] = {
+                        "name": type(exc).__name__,
+                        "value": str(exc),
+                        "traceback": "",
+                    }
+            elif op == "upload":
+                files[str(request.get("path"))] = str(request.get("data", ""))
+            elif op == "download":
+                if str(request.get("path")) not in files:
+                    answer = {"ok": False, "code": "FILE_NOT_FOUND", "message": "no such file"}
+                else:
+                    answer["data"] = files[str(request.get("path"))]
+            elif op == "files":
+                answer["files"] = [[name, 0] for name in sorted(files)]
+            elif op != "restart":
+                answer = {"ok": False, "code": "BAD_REQUEST", "message": f"unknown op {op!r}"}
+            self._emit(1, _line(answer))
+        self.exit(0)
 
     async def _answer(self, raw: bytes, *, fork: bool) -> bytes | None:
         """The response line for one request; None when the container died instead."""

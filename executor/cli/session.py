@@ -59,7 +59,7 @@ def session_command(
     from anyio.from_thread import start_blocking_portal
 
     from .._code import default_image
-    from ..container import ContainerConfig, Session
+    from ..container import ContainerConfig, SessionPool
 
     config = ContainerConfig(
         image or default_image("python"),
@@ -70,8 +70,11 @@ def session_command(
         labels=parse_pairs(labels, "--label"),
     )
     interactive = sys.stdin.isatty()
-    with start_blocking_portal() as portal:
-        session = Session(language, config, idle_timeout=None)
+    # One session for the prompt: a pool of size 0 starts its container and keeps no spare
+    # (a bare Session's implicit pool would start one for a next session that never comes).
+    pool = SessionPool(language, config, size=0)
+    with start_blocking_portal() as portal, portal.wrap_async_context_manager(pool):
+        session = pool.session(idle_timeout=None)
         with portal.wrap_async_context_manager(session):
             if interactive:
                 click.echo(f"{language} session {(session.container_id or '')[:12]}", err=True)

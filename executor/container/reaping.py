@@ -4,7 +4,8 @@ Every container the library creates carries ``executor.managed=true``,
 ``executor.owner=<host>/<pid>/<start>`` and ``executor.instance=<executor id>``. A process
 killed with SIGKILL cannot clean up, so its containers stay; ``reap()`` (or ``executor
 reap``) finds and removes them, and also those of executors of this very process that were
-closed while their engine was down. Containers owned by live processes, or by processes on
+closed while their engine was down, and single containers whose removal failed (a session's,
+handed to the sweeper). Containers owned by live processes, or by processes on
 other hosts, are left alone.
 """
 
@@ -16,7 +17,7 @@ import anyio
 
 from .._observe import reaped
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_alive, owner_id
-from .sweeper import closed_instances
+from .sweeper import abandoned_containers, closed_instances
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -49,13 +50,17 @@ async def reap(
         engine = DockerEngine(docker_url, docker=docker)
     me = owner_id()
     closed = closed_instances()
+    abandoned = abandoned_containers()
     try:
         found = await engine.list_managed({MANAGED_LABEL: "true", **(labels or {})})
         doomed = []
         for container in found:
             tags = container.get("Labels") or {}
             owner = str(tags.get(OWNER_LABEL, ""))
-            orphan = not owner_alive(owner) or (owner == me and tags.get(INSTANCE_LABEL) in closed)
+            orphan = not owner_alive(owner) or (
+                owner == me
+                and (tags.get(INSTANCE_LABEL) in closed or str(container["Id"]) in abandoned)
+            )
             if include_live or orphan:
                 doomed.append(str(container["Id"]))
         async with anyio.create_task_group() as tg:

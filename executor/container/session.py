@@ -6,8 +6,10 @@ the interpreter it keeps in a process group of its own. Cells go over the contai
 as JSON lines and come back as one line each; the supervisor enforces a cell's timeout with
 SIGINT (the state survives) and replaces an interpreter that ignores it or dies
 (:class:`SessionLost`, the session usable again). A :class:`SessionPool` keeps session
-containers started ahead, so that a session enters in milliseconds; each session still gets
-a container of its own, removed when it ends.
+containers started ahead, their interpreters ready, so that a session enters in milliseconds;
+a session made without one takes its container from an implicit pool of one (per language,
+config, engine and event loop) that ends with its loop. Each session still gets a container of
+its own, removed when it ends.
 
 The parts are those of :class:`ContainerExecutor`: the create body from
 :class:`~executor.container.images.Readiness` (with the session server as the program), a
@@ -19,10 +21,13 @@ left.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import base64
 import binascii
 import contextlib
 import json
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -40,16 +45,16 @@ from .._errors import (
     StartTimeout,
 )
 from .._session import LANGUAGES, CellError, CellResult, Display
-from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
+from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, cleanup, owner_id, shielded
 from .config import ContainerConfig, MiB
 from .images import Readiness
 from .lifecycle import Admission, Background, Container, kill
 from .routing import make_engines
 from .sources import Pool
-from .sweeper import hand_over, mark_closed
+from .sweeper import hand_over, mark_closed, wait_idle
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Coroutine, Iterator
     from types import TracebackType
 
     from ..engine import Engine
@@ -66,6 +71,16 @@ _ANSWER_SLACK = 10.0
 #: Bound on the answer a cancelled cell still owes, read before the next request.
 _OWED_SLACK = 5.0
 _STDERR_TAIL = 4096
+#: How the session server's first line starts, and the most stdout read looking for it.
+_READY = b'{"ready":true'
+_READY_MAX = 65536
+#: How long the implicit pool of bare sessions keeps its idle container without a new session,
+#: when the config has no ``max_idle``.
+_IMPLICIT_IDLE = 60.0
+#: At interpreter exit, how long to wait for the sweeper to remove what implicit pools kept.
+_EXIT_WAIT = 10.0
+#: Bound on the implicit pool's last look for its containers when its loop ends.
+_SWEEP_TIMEOUT = 10.0
 
 
 def _config_of(language: str, config: ContainerConfig | None) -> ContainerConfig:
@@ -78,6 +93,79 @@ def _config_of(language: str, config: ContainerConfig | None) -> ContainerConfig
     if not isinstance(config, ContainerConfig):
         raise ConfigError(f"config must be a ContainerConfig, got {type(config).__name__}")
     return config
+
+
+class _ReadySessions(Pool):
+    """A single-use :class:`Pool` whose containers count as started only once their session
+    server has written its ready line (kept in ``Container.rest`` for the session to read):
+    a leased container takes a cell at once."""
+
+    def __init__(self, *args: Any, config: ContainerConfig, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._config = config
+
+    async def _start(self, body: dict[str, Any]) -> Container:
+        container = await super()._start(body)
+        try:
+            with anyio.fail_after(self._config.start_timeout):
+                await _await_ready(container, self._config)
+        except TimeoutError:
+            await kill(container)
+            timeout = self._config.start_timeout
+            raise StartTimeout(timeout, phase="the session server's ready line") from None
+        except BaseException:
+            await kill(container)
+            raise
+        return container
+
+
+async def _await_ready(container: Container, config: ContainerConfig) -> None:
+    """Read a new session container's stdout up to its ready line, left in ``rest``.
+
+    Raises :class:`ProtocolError` when the container ends first (an image without the session
+    server) or writes something else; the caller bounds the wait.
+    """
+    stderr = bytearray()
+    while container.rest.find(b"\n") < 0 and len(container.rest) <= _READY_MAX:
+        frame = await container.attachment.read()
+        if frame is None:
+            reason = await _end_reason(container, config)
+            raise ProtocolError(
+                f"the session container ended before its interpreter started ({reason}): "
+                f"the image {config.image} needs the session server at {SESSION_SERVER} "
+                "(runner images built from this version have it)",
+                logs=stderr[-_STDERR_TAIL:].decode("utf-8", "replace"),
+            )
+        stream, data = frame
+        if stream == 1:
+            container.rest += data
+        else:
+            stderr += data
+            del stderr[:-_STDERR_TAIL]
+    line, newline, _ = container.rest.partition(b"\n")
+    if not newline or not line.startswith(_READY):
+        raise ProtocolError(
+            f"the session container said {line[:200]!r} instead of its ready line",
+            received=line[:_READY_MAX],
+        )
+
+
+async def _end_reason(container: Container, config: ContainerConfig) -> str:
+    """Why a session container's output ended, as the engine tells it (bounded)."""
+    try:
+        with anyio.fail_after(5):
+            state = await container.engine.state(container.id)
+    except (ExecutorError, TimeoutError):
+        return "the container ended"
+    if state.removed:
+        return "the container was removed from outside"
+    if state.oom_killed:
+        return (
+            f"the container ran out of memory (memory_bytes={config.memory_bytes}) and was killed"
+        )
+    if state.exit_code is not None:
+        return f"the container exited with status {state.exit_code}"
+    return "the container's output ended"
 
 
 class SessionPool:
@@ -128,13 +216,14 @@ class SessionPool:
         self._base: dict[str, Any] | None = None
         self._body: dict[str, Any] | None = None
         self._background = Background()
-        self._pool = Pool(
+        self._pool = _ReadySessions(
             Admission(engine, config.max_starting),
             self._background,
             size=size,
             max_idle=config.max_idle,
             on_empty="start",
             body=self._create_body,
+            config=config,
         )
         self._sessions: set[Session] = set()
         self._entered = False
@@ -164,7 +253,11 @@ class SessionPool:
         return self._body
 
     async def __aenter__(self) -> SessionPool:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.aclose()  # no __aexit__ follows: the engine and what started go now
+            raise
         return self
 
     async def __aexit__(
@@ -182,9 +275,16 @@ class SessionPool:
         if self._entered:
             return
         self._entered = True
-        await self._background.start()
+        await self._background.start(*self._keepers())
         with anyio.fail_after(self.config.start_timeout):
             await self._pool.fill(await self._create_body())
+
+    def _keepers(self) -> tuple[Callable[[], Coroutine[Any, Any, None]], ...]:
+        """Long-running tasks of the pool's background besides the refill (none here)."""
+        return ()
+
+    async def _swept(self) -> None:
+        """At close, once the pool's own removals are done: nothing more here."""
 
     def session(
         self,
@@ -230,12 +330,141 @@ class SessionPool:
                 await session.aclose()
             await self._pool.aclose()
             await self._background.aclose()
+            await self._swept()
             mark_closed(self.instance)
         finally:
             self._readiness.close()
             if self._owns_engine:
                 with shielded():
                     await self.engine.aclose()
+
+
+class _ImplicitPool(SessionPool):
+    """The warm pool behind sessions made without ``pool=``: one per language, config, engine
+    and running event loop, keeping one container started (see :func:`_implicit_pool`).
+
+    It never outlives what owns it: when its event loop ends with its tasks cancelled (as
+    ``asyncio.run`` and ``anyio.run`` end), its keeper closes it there; at interpreter exit,
+    or when a lookup finds its loop closed, it is handed to the sweeper (:func:`_abandon`), and
+    ``reap()`` then counts its containers as a closed pool's. Without a new session for
+    ``config.max_idle`` seconds (else :data:`_IMPLICIT_IDLE`) it goes dormant: its idle
+    container is removed and none is started until the next session comes.
+    """
+
+    def __init__(self, language: str, config: ContainerConfig, engine: Engine | None) -> None:
+        super().__init__(language, config, size=1, engine=engine)
+        self.given_engine = engine
+        self.loop = asyncio.get_running_loop()
+        self.expire_after = config.max_idle or _IMPLICIT_IDLE
+        self._last_lease = time.monotonic()
+        self._guard: asyncio.Task[None] | None = None
+
+    def _keepers(self) -> tuple[Callable[[], Coroutine[Any, Any, None]], ...]:
+        return (self._keep,)
+
+    async def start(self) -> None:
+        if not self._entered and not self.closed:
+            self._guard = asyncio.get_running_loop().create_task(self._close_at_loop_end())
+        await super().start()
+
+    async def _close_at_loop_end(self) -> None:
+        """Close the pool when its event loop cancels this task (the loop ends); a task of its
+        own, outside the background, so that it can wait for the background's cleanups."""
+        try:
+            await self._background.closing.wait()
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
+
+    async def _swept(self) -> None:
+        """The loop's end cancels every task at once, so an engine request in flight (the
+        spare's create) may be cut off after the engine acted: remove what carries the pool's
+        instance label; what the engine does not remove now goes to the sweeper."""
+        engine = self.engine
+        done = False
+        with anyio.move_on_after(_SWEEP_TIMEOUT):
+            try:
+                found = await engine.list_managed({INSTANCE_LABEL: self.instance})
+                done = all([await cleanup(engine.remove, str(c["Id"])) for c in found])
+            except ExecutorError:
+                pass
+        if not done and engine.reconnect() is not None:
+            hand_over(engine.name, self.instance, lambda: engine.reconnect() or engine)
+
+    async def _keep(self) -> None:
+        """Go dormant after ``expire_after`` seconds without a session."""
+        closing = self._background.closing
+        while not closing.is_set():
+            with anyio.move_on_after(min(self.expire_after / 2, 5.0)):
+                await closing.wait()
+            idle_for = time.monotonic() - self._last_lease
+            if self._pool.size and idle_for > self.expire_after:
+                self._pool.resize(0)
+
+    async def _lease(self, session: Session) -> Container:
+        self._last_lease = time.monotonic()
+        if self._pool.size == 0:
+            self._pool.resize(1)  # awake: a spare starts for the next session
+        return await super()._lease(session)
+
+    async def aclose(self) -> None:
+        with _implicit_lock:
+            pools = _implicit.get(self.loop, [])
+            if self in pools:
+                pools.remove(self)
+            if not pools:
+                _implicit.pop(self.loop, None)
+        await super().aclose()
+
+    def _abandon(self) -> bool:
+        """Hand the pool's containers to the sweeper (its loop is gone); True if handed."""
+        if self.closed:
+            return False
+        self.closed = True
+        engine = self.engine
+        if engine.reconnect() is None:
+            mark_closed(self.instance)  # reap() knows them; nothing here can reach the engine
+            return False
+        hand_over(engine.name, self.instance, lambda: engine.reconnect() or engine)
+        return True
+
+
+#: The implicit pools by event loop (configs compare, they do not hash: a short list each).
+_implicit: dict[asyncio.AbstractEventLoop, list[_ImplicitPool]] = {}
+_implicit_lock = threading.Lock()
+_exit_hook = False
+
+
+def _implicit_pool(language: str, config: ContainerConfig, engine: Engine | None) -> SessionPool:
+    """The running loop's implicit pool for sessions of ``language``, ``config`` and
+    ``engine`` (the same object), made on first use."""
+    global _exit_hook
+    loop = asyncio.get_running_loop()
+    with _implicit_lock:
+        for other in [other for other in _implicit if other.is_closed()]:
+            for pool in _implicit.pop(other):  # ended without cancelling its tasks
+                pool._abandon()
+        pools = _implicit.setdefault(loop, [])
+        for pool in pools:
+            if pool.language == language and pool.given_engine is engine and pool.config == config:
+                return pool
+        made = _ImplicitPool(language, config, engine)
+        pools.append(made)
+        if not _exit_hook:
+            atexit.register(_at_exit)
+            _exit_hook = True
+        return made
+
+
+def _at_exit() -> None:
+    """At interpreter exit: the implicit pools still open go to the sweeper, awaited a while."""
+    with _implicit_lock:
+        pools = [pool for pools in _implicit.values() for pool in pools]
+        _implicit.clear()
+    handed = [pool._abandon() for pool in pools]
+    if any(handed):
+        wait_idle(_EXIT_WAIT)
 
 
 class _Lost(Exception):
@@ -253,8 +482,10 @@ class Session:
     imports, the working directory and files stay from one cell to the next; nothing of one
     session is visible to another (each is its own container with ``config``'s limits: no
     network, read-only root, user 1000, memory, CPU and pids caps, ``runtime``). ``pool``
-    (a :class:`SessionPool`) gives a container started ahead; without it the session starts
-    its own (a fresh container, about the cost of one container start).
+    (a :class:`SessionPool`) gives a container started ahead; without it the container comes
+    from the implicit pool of this language, config, ``engine`` and event loop, which keeps
+    one started for the next such session (the first one waits for a container start; see
+    :class:`_ImplicitPool` for when that spare goes).
 
     Cells: :meth:`run` returns a :class:`CellResult`; a cell's exception is a result. At the
     cell's ``timeout`` (default ``config.timeout``) the interpreter gets SIGINT and the state
@@ -362,31 +593,17 @@ class Session:
     async def _take(self) -> None:
         pool = self._pool
         if pool is None:
-            if self._own_pool is None:
-                self._own_pool = SessionPool(
-                    self.language, self.config, size=0, engine=self._engine
-                )
+            if self._own_pool is None or self._own_pool.closed:
+                self._own_pool = _implicit_pool(self.language, self.config, self._engine)
             pool = self._own_pool
         container = await pool._lease(self)
         self._container = container
+        # The pool read up to the session server's ready line (_ReadySessions): it is the
+        # first line of what the container wrote.
         self._buffer = bytearray(container.rest)
         container.rest = b""
-        try:
-            with anyio.fail_after(self.config.start_timeout):
-                line = await self._line(container)
-        except TimeoutError:
-            await self._drop()
-            raise StartTimeout(self.config.start_timeout) from None
-        except _Lost as lost:
-            await self._drop()
-            tail = self._stderr[-_STDERR_TAIL:].decode("utf-8", "replace")
-            raise ProtocolError(
-                f"the session container ended before its interpreter started ({lost.reason}): "
-                f"the image {self.config.image} needs the session server at {SESSION_SERVER} "
-                "(runner images built from this version have it)",
-                logs=tail,
-            ) from None
-        if not line.startswith(b'{"ready":true'):
+        line = await self._line(container)
+        if not line.startswith(_READY):  # pragma: no cover - the pool checked it
             await self._drop()
             raise ProtocolError(
                 f"the session container said {line[:200]!r} instead of its ready line",
@@ -428,10 +645,9 @@ class Session:
             await self._background.aclose()
         finally:
             await self._drop()
-            if self._pool is not None:
-                self._pool._forget(self)
-            if self._own_pool is not None:
-                await self._own_pool.aclose()
+            pool = self._pool or self._own_pool
+            if pool is not None:
+                pool._forget(self)
 
     async def _drop(self) -> None:
         """Remove the current container now (it is broken, expired, or the session ends)."""
@@ -441,10 +657,16 @@ class Session:
         if container is None:
             return
         if not await kill(container) and container.engine.reconnect() is not None:
+            # This container only: the pool's instance serves other sessions on.
             pool = self._pool or self._own_pool
             if pool is not None:
                 engine = container.engine
-                hand_over(engine.name, pool.instance, lambda: engine.reconnect() or engine)
+                hand_over(
+                    engine.name,
+                    pool.instance,
+                    lambda: engine.reconnect() or engine,
+                    container=container.id,
+                )
 
     # -- the wire ------------------------------------------------------------------------------
 
@@ -472,21 +694,7 @@ class Session:
                 del self._stderr[:-_STDERR_TAIL]
 
     async def _ended(self, container: Container) -> str:
-        try:
-            with anyio.fail_after(5):
-                state = await container.engine.state(container.id)
-        except (ExecutorError, TimeoutError):
-            return "the container ended"
-        if state.removed:
-            return "the container was removed from outside"
-        if state.oom_killed:
-            return (
-                f"the container ran out of memory (memory_bytes={self.config.memory_bytes}) "
-                "and was killed"
-            )
-        if state.exit_code is not None:
-            return f"the container exited with status {state.exit_code}"
-        return "the container's output ended"
+        return await _end_reason(container, self.config)
 
     async def _request(self, request: dict[str, Any], bound: float | None) -> dict[str, Any]:
         """Send one request and read its answer; a container that ends or does not answer

@@ -385,6 +385,17 @@ class Pool(Source):
         await self._remove_later(container)
         self._kick()  # the replacement starts now, not while the call talked to the engine
 
+    def resize(self, size: int) -> None:
+        """Keep ``size`` containers idle from now on; idle ones beyond it are removed."""
+        self.size = size
+        while len(self._idle) > size:
+            _, container = self._idle.pop()
+            self.recycled_idle += 1
+            if not self.background.spawn(kill, container):
+                self._idle.append((time.monotonic(), container))  # no background: kept
+                break
+        self._kick()
+
     def detach(self, container: Container) -> None:
         """A leased container the caller keeps for good (a session owns it from now on and
         removes it itself): off the pool's books, and its replacement starts now."""

@@ -3,8 +3,10 @@
 An executor closed while its engine is down cannot remove its containers. It hands them here:
 one daemon thread (started on first use, with its own event loop, so it outlives the caller's
 loop) retries with backoff until the engine answers, then removes every container carrying
-that executor's instance label. :func:`closed_instances` also lets ``reap()`` treat the
-containers of closed executors of this process as orphans.
+that executor's instance label. A single container can be handed over too (a session's, whose
+removal failed while its pool serves on): the sweep then removes that container by id and the
+instance stays open. :func:`closed_instances` and :func:`abandoned_containers` also let
+``reap()`` treat these containers of this process as orphans.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ if TYPE_CHECKING:
 
     from ..engine import Engine
 
-__all__ = ["closed_instances", "hand_over", "pending"]
+__all__ = ["abandoned_containers", "closed_instances", "hand_over", "pending"]
 
 #: First retry after this many seconds, doubling up to :data:`_MAX_DELAY`.
 _FIRST_DELAY = 1.0
 _MAX_DELAY = 30.0
 
 _lock = threading.Lock()
-_pending: dict[tuple[str, str], Callable[[], Engine]] = {}
+#: (engine name, instance, container id or "" for the whole instance) -> connect.
+_pending: dict[tuple[str, str, str], Callable[[], Engine]] = {}
 _closed: set[str] = set()
+_abandoned: set[str] = set()
 _wake = threading.Event()
 _thread: threading.Thread | None = None
 
@@ -42,6 +46,12 @@ def closed_instances() -> frozenset[str]:
         return frozenset(_closed)
 
 
+def abandoned_containers() -> frozenset[str]:
+    """Ids of single containers handed over (their removal failed; their instance lives on)."""
+    with _lock:
+        return frozenset(_abandoned)
+
+
 def mark_closed(instance: str) -> None:
     """Record that the executor with this instance label is closed."""
     with _lock:
@@ -49,25 +59,36 @@ def mark_closed(instance: str) -> None:
 
 
 def pending() -> list[tuple[str, str]]:
-    """``(engine name, instance)`` pairs still waiting for their engine."""
+    """``(engine name, instance)`` pairs still waiting for their engine (a pair appears once,
+    whether its whole instance or single containers of it wait)."""
     with _lock:
-        return list(_pending)
+        return list(dict.fromkeys((name, instance) for name, instance, _ in _pending))
 
 
-def hand_over(engine_name: str, instance: str, connect: Callable[[], Engine]) -> None:
+def hand_over(
+    engine_name: str,
+    instance: str,
+    connect: Callable[[], Engine],
+    *,
+    container: str | None = None,
+) -> None:
     """Remove ``instance``'s containers on that engine as soon as it answers.
 
-    ``connect`` makes a new engine object for the same endpoint; it is called in the
-    sweeper's own thread and event loop.
+    With ``container`` (an id) only that container is removed and the instance is not marked
+    closed: its other containers serve on. ``connect`` makes a new engine object for the same
+    endpoint; it is called in the sweeper's own thread and event loop.
     """
     global _thread
     with _lock:
-        _closed.add(instance)
-        _pending[(engine_name, instance)] = connect
+        if container is None:
+            _closed.add(instance)
+        else:
+            _abandoned.add(container)
+        _pending[(engine_name, instance, container or "")] = connect
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_main, name="executor-sweeper", daemon=True)
             _thread.start()
-    handed_over(engine_name, instance)
+    handed_over(engine_name, instance, container)
     _wake.set()
 
 
@@ -85,6 +106,7 @@ def _main() -> None:
         with _lock:
             for key in done:
                 _pending.pop(key, None)
+                _abandoned.discard(key[2])
             left = bool(_pending)
         if left:
             _wake.wait(delay)
@@ -92,19 +114,27 @@ def _main() -> None:
             delay = min(delay * 2, _MAX_DELAY)
 
 
-async def _sweep_all(work: dict[tuple[str, str], Callable[[], Engine]]) -> list[tuple[str, str]]:
-    done: list[tuple[str, str]] = []
+async def _sweep_all(
+    work: dict[tuple[str, str, str], Callable[[], Engine]],
+) -> list[tuple[str, str, str]]:
+    done: list[tuple[str, str, str]] = []
     for key, connect in work.items():
+        name, instance, container = key
         try:
             engine = connect()
         except ExecutorError:
             continue
         try:
             await engine.ping()
-            found = await engine.list_managed({INSTANCE_LABEL: key[1]})
+            if container:
+                if await cleanup(engine.remove, container):
+                    swept(name, instance, 1, container)
+                    done.append(key)
+                continue
+            found = await engine.list_managed({INSTANCE_LABEL: instance})
             removed = [await cleanup(engine.remove, str(c["Id"])) for c in found]
             if all(removed):
-                swept(key[0], key[1], len(removed))
+                swept(name, instance, len(removed))
                 done.append(key)
         except ExecutorError:
             pass

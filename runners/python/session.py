@@ -559,6 +559,10 @@ def _file_op(request: dict[str, object]) -> dict[str, object]:
         return {"ok": False, "code": "BAD_PATH", "message": str(exc)}
     except FileNotFoundError:
         return {"ok": False, "code": "FILE_NOT_FOUND", "message": "no such file"}
+    except IsADirectoryError:
+        # A download opens a directory fine but cannot read it as a file (fdopen refuses);
+        # an upload cannot open one for writing.
+        return {"ok": False, "code": "NOT_A_FILE", "message": "it is a directory"}
     except OSError as exc:
         code = "BAD_PATH" if exc.errno == errno.ELOOP else "FILE_ERROR"
         return {"ok": False, "code": code, "message": f"{exc.strerror} ({exc.errno})"}

@@ -12,6 +12,8 @@ import contextlib
 import os
 import struct
 import subprocess
+import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,7 +31,7 @@ from executor import (
 )
 from executor.container.session import SESSION_LABEL
 
-from ._support import case, containers
+from ._support import CASE_LABEL, case, containers
 from ._support import pypi as pypi  # the registry check: skip when pip reaches none
 from .conftest import PYTHON_IMAGE, config
 from .test_runtime import require_runsc
@@ -189,7 +191,7 @@ async def test_matplotlib_figure_comes_back_as_png(make_session: MakeSession, py
 
 async def test_upload_download_round_trip_with_caps(make_session: MakeSession) -> None:
     """Files go in and out of the working directory within ``max_collect_bytes``; larger
-    files and paths leading outside are refused with SessionFileError."""
+    files, paths leading outside and directories are refused with SessionFileError."""
     async with make_session(max_collect_bytes=4096) as s:
         await s.upload("data/in.csv", b"a,b\n1,2\n")
         r = await s.run("open('data/in.csv').read().upper()")
@@ -215,6 +217,10 @@ async def test_upload_download_round_trip_with_caps(make_session: MakeSession) -
         with pytest.raises(SessionFileError) as missing:
             await s.download("nope")
         assert missing.value.code == "FILE_NOT_FOUND"
+        for op in (lambda: s.download("data"), lambda: s.upload("data", b"x")):  # a directory
+            with pytest.raises(SessionFileError) as directory:
+                await op()
+            assert directory.value.code == "NOT_A_FILE"
 
 
 async def test_restart_keeps_files(make_session: MakeSession) -> None:
@@ -260,9 +266,10 @@ async def test_idle_expiry_removes_the_container(make_session: MakeSession) -> N
     labels = case()
     async with make_session(labels=labels, session={"idle_timeout": 0.5}) as s:
         await s.run("x = 1")
-        assert containers(labels)
+        mine = s.container_id
+        assert mine is not None and mine[:12] in containers(labels)
         with anyio.fail_after(30):
-            while containers(labels):
+            while mine[:12] in containers(labels):  # the implicit pool's spare stays
                 await anyio.sleep(0.1)
         with pytest.raises(SessionLost) as info:
             await s.run("x")
@@ -285,10 +292,13 @@ async def test_container_removed_from_outside(make_session: MakeSession) -> None
 
 
 async def test_leaving_removes_the_container_and_reap_knows_sessions() -> None:
-    """Leaving ``async with`` removes the session's container; session containers carry the
-    managed labels and ``executor.session``, so reap() finds them."""
+    """Leaving ``async with`` removes the session's container (what stays is the spare of the
+    implicit pool, for the next such session); session containers carry the managed labels
+    and ``executor.session``, so reap() finds them."""
     labels = case()
     async with Session("python", config(labels=labels)) as s:
+        mine = s.container_id
+        assert mine is not None and s._own_pool is not None
         await s.run("1")
         found = subprocess.run(
             [
@@ -304,7 +314,8 @@ async def test_leaving_removes_the_container_and_reap_knows_sessions() -> None:
         )
         assert found.stdout.strip() == "python"
         assert await reap(labels=labels) == []  # its owner is alive
-    assert containers(labels) == []
+    assert mine[:12] not in containers(labels)
+    assert len(containers(labels)) <= 1
 
 
 def test_bad_arguments() -> None:
@@ -331,6 +342,20 @@ async def test_pool_gives_started_containers_and_cleans_up() -> None:
         with anyio.fail_after(30):
             while pool.idle < 2:
                 await anyio.sleep(0.05)
+    assert containers(labels) == []
+
+
+async def test_prewarmed_container_is_ready_before_it_is_leased() -> None:
+    """After the prewarm the idle container's session server has already said ready (its line
+    waits in the container's kept stdout), and a session entered then takes that container:
+    no new container is made for it."""
+    labels = case()
+    async with SessionPool("python", config(labels=labels), size=1) as pool:
+        idle = [c for _, c in pool._pool._idle]
+        assert len(idle) == 1 and idle[0].rest.startswith(b'{"ready":true')
+        async with pool.session() as s:  # the prewarmed container: none made for it
+            assert s.container_id == idle[0].id
+            assert (await s.run("1 + 1")).result == "2"
     assert containers(labels) == []
 
 
@@ -493,8 +518,6 @@ async def test_max_lifetime_ends_a_running_cell(make_session: MakeSession) -> No
 async def test_reap_removes_what_a_killed_process_left() -> None:
     """A process SIGKILLed with a session pool open leaves containers that reap() removes."""
     import signal
-    import sys
-    import textwrap
 
     labels = case()
     script = textwrap.dedent(
@@ -527,6 +550,47 @@ async def test_reap_removes_what_a_killed_process_left() -> None:
             child.wait()
     removed = await reap(labels=labels)
     assert len(removed) == 2 and containers(labels) == []
+
+
+@pytest.mark.parametrize("ending", ["asyncio.run", "loop.close"])
+async def test_implicit_pool_leaves_nothing_when_the_process_ends(ending: str) -> None:
+    """A bare session's implicit pool keeps a spare container, removed when its event loop ends
+    (asyncio.run cancels the loop's tasks) or, for a loop closed without that, at interpreter
+    exit (the sweeper, awaited)."""
+    labels = case()
+    script = textwrap.dedent(
+        f"""
+        import asyncio, subprocess
+        from executor import ContainerConfig, Session
+        config = ContainerConfig({PYTHON_IMAGE!r}, labels={dict(config().labels, **labels)!r})
+        async def main():
+            async with Session("python", config) as s:
+                await s.run("x = 1")
+                pool = s._own_pool
+            while pool.idle < 1:
+                await asyncio.sleep(0.05)
+        if {ending!r} == "asyncio.run":
+            asyncio.run(main())
+        else:
+            loop = asyncio.new_event_loop()
+            loop.run_until_complete(main())
+            loop.close()
+        left = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", "label={CASE_LABEL}={labels[CASE_LABEL]}"],
+            capture_output=True, text=True,
+        ).stdout.split()
+        print(len(left), flush=True)
+        """
+    )
+    done = await anyio.run_process(
+        [sys.executable, "-c", script], env=os.environ, check=False, stderr=subprocess.STDOUT
+    )
+    out = done.stdout.decode()
+    assert done.returncode == 0, out
+    # Before the exit hook: nothing left after asyncio.run, the spare after loop.close().
+    assert out.split()[-1] == ("0" if ending == "asyncio.run" else "1"), out
+    assert "Traceback" not in out and "Unclosed" not in out, out
+    assert containers(labels) == []
 
 
 async def test_top_level_await(make_session: MakeSession) -> None:

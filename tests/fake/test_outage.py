@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import anyio
@@ -9,6 +10,7 @@ import pytest
 
 from executor import ContainerConfig, ContainerExecutor, EngineUnavailable, reap
 from executor.container import sweeper
+from executor.engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id
 from executor.testing import FakeEngine
 
 
@@ -51,3 +53,28 @@ async def test_reap_removes_containers_of_closed_executors_of_this_process() -> 
     left = engine.live()
     removed = await reap(engine=engine)
     assert set(left) <= set(removed) | set(engine.live()) and engine.live() == []
+
+
+async def test_one_container_handed_over_leaves_its_instance_open() -> None:
+    """hand_over(container=...) marks that container an orphan for reap() and removes it once
+    the engine answers; the other containers of its instance stay, the instance stays open."""
+    engine = FakeEngine()
+    labels = {MANAGED_LABEL: "true", OWNER_LABEL: owner_id(), INSTANCE_LABEL: "sweep-one"}
+    doomed = await engine.create({"Image": "x", "Labels": labels})
+    kept = await engine.create({"Image": "x", "Labels": labels})
+    answers = threading.Event()
+
+    def connect() -> FakeEngine:
+        if not answers.is_set():
+            raise EngineUnavailable("not yet", engine=engine.name)
+        return engine
+
+    sweeper.hand_over(engine.name, "sweep-one", connect, container=doomed)
+    assert "sweep-one" not in sweeper.closed_instances()
+    assert (engine.name, "sweep-one") in sweeper.pending()
+    assert doomed in sweeper.abandoned_containers()
+    assert await reap(engine=engine) == [doomed]
+    answers.set()
+    assert await anyio.to_thread.run_sync(sweeper.wait_idle, 10.0)
+    assert engine.live() == [kept] and doomed not in sweeper.abandoned_containers()
+    await engine.remove(kept)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from executor import CodeExecutor, CodeRun, Session
+from executor import CodeExecutor, CodeRun, SessionPool
 from executor.container.config import _default_profile
 from tests.container._support import case, containers
 from tests.container.conftest import PYTHON_IMAGE, config
@@ -110,7 +110,9 @@ async def test_session_cells_run_under_the_profile(runtime: str | None) -> None:
     """A session cell (code in the session server's interpreter) gets the same profile."""
     labels = case()
     try:
-        async with Session("python", config(PYTHON_IMAGE, runtime=runtime, labels=labels)) as s:
+        # A pool of size 0: no spare (a bare Session's implicit pool keeps one) to tell apart.
+        cfg = config(PYTHON_IMAGE, runtime=runtime, labels=labels)
+        async with SessionPool("python", cfg, size=0) as pool, pool.session() as s:
             cell = await s.run(IO_URING_PROBE)
     finally:
         assert not containers(labels), "the session's container was left behind"

@@ -198,7 +198,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--enters", type=int, default=30)
     parser.add_argument("--cells", type=int, default=500)
-    parser.add_argument("--idle", type=int, default=20)
+    parser.add_argument("--idle", type=int, default=100)
     parser.add_argument("--llm-sandbox", metavar="PYTHON", help="a venv's python with llm-sandbox")
     parser.add_argument("--llm-sandbox-image", metavar="IMAGE")
     args = parser.parse_args()

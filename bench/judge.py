@@ -115,7 +115,7 @@ def subprocess_row(count: int, rounds: int) -> list[float]:
 def epicbox_row(python: str, count: int) -> list[float] | str:
     """epicbox from its own venv; a reason instead when it cannot run."""
     if not Path(python).exists():
-        how = "python -m venv V; V/bin/pip install epicbox 'urllib3<2' 'docker<7'"
+        how = "python -m venv V; V/bin/pip install epicbox 'urllib3<2' 'docker<7' 'requests<2.32'"
         return f"not run: no {python} ({how})"
     plain = "executor-bench/judge-plain:latest"
     subprocess.run(

@@ -241,6 +241,24 @@ FOCUSED: list[tuple[str, str, list[str], list[str]]] = [
 ]
 
 
+#: llm-sandbox's session image for bench/sessions.py (bench/llm_sandbox_session_probe.py says
+#: how to make it; nothing can be pulled here).
+LLM_SANDBOX_SESSION_IMAGE = "executor-sessions/llm-sandbox-ipython:latest"
+
+
+def llm_sandbox_session_args() -> list[str]:
+    """``--llm-sandbox`` arguments for sessions.py when its venv and its image are here."""
+    python = LLM_SANDBOX_VENV / "bin" / "python"
+    found = subprocess.run(
+        ["docker", "image", "inspect", LLM_SANDBOX_SESSION_IMAGE],
+        capture_output=True,
+        check=False,
+    )
+    if not python.exists() or found.returncode != 0:
+        return []
+    return ["--llm-sandbox", str(python), "--llm-sandbox-image", LLM_SANDBOX_SESSION_IMAGE]
+
+
 def focused(title: str, script: str, args: list[str]) -> list[str]:
     """Run one focused benchmark in its own process; its output, quoted whole, under a title."""
     if script == "ray.py":
@@ -248,6 +266,8 @@ def focused(title: str, script: str, args: list[str]) -> list[str]:
             import ray  # noqa: F401
         except ImportError:
             return ["", f"## {title}", "", "Skipped: the `ray` extra is not installed."]
+    if script == "sessions.py":
+        args = [*args, *llm_sandbox_session_args()]
     command = [sys.executable, str(HERE / script), *args]
     started = time.time()
     proc = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)

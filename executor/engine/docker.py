@@ -395,6 +395,11 @@ async def _delete(container: Any) -> None:
 
 
 def _tar(files: Mapping[str, bytes]) -> bytes:
+    """``files`` as a tar archive for ``PUT /containers/{id}/archive``, ending right after its
+    two end-of-archive blocks: without tarfile's padding to a 10 KiB record. Podman's copier
+    (buildah's ``copierWithSubprocess``, containers/buildah#6573) stops reading at the end
+    marker and closes its pipe; trailing padding still being written then fails the request
+    with 500 "passing bulk input to subprocess: write |1: broken pipe" (seen in CI)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         dirs: set[str] = set()
@@ -413,7 +418,8 @@ def _tar(files: Mapping[str, bytes]) -> bytes:
             info.mode = 0o644
             info.mtime = 0
             tar.addfile(info, io.BytesIO(content))
-    return buf.getvalue()
+    # After close(), ``offset`` counts the members and the two zero blocks, not the padding.
+    return buf.getvalue()[: tar.offset]
 
 
 class _DockerImages(Images):

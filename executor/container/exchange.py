@@ -355,6 +355,9 @@ async def explain(
     engine = container.engine
     with anyio.move_on_after(_INSPECT_GRACE):
         await engine.wait(container.id)
+    # The window counts from the first look: an engine whose state() itself waits for a late
+    # OOM record (Docker's event log) is not asked again after it.
+    looks_until = anyio.current_time() + _OOM_FLAG_WINDOW
     state = await engine.state(container.id)
     if state.removed:
         return WorkerLost(
@@ -367,7 +370,6 @@ async def explain(
     # The engine records an OOM kill from a separate event that can land after the exit:
     # a SIGKILL status without the flag gets a few short looks before it is called a
     # plain non-zero exit (never every 137 an OOM: the engine decides).
-    looks_until = anyio.current_time() + _OOM_FLAG_WINDOW
     while state.exit_code == 137 and not state.oom_killed and anyio.current_time() < looks_until:
         await anyio.sleep(0.1)
         state = await engine.state(container.id)

@@ -45,13 +45,13 @@ from .._errors import (
     StartTimeout,
 )
 from .._session import LANGUAGES, CellError, CellResult, Display
-from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, cleanup, owner_id, shielded
+from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
 from .config import ContainerConfig, MiB
 from .images import Readiness
 from .lifecycle import Admission, Background, Container, kill
 from .routing import make_engines
 from .sources import Pool
-from .sweeper import hand_over, mark_closed, wait_idle
+from .sweeper import hand_over, mark_closed, remove_instance, wait_idle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine, Iterator
@@ -383,12 +383,8 @@ class _ImplicitPool(SessionPool):
         instance label; what the engine does not remove now goes to the sweeper."""
         engine = self.engine
         done = False
-        with anyio.move_on_after(_SWEEP_TIMEOUT):
-            try:
-                found = await engine.list_managed({INSTANCE_LABEL: self.instance})
-                done = all([await cleanup(engine.remove, str(c["Id"])) for c in found])
-            except ExecutorError:
-                pass
+        with anyio.move_on_after(_SWEEP_TIMEOUT), contextlib.suppress(ExecutorError):
+            done = all(await remove_instance(engine, self.instance))
         if not done and engine.reconnect() is not None:
             hand_over(engine.name, self.instance, lambda: engine.reconnect() or engine)
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ..engine import Engine
 
-__all__ = ["abandoned_containers", "closed_instances", "hand_over", "pending"]
+__all__ = ["abandoned_containers", "closed_instances", "hand_over", "pending", "remove_instance"]
 
 #: First retry after this many seconds, doubling up to :data:`_MAX_DELAY`.
 _FIRST_DELAY = 1.0
@@ -131,8 +131,7 @@ async def _sweep_all(
                     swept(name, instance, 1, container)
                     done.append(key)
                 continue
-            found = await engine.list_managed({INSTANCE_LABEL: instance})
-            removed = [await cleanup(engine.remove, str(c["Id"])) for c in found]
+            removed = await remove_instance(engine, instance)
             if all(removed):
                 swept(name, instance, len(removed))
                 done.append(key)
@@ -141,6 +140,13 @@ async def _sweep_all(
         finally:
             await engine.aclose()
     return done
+
+
+async def remove_instance(engine: Engine, instance: str) -> list[bool]:
+    """Remove every container carrying ``instance``'s label on ``engine``: one flag each,
+    whether it is gone (raises when the engine cannot list them)."""
+    found = await engine.list_managed({INSTANCE_LABEL: instance})
+    return [await cleanup(engine.remove, str(c["Id"])) for c in found]
 
 
 def wait_idle(timeout: float) -> bool:

@@ -22,6 +22,7 @@ is one record per chunk, with ``count``.
 ``ray.node.up``          a node joined the cluster, or came back
 ``ray.call.retry``       calls that never reached a container go to another actor
 ``ray.call.lost``        delivered calls of a lost actor failed with ``WorkerLost``
+``ray.connect.retry``    a ``ray://`` head failed to start the driver's client server
 =======================  ==============================================================
 """
 
@@ -182,6 +183,21 @@ def engine_up(actor: Actor, down_for: float) -> None:
         down_for,
         **_where(actor),
         duration=down_for,
+    )
+
+
+def connect_retried(address: str, attempt: int, why: str) -> None:
+    """The Ray Client server at ``address`` failed to start this driver's server; again."""
+    event(
+        RAY,
+        WARNING,
+        "ray.connect.retry",
+        "the Ray Client server at %s failed to start a server for this driver (%s); "
+        "connecting again (attempt %d)",
+        address,
+        why,
+        attempt,
+        count=attempt,
     )
 
 

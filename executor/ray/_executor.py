@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 import msgspec
 
+import executor.ray._events as events
+
 from .._base import Execution, Executor, ResultStream, resolve_types
 from .._errors import ConfigError, ExecutorClosed, ExecutorError
 from .._schema import Codec, codecs
@@ -36,6 +38,16 @@ A = TypeVar("A")
 B = TypeVar("B")
 
 _perf = time.perf_counter
+#: Ray Client's head starts a server per ``ray://`` driver by fork+exec from a process busy
+#: with gRPC; the child can abort in gRPC's fork handlers (ray-project/ray#63202), and the
+#: driver hears only this. A new connection starts a new server.
+_CLIENT_SERVER_CRASHED = "Starting Ray client server failed"
+_CLIENT_ATTEMPTS = 3
+_CLIENT_SERVER_HINT = (
+    " ({} attempts: the head's Ray Client server could not start a server for this driver; "
+    "its ray_client_server_*.err logs say why. A known cause is gRPC's fork handlers in the "
+    "head (ray-project/ray#63202): start the head with GRPC_ENABLE_FORK_SUPPORT=false)"
+)
 _json_encode = msgspec.json.Encoder().encode
 
 #: Label on every container an actor makes: ``reap`` on actor start looks only at these.
@@ -268,16 +280,25 @@ class RayExecutor(Executor[A, B], Generic[A, B]):
     async def _connect(self) -> None:
         """``ray.init`` (in a thread: connecting, or starting a local cluster, takes seconds)."""
         where = self._address or "the default address (RAY_ADDRESS, else a new local cluster)"
-        try:
-            await anyio.to_thread.run_sync(
-                partial(self._ray.init, address=self._address, ignore_reinit_error=True)
-            )
-        except ValueError as exc:
-            raise ConfigError(f"RayExecutor: cannot use Ray address {where}: {exc}") from exc
-        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, its own errors
-            raise unavailable(
-                f"cannot connect to the Ray cluster at {where}: {first_line(exc)}"
-            ) from exc
+        for attempt in range(1, _CLIENT_ATTEMPTS + 1):
+            try:
+                await anyio.to_thread.run_sync(
+                    partial(self._ray.init, address=self._address, ignore_reinit_error=True)
+                )
+                return
+            except ValueError as exc:
+                raise ConfigError(f"RayExecutor: cannot use Ray address {where}: {exc}") from exc
+            except Exception as exc:  # Ray raises ConnectionError, RuntimeError, its own errors
+                crashed = _CLIENT_SERVER_CRASHED in str(exc)
+                if crashed and attempt < _CLIENT_ATTEMPTS:
+                    # ray.init disconnected the failed client: a new attempt starts clean.
+                    events.connect_retried(where, attempt, first_line(exc))
+                    await anyio.sleep(0.5 * attempt)
+                    continue
+                hint = _CLIENT_SERVER_HINT.format(attempt) if crashed else ""
+                raise unavailable(
+                    f"cannot connect to the Ray cluster at {where}: {first_line(exc)}{hint}"
+                ) from exc
 
     async def _supervise(self, started: anyio.Event) -> None:
         """The fleet and the dispatcher, in one task that ``aclose()`` cancels."""

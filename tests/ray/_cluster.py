@@ -31,8 +31,15 @@ RAY = str(Path(sys.executable).with_name("ray"))
 #: The environment of every node, and of this process (the driver): no usage stats, and no
 #: token auth. Ray 2.60 turns token auth on for `ray start` as soon as ~/.ray/auth_token
 #: exists, which any local `ray.init()` on this machine writes; a node or driver that does not
-#: decide the same way is then refused by the GCS. The cluster listens on 127.0.0.2 only.
-ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+#: decide the same way is then refused by the GCS. The cluster listens on 127.0.0.2 only. No
+#: gRPC fork handlers: the head's Ray Client server forks a server per ray:// driver while
+#: busy with gRPC, and the child can abort in them ("Check failed: next_worker->state ==
+#: KICKED"; ray-project/ray#63202), which failed test_ray_client_address one run in three.
+ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "GRPC_ENABLE_FORK_SUPPORT": "false",
+}
 
 
 def free_port() -> int:
@@ -215,6 +222,12 @@ class LocalRayCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.stopped.append(node)
+
+    def client_logs(self, tail: int = 3000) -> str:
+        """The end of each Ray Client server's log (the proxy's and each per-client server's):
+        a ``ray://`` driver sees only "Starting Ray client server failed", the cause is here."""
+        found = sorted(self.root.glob("session_*/logs/ray_client_server*"))
+        return "".join(f"\n--- {p.name}:\n{p.read_text(errors='replace')[-tail:]}" for p in found)
 
     def alive(self, name: str) -> bool:
         """Whether the node's raylet still runs."""

@@ -141,7 +141,7 @@ asyncio.run(main())
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     with anyio.fail_after(120):
         done = await anyio.run_process([sys.executable, "-c", script], env=env, check=False)
-    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    assert done.returncode == 0, done.stderr.decode()[-3000:] + both_nodes.ray.client_logs()
     engines, ids = json.loads(done.stdout.decode().strip().splitlines()[-1])
     assert engines == sorted([both_nodes.system, both_nodes.private.url])
     assert ids == list(range(6))

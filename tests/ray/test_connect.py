@@ -16,7 +16,7 @@ import pytest
 from executor import ConfigError, ContainerConfig, EngineUnavailable
 
 pytest.importorskip("ray")
-from executor.ray import RayExecutor  # noqa: E402
+from executor.ray import RayExecutor
 
 CRASH = (
     "Initialization failure from server:\nTraceback (most recent call last):\n"

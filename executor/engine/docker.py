@@ -8,8 +8,11 @@ tested on (:data:`TESTED_AIODOCKER`):
   transport is half-closed for EOF (``Stream.close()`` would end the whole attach); one that
   failed to open is marked closed by hand;
 * raw requests through ``Docker._query``: ``POST /build`` (``images.build`` does not expose
-  ``networkmode``), ``GET /_ping`` (no public call; its headers tell Podman apart) and
-  ``DELETE /containers/{id}`` (for Podman's ``timeout``);
+  ``networkmode``), ``GET /_ping`` (no public call; its headers tell Podman apart),
+  ``DELETE /containers/{id}`` (for Podman's ``timeout``), ``GET /events`` and
+  ``GET /images/{ref}/get``; ``_query`` never releases its answer, so each goes through
+  :func:`_answer`, which does (an answer left mid-stream would hold its connection until the
+  garbage collector warns "Unclosed connection");
 * engine discovery is aiodocker's own (``DOCKER_HOST``, Docker contexts, the usual socket
   paths); for a unix socket the client is then rebuilt with an unlimited connector, since every
   live attach holds a connection and aiohttp's default cap of 100 deadlocks a big pool;
@@ -111,6 +114,12 @@ _info_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 _ulimits_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 #: How long past now Docker's event log is read for an OOM event that missed the flag.
 _OOM_EVENT_WAIT = 1.0
+#: How much longer the read may take: a busy daemon answers late, and the answer's own end
+#: (``until``) bounds it on a local engine; this bounds it for a remote one whose clock is
+#: behind.
+_OOM_EVENT_SLACK = 4.0
+#: A build's or an image export's answer streams for as long as the engine works on it.
+_STREAMING = aiohttp.ClientTimeout(total=None, sock_read=None)
 #: Removal attempts on Podman, which can refuse one racing with the container's own exit.
 _REMOVE_ATTEMPTS = 3
 #: aiodocker reports "cannot connect" as a DockerError with this pseudo status.
@@ -389,6 +398,25 @@ class _DockerAttachment(Attachment):
             transport.abort()
 
 
+@contextlib.asynccontextmanager
+async def _answer(
+    client: aiodocker.Docker, path: str, method: str = "GET", **kwargs: Any
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """A raw request through ``Docker._query``, its answer released on leaving, however left.
+
+    aiodocker's ``_query`` hands the answer over and never releases it: one left before its
+    end (a build stream on its error line, an event stream once the event is found, any
+    cancellation) would hold its connection until the garbage collector warns "Unclosed
+    connection", maybe in another task or after the loop closed. Releasing an answer read to
+    its end returns the connection to the pool; one left unread is closed.
+    """
+    async with client._query(path, method, **kwargs) as response:
+        try:
+            yield response
+        finally:
+            response.release()
+
+
 async def _delete(container: Any) -> None:
     """Remove a helper container (and its anonymous volumes), running or not."""
     await container.delete(force=True, v=True)
@@ -494,8 +522,10 @@ class _DockerImages(Images):
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         with self._engine.errors(image=ref):
-            async with (await self._engine.connected()).images.export_image(ref) as reader:
-                while chunk := await reader.read(1 << 20):
+            async with _answer(
+                await self._engine.connected(), f"images/{ref}/get", timeout=_STREAMING
+            ) as response:
+                while chunk := await response.content.read(1 << 20):
                     yield chunk
 
     async def load(self, chunks: AsyncIterator[bytes]) -> None:
@@ -532,10 +562,15 @@ class _DockerImages(Images):
         if network is not None:
             params["networkmode"] = network
         headers = {"content-type": "application/x-tar", "Content-Encoding": "identity"}
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
         with self._engine.errors():
-            async with (await self._engine.connected())._query(
-                "build", "POST", params=params, data=context, headers=headers, timeout=timeout
+            async with _answer(
+                await self._engine.connected(),
+                "build",
+                "POST",
+                params=params,
+                data=context,
+                headers=headers,
+                timeout=_STREAMING,
             ) as response:
                 pending = b""
                 async for data in response.content.iter_any():
@@ -646,7 +681,7 @@ class DockerEngine(Engine):
         client = self.client()
         with self.errors():
             try:
-                async with client._query("_ping", versioned_api=False) as response:
+                async with _answer(client, "_ping", versioned_api=False) as response:
                     headers = response.headers
                     api = headers.get("Api-Version")
                     if not api:
@@ -656,7 +691,6 @@ class DockerEngine(Engine):
                             f"HTTP {response.status} ({kind}, {body!r}) to GET /_ping, without "
                             "the Api-Version header that Docker and Podman send"
                         )
-                        response.close()  # the rest unread: never reuse the connection
                         raise _not_docker(self.name, answer, status=response.status)
             except aiodocker.DockerError as exc:
                 if not 400 <= exc.status < 500:
@@ -808,8 +842,8 @@ class DockerEngine(Engine):
             "filters": json.dumps({"container": [container_id], "type": ["container"]}),
         }
         client = await self.connected()
-        with anyio.move_on_after(_OOM_EVENT_WAIT + 1.0), self.errors():
-            async with client._query("events", params=params) as response:
+        with anyio.move_on_after(_OOM_EVENT_WAIT + _OOM_EVENT_SLACK), self.errors():
+            async with _answer(client, "events", params=params) as response:
                 async for line in response.content:
                     with contextlib.suppress(ValueError, AttributeError):
                         if json.loads(line).get("Action") == "oom":
@@ -837,8 +871,8 @@ class DockerEngine(Engine):
                 try:
                     # Docker._query: DockerContainer.delete in aiodocker 0.27 takes no params
                     # beyond force, v and link.
-                    async with client._query(
-                        f"containers/{container_id}", method="DELETE", params=params
+                    async with _answer(
+                        client, f"containers/{container_id}", "DELETE", params=params
                     ):
                         return
                 except aiodocker.DockerError as exc:

@@ -96,7 +96,7 @@ from .labels import MANAGED_LABEL, OWNER_LABEL, owner_id
 if TYPE_CHECKING:
     import asyncio
     import ssl
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 
 __all__ = ["TESTED_AIODOCKER", "DockerEngine", "translate"]
 
@@ -298,8 +298,9 @@ def translate(
 
 
 def _raised_in_aiodocker(exc: BaseException) -> bool:
-    """Whether aiodocker raised ``exc`` reading an answer; the answer is then closed, which
-    aiodocker does not do (its connection would stay taken until the garbage collector warns)."""
+    """Whether aiodocker raised ``exc`` (an error or a cancellation) reading an answer; the
+    answer is then closed, which aiodocker does not do (its connection would stay taken until
+    the garbage collector warns "Unclosed connection")."""
     inside = False
     tb = exc.__traceback__
     while tb is not None:
@@ -623,9 +624,17 @@ class DockerEngine(Engine):
     def images(self) -> Images:
         return self._images
 
-    def errors(self, *, image: str | None = None) -> Any:
-        """The error translation for one request to this engine."""
-        return map_exceptions(translate(self.name, image=image))
+    @contextlib.contextmanager
+    def errors(self, *, image: str | None = None) -> Iterator[None]:
+        """The error translation for one request to this engine; whatever leaves the request
+        (an error, a cancellation) closes the answer aiodocker was reading, which it never
+        releases itself (its connection would stay taken until the garbage collector warns)."""
+        try:
+            with map_exceptions(translate(self.name, image=image)):
+                yield
+        except BaseException as exc:
+            _raised_in_aiodocker(exc.__cause__ or exc)
+            raise
 
     def client(self) -> aiodocker.Docker:
         """The aiodocker client (created on first use, inside the running loop)."""

@@ -414,6 +414,26 @@ async def test_an_event_log_read_cut_short_gives_its_connection_back(
         subprocess.run(["docker", "rm", "-f", *made], capture_output=True, check=False)
 
 
+async def test_a_wait_cancelled_gives_its_connection_back() -> None:
+    """The same for aiodocker's own calls: a wait for a running container cancelled by the
+    caller's timeout closes the answer aiodocker was reading (``DockerEngine.errors``)."""
+    engine = DockerEngine()
+    run = ["docker", "run", "-d", "--label", f"{RUN_LABEL}={RUN_ID}", "--entrypoint", "sleep"]
+    cid = subprocess.run(
+        [*run, PYTHON_IMAGE, "60"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        with anyio.move_on_after(0.3) as scope:
+            await engine.wait(cid)
+        assert scope.cancelled_caught
+        connector = engine._connector
+        assert connector is not None
+        assert not connector._acquired, "the cancelled wait still holds its connection"
+    finally:
+        await engine.aclose()
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)
+
+
 async def test_response_over_max_output_bytes_is_output_too_large(
     make_executor: MakeExecutor,
 ) -> None:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from .._stream import Tap
-    from ..engine import Attachment
+    from ..engine import Attachment, Engine, ExitState
     from .lifecycle import Container
 
 __all__ = [
@@ -345,6 +345,23 @@ async def conclude(
         raise failure from exc
 
 
+async def ended_state(engine: Engine, container_id: str) -> ExitState:
+    """How a container whose output ended stopped, as its engine tells it, once it has exited
+    (a bounded wait). The engine records an OOM kill from a separate event that can land after
+    the exit: a SIGKILL status without the flag gets a few short looks before it counts as a
+    plain non-zero exit (never every 137 an OOM: the engine decides). The window counts from
+    the first look: an engine whose ``state()`` itself waits for a late OOM record (Docker's
+    event log) is not asked again after it."""
+    with anyio.move_on_after(_INSPECT_GRACE):
+        await engine.wait(container_id)
+    looks_until = anyio.current_time() + _OOM_FLAG_WINDOW
+    state = await engine.state(container_id)
+    while state.exit_code == 137 and not state.oom_killed and anyio.current_time() < looks_until:
+        await anyio.sleep(0.1)
+        state = await engine.state(container_id)
+    return state
+
+
 async def explain(
     container: Container, reply: Reply, spec: CallSpec, error: ProtocolError
 ) -> ExecutorError:
@@ -352,13 +369,7 @@ async def explain(
     if not reply.ended and reply.stdout.strip():
         error.logs = reply.logs
         return error
-    engine = container.engine
-    with anyio.move_on_after(_INSPECT_GRACE):
-        await engine.wait(container.id)
-    # The window counts from the first look: an engine whose state() itself waits for a late
-    # OOM record (Docker's event log) is not asked again after it.
-    looks_until = anyio.current_time() + _OOM_FLAG_WINDOW
-    state = await engine.state(container.id)
+    state = await ended_state(container.engine, container.id)
     if state.removed:
         return WorkerLost(
             f"the container {container.id[:12]} was removed while it ran the call, by something "
@@ -367,12 +378,6 @@ async def explain(
             "to run twice",
             worker=container.id,
         )
-    # The engine records an OOM kill from a separate event that can land after the exit:
-    # a SIGKILL status without the flag gets a few short looks before it is called a
-    # plain non-zero exit (never every 137 an OOM: the engine decides).
-    while state.exit_code == 137 and not state.oom_killed and anyio.current_time() < looks_until:
-        await anyio.sleep(0.1)
-        state = await engine.state(container.id)
     tail = reply.logs[-4000:]
     if state.oom_killed:
         return ContainerFailed(

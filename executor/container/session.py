@@ -47,6 +47,7 @@ from .._errors import (
 from .._session import LANGUAGES, CellError, CellResult, Display
 from ..engine import INSTANCE_LABEL, MANAGED_LABEL, OWNER_LABEL, owner_id, shielded
 from .config import ContainerConfig, MiB
+from .exchange import ended_state
 from .images import Readiness
 from .lifecycle import Admission, Background, Container, kill
 from .routing import make_engines
@@ -74,6 +75,9 @@ _STDERR_TAIL = 4096
 #: How the session server's first line starts, and the most stdout read looking for it.
 _READY = b'{"ready":true'
 _READY_MAX = 65536
+#: Bound on asking the engine why a session container's output ended (its exit, a late OOM
+#: flag): the answer only words an error.
+_END_BOUND = 10.0
 #: How long the implicit pool of bare sessions keeps its idle container without a new session,
 #: when the config has no ``max_idle``.
 _IMPLICIT_IDLE = 60.0
@@ -153,8 +157,8 @@ async def _await_ready(container: Container, config: ContainerConfig) -> None:
 async def _end_reason(container: Container, config: ContainerConfig) -> str:
     """Why a session container's output ended, as the engine tells it (bounded)."""
     try:
-        with anyio.fail_after(5):
-            state = await container.engine.state(container.id)
+        with anyio.fail_after(_END_BOUND):
+            state = await ended_state(container.engine, container.id)
     except (ExecutorError, TimeoutError):
         return "the container ended"
     if state.removed:

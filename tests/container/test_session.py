@@ -23,6 +23,7 @@ import pytest
 from executor import (
     CellResult,
     ConfigError,
+    ProtocolError,
     Session,
     SessionFileError,
     SessionLost,
@@ -316,6 +317,35 @@ async def test_leaving_removes_the_container_and_reap_knows_sessions() -> None:
         assert await reap(labels=labels) == []  # its owner is alive
     assert mine[:12] not in containers(labels)
     assert len(containers(labels)) <= 1
+
+
+@pytest.mark.parametrize(
+    ("server", "reason"),
+    [
+        ("import sys\nsys.stderr.write('no interpreter here\\n')\nsys.exit(3)\n", "status 3"),
+        ("b = []\nwhile True:\n    b.append(bytearray(8 << 20))\n", "ran out of memory"),
+    ],
+    ids=["exits", "oom"],
+)
+async def test_a_session_server_that_never_starts_says_why(server: str, reason: str) -> None:
+    """An image whose session server ends before its ready line (a custom image, the wrong
+    one) is a PROTOCOL_ERROR that says how the container ended, as the engine tells it (an OOM
+    kill included), with its stderr; nothing is left."""
+    labels = case()
+    cfg = config(
+        labels=labels, memory_bytes=64 * 1024 * 1024, files={"/opt/executor/session.py": server}
+    )
+    async with SessionPool("python", cfg, size=0) as pool:
+        with pytest.raises(ProtocolError) as info:
+            async with pool.session() as s:
+                await s.run("1")
+    assert info.value.code == "PROTOCOL_ERROR"
+    assert "ended before its interpreter started" in info.value.message
+    assert reason in info.value.message, info.value.message
+    assert "/opt/executor/session.py" in info.value.message
+    if reason == "status 3":
+        assert "no interpreter here" in (info.value.logs or "")
+    assert not containers(labels)
 
 
 def test_bad_arguments() -> None:

@@ -37,6 +37,7 @@ import anyio
 from .._code import check_language_argument, default_image
 from .._errors import (
     ConfigError,
+    EngineError,
     ExecutorClosed,
     ExecutorError,
     ProtocolError,
@@ -109,7 +110,18 @@ class _ReadySessions(Pool):
         self._config = config
 
     async def _start(self, body: dict[str, Any]) -> Container:
-        container = await super()._start(body)
+        try:
+            container = await super()._start(body)
+        except EngineError as exc:
+            # Docker: 'exec: "python3": executable file not found in $PATH'; Podman:
+            # 'executable file `python3` not found in $PATH'.
+            if "executable file" not in exc.message or "not found" not in exc.message:
+                raise
+            raise ProtocolError(
+                f"the image {self._config.image} cannot start the session server: it has no "
+                f"python3 ({exc.message}). Sessions need python3 and {SESSION_SERVER}: use "
+                "executor/runner-python (or the judge image), or an image built FROM it"
+            ) from exc
         try:
             with anyio.fail_after(self._config.start_timeout):
                 await _await_ready(container, self._config)

@@ -34,7 +34,7 @@ from executor.container.session import SESSION_LABEL
 
 from ._support import CASE_LABEL, case, containers
 from ._support import pypi as pypi  # the registry check: skip when pip reaches none
-from .conftest import PYTHON_IMAGE, config
+from .conftest import GO_IMAGE, PYTHON_IMAGE, config
 from .test_runtime import require_runsc
 
 pytestmark = pytest.mark.docker
@@ -345,6 +345,22 @@ async def test_a_session_server_that_never_starts_says_why(server: str, reason: 
     assert "/opt/executor/session.py" in info.value.message
     if reason == "status 3":
         assert "no interpreter here" in (info.value.logs or "")
+    assert not containers(labels)
+
+
+async def test_an_image_without_python_says_sessions_need_the_runner_image() -> None:
+    """A session on an image without python3 (the Go runner's, from scratch) fails at start
+    with a PROTOCOL_ERROR that names what sessions need, not the runtime's exec error alone;
+    the container it made is removed."""
+    labels = case()
+    async with SessionPool("python", config(GO_IMAGE, labels=labels), size=0) as pool:
+        with pytest.raises(ProtocolError) as info:
+            async with pool.session():
+                pass
+    assert info.value.code == "PROTOCOL_ERROR"
+    message = info.value.message
+    assert "cannot start the session server" in message and "python3" in message
+    assert "executor/runner-python" in message and GO_IMAGE in message
     assert not containers(labels)
 
 

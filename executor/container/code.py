@@ -40,6 +40,7 @@ from .._errors import (
     ExecutionFailed,
     ExecutionTimeout,
     InputValidationError,
+    OutputValidationError,
 )
 from .._stream import ExecutionStream
 from .config import ContainerConfig
@@ -289,6 +290,17 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             logs=exc.logs,
         )
 
+    def _not_code_runner(self, exc: OutputValidationError) -> OutputValidationError:
+        """The code runner's answers always decode: one that does not came from another
+        runner (an image whose own task answered, e.g. a Go function image)."""
+        stock = CodeExecutor.image_for(self.language)
+        return OutputValidationError(
+            f"{exc.reason}. The image {self.config.image} answered, but not as a code runner: "
+            f"CodeExecutor needs an image with one ({stock}, CodeExecutor.image_for"
+            f"({self.language!r}), or an image built FROM it)",
+            path=exc.path,
+        )
+
     async def run(self, input: CodeRun | Any) -> Execution[CodeResult]:
         """Run one program; its :class:`CodeResult` with the container's data.
 
@@ -299,6 +311,8 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             execution = await self._inner.run(task)
         except ExecutionFailed as exc:
             raise self._no_code_runner(exc) from exc.__cause__
+        except OutputValidationError as exc:
+            raise self._not_code_runner(exc) from exc
         return self._result(execution, limit)
 
     def stream(self, input: CodeRun | Any) -> ExecutionStream[CodeResult]:
@@ -316,6 +330,8 @@ class CodeExecutor(Executor[CodeRun, CodeResult]):
             execution = await self._inner._streamed(task, tap)
         except ExecutionFailed as exc:
             raise self._no_code_runner(exc) from exc.__cause__
+        except OutputValidationError as exc:
+            raise self._not_code_runner(exc) from exc
         logs = untagged(execution.logs)
         return self._result(msgspec.structs.replace(execution, logs=logs), limit)
 

@@ -16,13 +16,15 @@ from executor import (
     CollectTooLarge,
     ConfigError,
     Execution,
+    ExecutionFailed,
     ExecutionTimeout,
     InputValidationError,
     LogLine,
+    OutputValidationError,
 )
 
 from ._support import case, containers
-from .conftest import NODE_IMAGE, PYTHON_IMAGE, config
+from .conftest import GO_IMAGE, NODE_IMAGE, PYTHON_IMAGE, config
 
 pytestmark = pytest.mark.docker
 
@@ -335,4 +337,22 @@ async def test_a_queued_fork_call_waits_for_its_cleanup_without_being_timed_out(
     made = results["files"]
     assert int(made.stdout) > 10_000 and made.duration < 3.0
     assert results["third"].stdout == "3\n"
+    assert not containers(labels)
+
+
+async def test_an_image_without_the_code_runner_says_which_image_to_use() -> None:
+    """A newcomer's trips: the Go runner's image (its own task answers) and the Python image
+    for Node (no code runner there) each name the image CodeExecutor needs; nothing is left."""
+    labels = case()
+    async with CodeExecutor("python", config(GO_IMAGE, labels=labels)) as ex:
+        with pytest.raises(OutputValidationError) as wrong:
+            await ex.execute(CodeRun("print(1)"))
+    assert wrong.value.code == "OUTPUT_INVALID"
+    assert "not as a code runner" in wrong.value.message
+    assert CodeExecutor.image_for("python") in wrong.value.message
+    async with CodeExecutor("node", config(PYTHON_IMAGE, labels=labels)) as ex:
+        with pytest.raises(ExecutionFailed) as missing:
+            await ex.execute(CodeRun("console.log(1)"))
+    assert missing.value.code == "NO_TASK"
+    assert "has no code runner at /opt/executor/code.mjs" in missing.value.message
     assert not containers(labels)

@@ -389,8 +389,16 @@ async def explain(
             container_id=container.id,
         )
     if state.exit_code not in (0, None):
+        # 126/127: a shell could not run what it was given (not executable, not found), as when
+        # an image without a runner hands the request to its shell.
+        hint = (
+            f": the image's entrypoint could not run what it was given; check that {spec.image} "
+            "is a runner image (executor/runner-python, -node, -go) or one built FROM one"
+            if state.exit_code in (126, 127)
+            else ""
+        )
         return ContainerFailed(
-            f"the container exited with status {state.exit_code} without a response; "
+            f"the container exited with status {state.exit_code} without a response{hint}; "
             "see .logs for its stderr",
             exit_code=state.exit_code,
             logs=tail,

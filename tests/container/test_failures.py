@@ -332,6 +332,26 @@ async def test_nonzero_exit_without_response_is_container_failed(
     assert "about to exit with 3" in info.value.logs
 
 
+async def test_an_image_without_a_runner_is_named_as_the_likely_cause(
+    make_executor: MakeExecutor,
+) -> None:
+    """An image whose entrypoint is a shell (a base image, say) reads the request as a command
+    and exits 127: the error says to check that the image is a runner image, with the shell's
+    complaint in its logs."""
+    tag = f"executor-test/shell-entrypoint:{uuid.uuid4().hex[:8]}"
+    dockerfile = f'FROM {PYTHON_IMAGE}\nENTRYPOINT ["/bin/bash"]\n'
+    subprocess.run(["docker", "build", "-q", "-t", tag, "-"], input=dockerfile.encode(), check=True)
+    try:
+        ex = make_executor(tag)
+        with pytest.raises(ContainerFailed) as info:
+            await ex.execute({"a": 1})
+        assert info.value.code == "EXIT_NONZERO" and info.value.exit_code == 127
+        assert f"check that {tag} is a runner image" in info.value.message
+        assert "command not found" in info.value.logs
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
+
+
 async def test_exit_137_without_oom_is_not_called_an_oom(make_executor: MakeExecutor) -> None:
     """Exit status 137 alone is EXIT_NONZERO: OOM_KILLED needs the engine's OOMKilled flag."""
     ex = make_executor(files=FILES)

@@ -408,6 +408,13 @@ async def test_docker_event_log_names_an_oom_kill_the_flag_can_miss() -> None:
         subprocess.run(["docker", "rm", "-f", *made], capture_output=True, check=False)
 
 
+def _holds_no_connection(engine: DockerEngine, what: str) -> None:
+    """The engine's connector lends no connection: ``what`` gave its answer's back."""
+    connector = engine._connector
+    assert connector is not None
+    assert not connector._acquired, f"{what} still holds its connection"
+
+
 async def test_an_event_log_read_cut_short_gives_its_connection_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -426,9 +433,7 @@ async def test_an_event_log_read_cut_short_gives_its_connection_back(
         with anyio.move_on_after(0.3) as scope:
             await engine._oom_logged(cid, info)
         assert scope.cancelled_caught
-        connector = engine._connector
-        assert connector is not None
-        assert not connector._acquired, "the cut-short answer still holds its connection"
+        _holds_no_connection(engine, "the cut-short answer")
     finally:
         await engine.aclose()
         subprocess.run(["docker", "rm", "-f", *made], capture_output=True, check=False)
@@ -446,9 +451,7 @@ async def test_a_wait_cancelled_gives_its_connection_back() -> None:
         with anyio.move_on_after(0.3) as scope:
             await engine.wait(cid)
         assert scope.cancelled_caught
-        connector = engine._connector
-        assert connector is not None
-        assert not connector._acquired, "the cancelled wait still holds its connection"
+        _holds_no_connection(engine, "the cancelled wait")
     finally:
         await engine.aclose()
         subprocess.run(["docker", "rm", "-f", cid], capture_output=True, check=False)

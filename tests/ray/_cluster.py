@@ -226,7 +226,8 @@ class LocalRayCluster:
     def client_logs(self, tail: int = 3000) -> str:
         """The end of each Ray Client server's log (the proxy's and each per-client server's):
         a ``ray://`` driver sees only "Starting Ray client server failed", the cause is here."""
-        found = sorted(self.root.glob("session_*/logs/ray_client_server*"))
+        # session_latest is a link to the session's own directory: each log once.
+        found = sorted({p.resolve() for p in self.root.glob("session_*/logs/ray_client_server*")})
         return "".join(f"\n--- {p.name}:\n{p.read_text(errors='replace')[-tail:]}" for p in found)
 
     def alive(self, name: str) -> bool:
